@@ -1,0 +1,108 @@
+/**
+ * The one small interface every stage implements, and the decision it writes.
+ *
+ * Flow per packet: the engine fills a reusable PacketContext (a view into the batch slab, plus the
+ * packet already classified once by the packet layer), resets one reusable Decision, and calls each
+ * stage's process() in order until one sets a final verdict. Nothing here allocates per packet.
+ */
+import type { Classified } from '../packet/classify';
+
+/** What a stage decided. CONTINUE hands the packet to the next stage; the others end the pipeline. */
+export const enum Verdict {
+  CONTINUE = 0,
+  ACCEPT = 1,
+  DROP = 2,
+  /** The stage called services.hold(): the packet keeps its verdict slot until released or timed out. */
+  HOLD = 3,
+  /** The stage answered the packet itself (e.g. a DHCPINFORM); the original is consumed (dropped). */
+  ANSWERED = 4,
+}
+
+/** The packet as a stage sees it. Reused for every packet: never keep a reference past process(). */
+export interface PacketContext {
+  /** The slab (or a held packet's own copy); the packet is bytes[offset, offset + length). */
+  bytes: Uint8Array;
+  offset: number;
+  length: number;
+  /** Bytes writable from offset, for in-place rewrites that grow the packet. */
+  capacity: number;
+  /** Mark at enqueue time, updated as stages set marks. */
+  mark: number;
+  indev: number;
+  outdev: number;
+  /** Netfilter hook (HOOK_* in io/batch-layout); -1 for a TUN source. */
+  hook: number;
+  /** Queue number (NFQUEUE) or source id (TUN). */
+  queue: number;
+  /** The packet layer's one-time classification of bytes[offset..]. */
+  readonly info: Classified;
+}
+
+/** Reusable, reset by the engine before each packet. */
+export class Decision {
+  verdict: Verdict = Verdict.CONTINUE;
+  /** Drop reason id from the DropReasons registry, meaningful when verdict is DROP. */
+  reason = 0;
+  /** Mark to apply on the way out when markMask != 0: mark = (mark & ~markMask) ^ markValue. */
+  markValue = 0;
+  markMask = 0;
+  /** Set by a stage that changed the bytes; the packet's length is then ctx.length. */
+  rewritten = false;
+
+  reset(): void {
+    this.verdict = Verdict.CONTINUE;
+    this.reason = 0;
+    this.markValue = 0;
+    this.markMask = 0;
+    this.rewritten = false;
+  }
+
+  accept(): void { this.verdict = Verdict.ACCEPT; }
+
+  drop(reason: number): void {
+    this.verdict = Verdict.DROP;
+    this.reason = reason;
+  }
+
+  /** iptables MARK --set-xmark semantics: zero the bits in mask, then XOR value. */
+  setMark(value: number, mask = 0xffffffff): void {
+    this.markValue = (((this.markValue & ~mask) ^ value) >>> 0);
+    this.markMask = (this.markMask | mask) >>> 0;
+  }
+}
+
+/** What the engine offers stages besides the packet. */
+export interface StageServices {
+  /** Registers a drop/event reason once (at init) and returns its id for Decision.drop(). */
+  reason(name: string, help: string): number;
+  /** Counts an event that is not a drop (e.g. "nat.window.opened"); ids come from reason(). */
+  count(id: number, n?: number): void;
+  /**
+   * Holds the packet now in process(): copies it out of the slab and returns a handle. The stage
+   * must then set Verdict.HOLD. After timeoutMs (or the configured default) the engine applies the
+   * configured default verdict and calls the stage's onHoldExpired(handle).
+   * Returns -1 when the hold cap is reached (counted); the stage then decides now.
+   */
+  hold(timeoutMs?: number): number;
+  /** Re-runs the held packet through the pipeline from the holding stage on, then sends its verdict. */
+  release(handle: number): void;
+  /** Ends a held packet with a plain verdict. */
+  releaseWith(handle: number, verdict: Verdict.ACCEPT | Verdict.DROP): void;
+  /** Sends a complete IPv4 packet out of interface ifindex (raw socket, bound to the device). */
+  inject(ifindex: number, packet: Uint8Array): boolean;
+  /** Milliseconds, monotonic, cached per batch (cheap to call per packet). */
+  now(): number;
+}
+
+export interface Stage {
+  readonly name: string;
+  /** Called once when the pipeline is built (and again after a reload builds a new pipeline). */
+  init?(services: StageServices): void;
+  process(pkt: PacketContext, d: Decision): void;
+  onHoldExpired?(handle: number): void;
+  /** Periodic housekeeping (idle timeouts), called between batches at most every `tickMs`. */
+  tick?(nowMs: number): void;
+  /** Counters and state for `sluice stats` (plain JSON). */
+  stats?(): Record<string, unknown>;
+  close?(): void | Promise<void>;
+}
