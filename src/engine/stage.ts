@@ -88,8 +88,15 @@ export interface StageServices {
   release(handle: number): void;
   /** Ends a held packet with a plain verdict. */
   releaseWith(handle: number, verdict: Verdict.ACCEPT | Verdict.DROP): void;
-  /** Sends a complete IPv4 packet out of interface ifindex (raw socket, bound to the device). */
+  /**
+   * Sends a complete IPv4 packet out of interface ifindex (raw IP socket bound to the device; the
+   * kernel routes by the packet's destination within that device, no ARP on point-to-point links).
+   */
   inject(ifindex: number, packet: Uint8Array): boolean;
+  /** Sends an IPv4 packet in an Ethernet frame to dstMac (6 bytes) on ifindex (no ARP needed). */
+  injectL2(ifindex: number, dstMac: Uint8Array, packet: Uint8Array): boolean;
+  /** Interface names, indexes and addresses (refreshed by the engine). */
+  readonly interfaces: import('../io/interfaces').Interfaces;
   /** Milliseconds, monotonic, cached per batch (cheap to call per packet). */
   now(): number;
 }
@@ -104,5 +111,10 @@ export interface Stage {
   tick?(nowMs: number): void;
   /** Counters and state for `sluice stats` (plain JSON). */
   stats?(): Record<string, unknown>;
+  /**
+   * Control-socket commands addressed to this stage (e.g. the NAT stage's `sa-list`, `sa-pin`).
+   * Unknown commands throw an Error whose message is shown to the operator.
+   */
+  command?(name: string, args: Record<string, unknown>): unknown | Promise<unknown>;
   close?(): void | Promise<void>;
 }
