@@ -1,0 +1,146 @@
+/**
+ * Interface names, indexes and IPv4 addresses, read from the kernel and cached.
+ *
+ * Stages resolve names to indexes once (at load/reload) and compare numbers per packet. The table is
+ * refreshed between batches when it is older than `maxAgeMs`, and at once when a stage asks about an
+ * index it has not seen (an interface created after start-up, e.g. a new ppp0 or ipsec0).
+ */
+import { networkInterfaces } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
+
+export interface InterfaceInfo {
+  name: string;
+  index: number;
+  /** Primary IPv4 address as an unsigned 32-bit number, 0 when the interface has none. */
+  ipv4: number;
+  /** Prefix length of that address (32 on point-to-point peers configured as /32). */
+  prefixLength: number;
+  /** All IPv4 addresses with their prefix lengths. */
+  addresses: { address: number; prefixLength: number }[];
+  mac: Uint8Array;
+}
+
+export function ipv4ToNumber(text: string): number {
+  const parts = text.split('.');
+  if (parts.length !== 4) throw new Error(`not an IPv4 address: ${text}`);
+  let n = 0;
+  for (const p of parts) {
+    if (!/^\d{1,3}$/.test(p) || Number(p) > 255) throw new Error(`not an IPv4 address: ${text}`);
+    n = n * 256 + Number(p);
+  }
+  return n >>> 0;
+}
+
+export function numberToIpv4(n: number): string {
+  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+}
+
+/** Shell-style glob (`*`, `?`) over interface names, e.g. `ppp*`, `ipsec?`. */
+export function globToRegExp(glob: string): RegExp {
+  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${body}$`);
+}
+
+export class Interfaces {
+  private byIndex = new Map<number, InterfaceInfo>();
+  private byName = new Map<string, InterfaceInfo>();
+  private loadedAt = -Infinity;
+  private listeners: (() => void)[] = [];
+
+  constructor(
+    private readonly sysNet = '/sys/class/net',
+    private readonly maxAgeMs = 5000,
+  ) {}
+
+  /** A fixed table, for tests and tools that do not read the kernel. */
+  static fromList(list: InterfaceInfo[]): Interfaces {
+    const t = new Interfaces('', Infinity);
+    for (const i of list) { t.byIndex.set(i.index, i); t.byName.set(i.name, i); }
+    t.loadedAt = Infinity;
+    return t;
+  }
+
+  refresh(now = Date.now()): void {
+    if (this.sysNet === '') return;
+    const os = networkInterfaces();
+    const byIndex = new Map<number, InterfaceInfo>();
+    const byName = new Map<string, InterfaceInfo>();
+    let names: string[] = [];
+    try { names = readdirSync(this.sysNet); } catch { names = Object.keys(os); }
+    for (const name of names) {
+      let index = 0;
+      let mac = new Uint8Array(6);
+      try {
+        index = Number(readFileSync(`${this.sysNet}/${name}/ifindex`, 'utf8').trim());
+        const macText = readFileSync(`${this.sysNet}/${name}/address`, 'utf8').trim();
+        if (/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(macText)) {
+          mac = Uint8Array.from(macText.split(':').map((h) => parseInt(h, 16)));
+        }
+      } catch {
+        continue; // vanished between readdir and read
+      }
+      const addresses = (os[name] ?? [])
+        .filter((a) => a.family === 'IPv4')
+        .map((a) => ({ address: ipv4ToNumber(a.address), prefixLength: Number(a.cidr?.split('/')[1] ?? 32) }));
+      const first = addresses[0];
+      const info: InterfaceInfo = {
+        name, index, mac, addresses,
+        ipv4: first ? first.address : 0,
+        prefixLength: first ? first.prefixLength : 0,
+      };
+      byIndex.set(index, info);
+      byName.set(name, info);
+    }
+    this.byIndex = byIndex;
+    this.byName = byName;
+    this.loadedAt = now;
+    for (const l of this.listeners) l();
+  }
+
+  /** Refreshes when the cache is older than maxAgeMs; cheap to call once per batch. */
+  maybeRefresh(now = Date.now()): void {
+    if (now - this.loadedAt > this.maxAgeMs) this.refresh(now);
+  }
+
+  /** Called after each refresh, e.g. to re-resolve names a stage compiled into indexes. */
+  onRefresh(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  indexOf(name: string): number {
+    this.maybeRefresh();
+    return this.byName.get(name)?.index ?? 0;
+  }
+
+  nameOf(index: number): string | undefined {
+    let info = this.byIndex.get(index);
+    if (info === undefined && index > 0 && this.sysNet !== '') {
+      this.refresh();
+      info = this.byIndex.get(index);
+    }
+    return info?.name;
+  }
+
+  /** Primary IPv4 address of ifindex as uint32, 0 when unknown or none. */
+  ipv4Of(index: number): number {
+    if (!this.byIndex.has(index) && index > 0 && this.sysNet !== '') this.refresh();
+    return this.byIndex.get(index)?.ipv4 ?? 0;
+  }
+
+  info(index: number): InterfaceInfo | undefined {
+    if (!this.byIndex.has(index) && index > 0 && this.sysNet !== '') this.refresh();
+    return this.byIndex.get(index);
+  }
+
+  /** Interfaces whose names match a glob such as `ppp*` (or an exact name). */
+  matching(glob: string): InterfaceInfo[] {
+    this.maybeRefresh();
+    const re = globToRegExp(glob);
+    return [...this.byName.values()].filter((i) => re.test(i.name));
+  }
+
+  all(): InterfaceInfo[] {
+    this.maybeRefresh();
+    return [...this.byIndex.values()];
+  }
+}
