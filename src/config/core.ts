@@ -1,0 +1,63 @@
+/**
+ * The engine's own config sections (queues, held packets, control socket, logs, metrics). Each
+ * stage area owns its section's schema (src/<area>/config.ts); src/config/schema.ts composes them.
+ */
+import { z } from 'zod';
+
+const verdict = z.enum(['accept', 'drop']);
+const chain = z.enum(['prerouting', 'input', 'forward', 'output', 'postrouting']);
+const portOrRange = z.union([z.number().int().min(0).max(65535), z.string().regex(/^\d{1,5}(:\d{1,5})?$/, 'a port or a range like 1000:2000')]);
+
+/** One iptables rule that sends traffic to this queue (for `sluice rules`). */
+export const captureSchema = z.object({
+  chain,
+  table: z.enum(['mangle', 'raw', 'filter']).default('mangle'),
+  in: z.string().min(1).max(15).optional().describe('input interface (iptables -i, `+` wildcard allowed)'),
+  out: z.string().min(1).max(15).optional().describe('output interface (iptables -o)'),
+  proto: z.union([z.enum(['tcp', 'udp', 'icmp', 'esp', 'ah', 'all']), z.number().int().min(0).max(255)]).optional(),
+  src: z.string().optional().describe('source prefix, e.g. 192.168.1.0/24'),
+  dst: z.string().optional(),
+  sport: portOrRange.optional(),
+  dport: portOrRange.optional(),
+}).strict();
+
+export const queueSchema = z.object({
+  num: z.number().int().min(0).max(65535).describe('NFQUEUE number (iptables --queue-num)'),
+  copy_range: z.number().int().min(64).max(65535).default(65535).describe('bytes of each packet copied to sluice'),
+  max_len: z.number().int().min(1).max(1 << 20).default(4096).describe('kernel queue length before drops (or bypass with fail_open)'),
+  fail_open: z.boolean().default(true).describe('kernel accepts packets when the queue is full; `sluice rules` adds --queue-bypass'),
+  gso: z.boolean().default(false).describe('receive GSO super-packets unsegmented'),
+  rcvbuf: z.number().int().min(65536).max(1 << 30).default(8 << 20).describe('netlink receive buffer bytes (SO_RCVBUFFORCE)'),
+  batch: z.number().int().min(1).max(1024).default(64).describe('packets per batch handed to the engine'),
+  default_verdict: verdict.default('accept').describe('verdict for packets no stage decided'),
+  on_invalid: verdict.default('drop').describe('verdict for packets the packet layer cannot read (counted)'),
+  capture: z.array(captureSchema).default([]).describe('iptables rules that send traffic to this queue'),
+}).strict();
+
+export const coreSchemaShape = {
+  queues: z.array(queueSchema).min(1, 'at least one queue is needed').prefault([{ num: 0 }])
+    .superRefine((qs, ctx) => {
+      const seen = new Set<number>();
+      qs.forEach((q, i) => {
+        if (seen.has(q.num)) ctx.addIssue({ code: 'custom', path: [i, 'num'], message: `queue ${q.num} appears twice` });
+        seen.add(q.num);
+      });
+    }),
+  held: z.object({
+    max: z.number().int().min(0).max(1 << 20).default(4096).describe('packets held at once (all stages)'),
+    timeout_ms: z.number().int().min(1).max(600000).default(5000).describe('default hold time before the default verdict'),
+    default_verdict: verdict.default('accept'),
+  }).strict().prefault({}),
+  control: z.object({
+    socket: z.string().min(1).default('/run/sluice/sluice.sock').describe('Unix control socket (mode 0600)'),
+  }).strict().prefault({}),
+  log: z.object({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  }).strict().prefault({}),
+  metrics: z.object({
+    listen: z.string().regex(/^[^:]+:\d+$/, 'host:port').nullable().default(null).describe('Prometheus text endpoint, e.g. 127.0.0.1:9477'),
+  }).strict().prefault({}),
+};
+
+export type QueueConfig = z.infer<typeof queueSchema>;
+export type CaptureConfig = z.infer<typeof captureSchema>;

@@ -1,0 +1,78 @@
+/**
+ * Reads a YAML config, validates it against the schema, and turns every problem into a ConfigError
+ * that names the file, line, column and field path (`nat.servers[2]: Invalid IPv4 prefix`).
+ */
+import { readFileSync } from 'node:fs';
+import { LineCounter, parseDocument, isMap, isPair, isScalar, type Node } from 'yaml';
+import type { z } from 'zod';
+import { configSchema, type Config } from './schema';
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+function pathText(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : `${out ? '.' : ''}${String(p)}`;
+  return out || '(top level)';
+}
+
+/** Finds the YAML node for a path; for unknown keys, the key node itself. */
+function locate(doc: ReturnType<typeof parseDocument>, path: readonly PropertyKey[], key?: string): Node | undefined {
+  let node: unknown = doc.contents;
+  let found: Node | undefined = node as Node | undefined;
+  for (const p of path) {
+    const next = (node as { get?: (k: unknown, keep: boolean) => unknown })?.get?.(p, true);
+    if (next === undefined) break;
+    node = next;
+    found = next as Node;
+  }
+  if (key !== undefined && isMap(node)) {
+    const pair = node.items.find((it) => isPair(it) && isScalar(it.key) && it.key.value === key);
+    if (pair && isPair(pair)) return pair.key as Node;
+  }
+  return found;
+}
+
+export function parseConfigText(text: string, file = '<config>'): Config {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const where = (offset: number | undefined): string => {
+    if (offset === undefined) return file;
+    const { line, col } = lineCounter.linePos(offset);
+    return `${file}:${line}:${col}`;
+  };
+  if (doc.errors.length > 0) {
+    throw new ConfigError(doc.errors.map((e) => `${where(e.pos[0])}: YAML: ${e.message.split('\n')[0]}`));
+  }
+  const raw = doc.toJS() ?? {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError([`${file}: the config must be a YAML mapping`]);
+  const result = configSchema.safeParse(raw);
+  if (result.success) return result.data;
+  const problems: string[] = [];
+  for (const issue of result.error.issues as z.core.$ZodIssue[]) {
+    if (issue.code === 'unrecognized_keys') {
+      for (const k of issue.keys) {
+        const node = locate(doc, issue.path, k);
+        problems.push(`${where(node?.range?.[0])}: ${pathText([...issue.path, k])}: unknown key (allowed: see docs/config.md)`);
+      }
+      continue;
+    }
+    const node = locate(doc, issue.path);
+    problems.push(`${where(node?.range?.[0])}: ${pathText(issue.path)}: ${issue.message}`);
+  }
+  throw new ConfigError(problems);
+}
+
+export function loadConfig(file: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError([`${file}: cannot read: ${(e as Error).message}`]);
+  }
+  return parseConfigText(text, file);
+}

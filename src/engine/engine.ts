@@ -1,0 +1,360 @@
+/**
+ * The batch loop. Flow for one batch from a source (an NFQUEUE or a TUN device):
+ *   1. for each packet: point the reusable PacketContext at its bytes in the slab, classify once,
+ *      reset the reusable Decision, run the stages in order until one decides;
+ *   2. write the verdict, mark, rewrite flag and length into the batch's meta slots;
+ *   3. return: the source sends every verdict of the batch at once.
+ * Held packets leave the batch (V_HOLD) and get their verdict later through the source's release().
+ * Releases asked for while a packet is being processed are queued and run after the batch, because
+ * the context and decision objects are shared.
+ */
+import {
+  M_CAPACITY, M_HOOK, M_ID, M_INDEV, M_LENGTH, M_MARK, M_NEW_LENGTH, M_OFFSET, M_OUTDEV, M_OUT_FLAGS,
+  M_VERDICT, M_VMARK, META_STRIDE, OUT_REWRITTEN, OUT_SET_MARK, V_ACCEPT, V_DROP, V_HOLD, type Batch,
+} from '../io/batch-layout';
+import type { Interfaces } from '../io/interfaces';
+import { Classified, classify } from '../packet/classify';
+import { PARSE_ERROR_NAMES } from '../packet/errors';
+import { Counters } from './counters';
+import { HeldPackets, type HeldPacket } from './held';
+import { Decision, Verdict, type PacketContext, type Stage, type StageServices } from './stage';
+
+/** What the engine needs from a packet source to finish a held packet. */
+export interface VerdictSink {
+  /** mark < 0 keeps the packet's mark; payload non-null replaces the packet's bytes. */
+  release(id: number, verdict: number, mark: number, payload: Uint8Array | null): void;
+}
+
+export interface PacketInjector {
+  ip(ifindex: number, packet: Uint8Array): boolean;
+  l2(ifindex: number, dstMac: Uint8Array, packet: Uint8Array): boolean;
+}
+
+export interface SourceOptions {
+  /** Verdict for packets no stage decided. */
+  defaultVerdict: 'accept' | 'drop';
+  /** Verdict for packets the packet layer cannot read (counted per reason). */
+  onInvalid: 'accept' | 'drop';
+}
+
+export interface EngineOptions {
+  held: { max: number; timeoutMs: number; defaultVerdict: 'accept' | 'drop' };
+  interfaces: Interfaces;
+  injector?: PacketInjector;
+  /** Period of stage tick() calls. */
+  tickMs?: number;
+  log?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
+}
+
+interface SourceEntry { sink: VerdictSink; queue: number; defaultVerdict: number; onInvalid: number }
+
+const toVerdict = (v: 'accept' | 'drop'): number => (v === 'accept' ? V_ACCEPT : V_DROP);
+
+export class Engine {
+  readonly counters = new Counters();
+  readonly held: HeldPackets;
+  readonly services: StageServices;
+  private stages: Stage[] = [];
+  private stageDecisions = new Float64Array(0);
+  private readonly sources: SourceEntry[] = [];
+  private readonly info = new Classified();
+  private readonly ctx: PacketContext;
+  private readonly d = new Decision();
+  private nowMs = Date.now();
+  private busy = false;
+  private readonly pendingReleases: { handle: number; verdict: number }[] = [];
+  /** The packet process() is looking at, for hold(): source index and meta base, or the held packet. */
+  private curSource = -1;
+  private curBase = 0;
+  private curHeld: HeldPacket | null = null;
+  private curStage = 0;
+  private curOrigMark = 0;
+  /** The meta array of the batch being processed, for hold() to read the packet id. */
+  private currentMeta: Uint32Array | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private lastTick = 0;
+  private readonly c: Record<'packets' | 'batches' | 'accepted' | 'dropped' | 'held' | 'answered' | 'marked' |
+    'rewritten' | 'heldExpired' | 'heldCap' | 'released' | 'stageErrors' | 'injected' | 'injectFailed', number>;
+  private readonly invalidIds: number[];
+
+  constructor(private readonly opts: EngineOptions) {
+    this.held = new HeldPackets(opts.held.max, opts.held.timeoutMs);
+    this.ctx = {
+      bytes: new Uint8Array(0), offset: 0, length: 0, capacity: 0, mark: 0, indev: 0, outdev: 0,
+      hook: 0, queue: 0, info: this.info,
+    };
+    const r = (name: string, help: string, drop = false) => this.counters.register(`engine.${name}`, help, drop);
+    this.c = {
+      packets: r('packets', 'packets received from all sources'),
+      batches: r('batches', 'batches received from all sources'),
+      accepted: r('accepted', 'packets given an accept verdict'),
+      dropped: r('dropped', 'packets given a drop verdict (sum of all drop reasons)'),
+      held: r('held', 'packets held by a stage'),
+      answered: r('answered', 'packets a stage answered itself (consumed)'),
+      marked: r('marked', 'verdicts that set a mark'),
+      rewritten: r('rewritten', 'verdicts carrying a rewritten payload'),
+      heldExpired: r('held_expired', 'held packets whose timeout passed (default verdict applied)'),
+      heldCap: r('held_cap', 'hold requests refused because the held-packet cap was reached'),
+      released: r('released', 'held packets released by their stage'),
+      stageErrors: r('stage_error', 'packets on which a stage threw (a bug; default verdict applied)', true),
+      injected: r('injected', 'packets injected by stages'),
+      injectFailed: r('inject_failed', 'injections the kernel refused'),
+    };
+    this.invalidIds = PARSE_ERROR_NAMES.map((n) => r(`invalid.${n}`, `packets the packet layer rejected: ${n}`, true));
+    this.services = this.makeServices();
+  }
+
+  /** Adds a packet source; the returned index is what handleBatch() takes. */
+  addSource(sink: VerdictSink, queue: number, o: SourceOptions): number {
+    this.sources.push({ sink, queue, defaultVerdict: toVerdict(o.defaultVerdict), onInvalid: toVerdict(o.onInvalid) });
+    this.ensureTimer();
+    return this.sources.length - 1;
+  }
+
+  /** Replaces the pipeline. Call between batches (any time outside handleBatch, in Node's one thread). */
+  setPipeline(stages: Stage[]): void {
+    for (const s of stages) s.init?.(this.services);
+    this.stages = stages;
+    this.stageDecisions = new Float64Array(stages.length * 5);
+    this.ensureTimer();
+  }
+
+  get pipeline(): readonly Stage[] {
+    return this.stages;
+  }
+
+  handleBatch(source: number, batch: Batch): void {
+    const src = this.sources[source]!;
+    const { slab, meta, count } = batch;
+    const ctx = this.ctx;
+    const d = this.d;
+    this.nowMs = Date.now();
+    this.opts.interfaces.maybeRefresh(this.nowMs);
+    this.busy = true;
+    this.curSource = source;
+    this.curHeld = null;
+    this.currentMeta = meta;
+    ctx.bytes = slab;
+    ctx.queue = src.queue;
+    for (let i = 0; i < count; i++) {
+      const base = i * META_STRIDE;
+      ctx.offset = meta[base + M_OFFSET]!;
+      ctx.length = meta[base + M_LENGTH]!;
+      ctx.capacity = meta[base + M_CAPACITY]!;
+      ctx.mark = meta[base + M_MARK]!;
+      ctx.indev = meta[base + M_INDEV]!;
+      ctx.outdev = meta[base + M_OUTDEV]!;
+      ctx.hook = meta[base + M_HOOK]! | 0;
+      this.curBase = base;
+      this.curOrigMark = ctx.mark;
+      const verdict = this.decide(src, 0);
+      meta[base + M_VERDICT] = verdict;
+      let flags = 0;
+      if (verdict !== V_HOLD) {
+        if (d.markMask !== 0) {
+          meta[base + M_VMARK] = ctx.mark;
+          flags |= OUT_SET_MARK;
+        }
+        if (d.rewritten) {
+          meta[base + M_NEW_LENGTH] = ctx.length;
+          flags |= OUT_REWRITTEN;
+        }
+      }
+      meta[base + M_OUT_FLAGS] = flags;
+    }
+    this.counters.add(this.c.packets, count);
+    this.counters.add(this.c.batches);
+    this.currentMeta = null;
+    this.busy = false;
+    this.runPendingReleases();
+    this.maybeTick();
+  }
+
+  /** Classifies ctx, runs the stages from `from`, counts, and returns the kernel verdict code. */
+  private decide(src: SourceEntry, from: number): number {
+    const ctx = this.ctx;
+    const d = this.d;
+    d.reset();
+    classify(this.info, ctx.bytes, ctx.offset, ctx.length);
+    if (this.info.reason !== 0) {
+      this.counters.add(this.invalidIds[this.info.reason] ?? 0);
+      return this.count(src.onInvalid);
+    }
+    try {
+      const stages = this.stages;
+      for (let s = from; s < stages.length; s++) {
+        this.curStage = s;
+        stages[s]!.process(ctx, d);
+        if (d.markMask !== 0) ctx.mark = ((this.curOrigMark & ~d.markMask) ^ d.markValue) >>> 0;
+        if (d.verdict !== Verdict.CONTINUE) {
+          this.stageDecisions[s * 5 + d.verdict]!++;
+          break;
+        }
+      }
+    } catch (err) {
+      this.counters.add(this.c.stageErrors);
+      this.opts.log?.error({ err, stage: this.stages[this.curStage]?.name }, 'stage threw; default verdict applied');
+      d.reset();
+      return this.count(src.defaultVerdict);
+    }
+    if (d.markMask !== 0) this.counters.add(this.c.marked);
+    if (d.rewritten) this.counters.add(this.c.rewritten);
+    switch (d.verdict) {
+      case Verdict.ACCEPT: return this.count(V_ACCEPT);
+      case Verdict.DROP:
+        this.counters.add(d.reason);
+        return this.count(V_DROP);
+      case Verdict.ANSWERED:
+        this.counters.add(this.c.answered);
+        this.counters.add(this.c.dropped);
+        return V_DROP;
+      case Verdict.HOLD:
+        this.counters.add(this.c.held);
+        return V_HOLD;
+      default: return this.count(src.defaultVerdict);
+    }
+  }
+
+  private count(verdict: number): number {
+    this.counters.add(verdict === V_ACCEPT ? this.c.accepted : this.c.dropped);
+    return verdict;
+  }
+
+  private makeServices(): StageServices {
+    return {
+      reason: (name, help) => this.counters.register(name, help, true),
+      count: (id, n = 1) => this.counters.add(id, n),
+      hold: (timeoutMs) => this.hold(timeoutMs),
+      release: (handle) => this.queueRelease(handle, -1),
+      releaseWith: (handle, verdict) => this.queueRelease(handle, verdict === Verdict.ACCEPT ? V_ACCEPT : V_DROP),
+      inject: (ifindex, packet) => this.inject(this.opts.injector?.ip(ifindex, packet) ?? false),
+      injectL2: (ifindex, mac, packet) => this.inject(this.opts.injector?.l2(ifindex, mac, packet) ?? false),
+      now: () => this.nowMs,
+      interfaces: this.opts.interfaces,
+    };
+  }
+
+  private inject(ok: boolean): boolean {
+    this.counters.add(ok ? this.c.injected : this.c.injectFailed);
+    return ok;
+  }
+
+  private hold(timeoutMs: number | undefined): number {
+    const ctx = this.ctx;
+    const d = this.d;
+    const held = this.curHeld;
+    const meta = { source: this.curSource, stage: this.curStage, mark: ctx.mark, indev: ctx.indev,
+      outdev: ctx.outdev, hook: ctx.hook, queue: ctx.queue, rewritten: d.rewritten };
+    let handle: number;
+    if (held) {
+      handle = this.held.add({ ...meta, id: held.id, originalMark: held.originalMark }, ctx.bytes, ctx.offset, ctx.length, this.nowMs, timeoutMs);
+    } else {
+      const batchMeta = this.currentMeta;
+      handle = batchMeta === null ? -1 : this.held.add({ ...meta, id: batchMeta[this.curBase + M_ID]!, originalMark: this.curOrigMark },
+        ctx.bytes, ctx.offset, ctx.length, this.nowMs, timeoutMs);
+    }
+    if (handle < 0) this.counters.add(this.c.heldCap);
+    else this.ensureTimer();
+    return handle;
+  }
+
+  private queueRelease(handle: number, verdict: number): void {
+    this.pendingReleases.push({ handle, verdict });
+    if (!this.busy) this.runPendingReleases();
+  }
+
+  private runPendingReleases(): void {
+    if (this.busy) return;
+    while (this.pendingReleases.length > 0) {
+      const { handle, verdict } = this.pendingReleases.shift()!;
+      const p = this.held.take(handle);
+      if (!p) continue; // already expired or released
+      this.counters.add(this.c.released);
+      if (verdict >= 0) this.finishHeld(p, verdict, false);
+      else this.rerun(p);
+    }
+  }
+
+  /** Runs a held packet through the pipeline from its holding stage on and sends the verdict. */
+  private rerun(p: HeldPacket): void {
+    const src = this.sources[p.source];
+    if (!src) return;
+    const ctx = this.ctx;
+    this.nowMs = Date.now();
+    this.busy = true;
+    this.curSource = p.source;
+    this.curHeld = p;
+    ctx.bytes = p.bytes;
+    ctx.offset = 0;
+    ctx.length = p.length;
+    ctx.capacity = p.bytes.length;
+    ctx.mark = p.mark;
+    ctx.indev = p.indev;
+    ctx.outdev = p.outdev;
+    ctx.hook = p.hook;
+    ctx.queue = p.queue;
+    this.curOrigMark = p.mark;
+    const verdict = this.decide(src, p.stage);
+    this.busy = false;
+    this.curHeld = null;
+    if (verdict === V_HOLD) return;
+    p.length = ctx.length;
+    p.mark = ctx.mark;
+    p.rewritten = p.rewritten || this.d.rewritten;
+    this.finishHeld(p, verdict, true);
+  }
+
+  private finishHeld(p: HeldPacket, verdict: number, counted: boolean): void {
+    if (!counted) this.count(verdict);
+    const mark = p.mark !== p.originalMark ? p.mark : -1;
+    this.sources[p.source]?.sink.release(p.id, verdict, mark, p.rewritten ? p.bytes.subarray(0, p.length) : null);
+  }
+
+  private expireHeld(now: number): void {
+    const expired = this.held.expired(now);
+    if (expired.length === 0) return;
+    const v = toVerdict(this.opts.held.defaultVerdict);
+    for (const p of expired) {
+      this.counters.add(this.c.heldExpired);
+      this.finishHeld(p, v, false);
+      this.stages[p.stage]?.onHoldExpired?.(p.handle);
+    }
+  }
+
+  private maybeTick(): void {
+    const now = Date.now();
+    this.expireHeld(now);
+    if (now - this.lastTick >= (this.opts.tickMs ?? 1000)) {
+      this.lastTick = now;
+      for (const s of this.stages) s.tick?.(now);
+    }
+  }
+
+  private ensureTimer(): void {
+    if (this.timer) return;
+    // Timeouts must fire even when no packet arrives; the queues keep the process alive, not this.
+    this.timer = setInterval(() => { if (!this.busy) { this.runPendingReleases(); this.maybeTick(); } }, 20);
+    this.timer.unref();
+  }
+
+  /** Per-stage decision counts for stats: [continue, accept, drop, hold, answered]. */
+  stageCounts(): Record<string, Record<string, number>> {
+    const names = ['continue', 'accept', 'drop', 'hold', 'answered'];
+    const out: Record<string, Record<string, number>> = {};
+    this.stages.forEach((s, i) => {
+      const row: Record<string, number> = {};
+      names.forEach((n, v) => { row[n] = this.stageDecisions[i * 5 + v]!; });
+      out[s.name] = row;
+    });
+    return out;
+  }
+
+  /** Decides everything still held (default verdict) and stops timers. Sources are closed by the caller. */
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    const v = toVerdict(this.opts.held.defaultVerdict);
+    for (const p of this.held.drain()) this.finishHeld(p, v, false);
+    for (const s of this.stages) await s.close?.();
+  }
+}
