@@ -1,0 +1,100 @@
+/**
+ * From config to running parts: which stages run (in the order policy → steer → nat → dhcp), the
+ * kernel rules the whole config needs, and the warnings `sluice check` prints. Each area contributes
+ * through its own module; this file only wires them.
+ */
+import type { Config } from '../config/schema';
+import type { CaptureConfig } from '../config/core';
+import type { Stage } from '../engine/stage';
+import { emptyRuleSet, type RuleSet } from '../rules/types';
+
+export interface StageOptions {
+  log: { info(o: object, m: string): void; warn(o: object, m: string): void };
+  /** Directory for state that survives restarts (NAT journal). */
+  stateDir: string;
+}
+
+interface Area {
+  key: string;
+  build(cfg: Config, opts: StageOptions): Stage | null;
+  rules(cfg: Config): RuleSet;
+  check(cfg: Config): string[];
+}
+
+/** The stage areas in pipeline order. */
+export const AREAS: Area[] = [];
+
+/** The section of cfg an area reads, for reload's "unchanged → keep the running stage" test. */
+export function areaSection(cfg: Config, key: string): unknown {
+  return (cfg as Record<string, unknown>)[key];
+}
+
+export function buildStages(cfg: Config, opts: StageOptions, reuse?: { cfg: Config; stages: Map<string, Stage> }): Stage[] {
+  const out: Stage[] = [];
+  for (const area of AREAS) {
+    const section = areaSection(cfg, area.key);
+    if (section === undefined) continue;
+    const old = reuse?.stages.get(area.key);
+    if (old && JSON.stringify(areaSection(reuse!.cfg, area.key)) === JSON.stringify(section)) {
+      out.push(old);
+      continue;
+    }
+    const stage = area.build(cfg, opts);
+    if (stage) out.push(stage);
+  }
+  return out;
+}
+
+function captureArgs(c: CaptureConfig): string[] {
+  const a: string[] = [];
+  if (c.in) a.push('-i', c.in);
+  if (c.out) a.push('-o', c.out);
+  if (c.proto !== undefined) a.push('-p', String(c.proto));
+  if (c.src) a.push('-s', c.src);
+  if (c.dst) a.push('-d', c.dst);
+  if (c.sport !== undefined) a.push('--sport', String(c.sport));
+  if (c.dport !== undefined) a.push('--dport', String(c.dport));
+  return a;
+}
+
+/** NFQUEUE rules for the queues' `capture` entries. */
+export function queueRules(cfg: Config): RuleSet {
+  const rs = emptyRuleSet();
+  for (const q of cfg.queues) {
+    for (const c of q.capture) {
+      const target = ['-j', 'NFQUEUE', '--queue-num', String(q.num)];
+      if (q.fail_open) target.push('--queue-bypass');
+      rs.iptables.push({
+        table: c.table, chain: c.chain.toUpperCase(), args: [...captureArgs(c), ...target],
+        comment: `sluice queue ${q.num}: capture`,
+      });
+    }
+  }
+  return rs;
+}
+
+export function collectRules(cfg: Config): RuleSet {
+  const all = queueRules(cfg);
+  for (const area of AREAS) {
+    if (areaSection(cfg, area.key) === undefined) continue;
+    const rs = area.rules(cfg);
+    all.iptables.push(...rs.iptables);
+    all.ipRules.push(...rs.ipRules);
+    all.ipRoutes.push(...rs.ipRoutes);
+    all.tables.push(...rs.tables);
+  }
+  return all;
+}
+
+export function checkWarnings(cfg: Config): string[] {
+  const out: string[] = [];
+  const nums = new Set(cfg.queues.map((q) => q.num));
+  for (const q of cfg.queues) {
+    if (q.copy_range < 65535) out.push(`queues: queue ${q.num} copies ${q.copy_range} bytes: stages cannot rewrite longer packets (they are passed unchanged)`);
+  }
+  for (const area of AREAS) {
+    if (areaSection(cfg, area.key) !== undefined) out.push(...area.check(cfg).map((w) => `${area.key}: ${w}`));
+  }
+  if (nums.size === 0) out.push('no queues: sluice would receive nothing');
+  return out;
+}

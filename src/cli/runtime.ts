@@ -1,0 +1,160 @@
+/**
+ * A running sluice: config → pipeline → engine → queues, plus the control socket, metrics, logs and
+ * signals. Reload swaps the pipeline between batches and keeps every stage whose config section did
+ * not change (so NAT state survives an unrelated reload); an invalid new config changes nothing.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { Server } from 'node:net';
+import type { Server as HttpServer } from 'node:http';
+import { loadConfig } from '../config/load';
+import type { Config } from '../config/schema';
+import { Engine } from '../engine/engine';
+import type { Stage } from '../engine/stage';
+import { Interfaces } from '../io/interfaces';
+import { Injector } from '../io/inject';
+import { NfQueue } from '../io/nfqueue';
+import { startControlServer } from '../control/server';
+import type { ControlRequest } from '../control/protocol';
+import { createLogger, type Logger } from '../obs/log';
+import { metricsRegistry, serveMetrics } from '../obs/metrics';
+import { AREAS, buildStages, areaSection } from './pipeline';
+import type { StatsReply } from './stats';
+
+export class Runtime {
+  private engine!: Engine;
+  private readonly queues: NfQueue[] = [];
+  private injector: Injector | null = null;
+  private control: Server | null = null;
+  private metrics: HttpServer | null = null;
+  private readonly started = Date.now();
+  private stagesByArea = new Map<string, Stage>();
+  private closing = false;
+  readonly log: Logger;
+
+  constructor(private cfg: Config, private readonly file: string) {
+    this.log = createLogger(cfg.log.level);
+  }
+
+  async start(): Promise<void> {
+    const cfg = this.cfg;
+    const interfaces = new Interfaces();
+    interfaces.refresh();
+    this.injector = new Injector();
+    this.engine = new Engine({
+      held: { max: cfg.held.max, timeoutMs: cfg.held.timeout_ms, defaultVerdict: cfg.held.default_verdict },
+      interfaces,
+      injector: this.injector,
+      log: this.log,
+    });
+    this.installPipeline(cfg);
+    try {
+      for (const q of cfg.queues) {
+        let source = -1;
+        const queue = NfQueue.open({
+          queue: q.num, copyRange: q.copy_range, maxLen: q.max_len, failOpen: q.fail_open, gso: q.gso,
+          rcvbufBytes: q.rcvbuf, batchSize: q.batch,
+        }, (batch) => this.engine.handleBatch(source, batch));
+        source = this.engine.addSource(queue, q.num, { defaultVerdict: q.default_verdict, onInvalid: q.on_invalid });
+        this.queues.push(queue);
+      }
+      this.control = await startControlServer(cfg.control.socket, (req) => this.onControl(req));
+      if (cfg.metrics.listen) this.metrics = await serveMetrics(cfg.metrics.listen, this.registry());
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+    process.on('SIGHUP', () => {
+      this.reload().then((r) => this.log.info(r, 'reloaded on SIGHUP'), (e: Error) => this.log.error({ err: e.message }, 'reload refused; running config kept'));
+    });
+    this.log.info({ config: this.file, queues: cfg.queues.map((q) => q.num), stages: this.engine.pipeline.map((s) => s.name),
+      control: cfg.control.socket }, 'sluice running');
+  }
+
+  private stageOptions(cfg: Config) {
+    return { log: this.log, stateDir: resolve(dirname(cfg.control.socket)) };
+  }
+
+  private installPipeline(cfg: Config): void {
+    const stages = buildStages(cfg, this.stageOptions(cfg), { cfg: this.cfg, stages: this.stagesByArea });
+    const byArea = new Map<string, Stage>();
+    let i = 0;
+    for (const area of AREAS) {
+      if (areaSection(cfg, area.key) === undefined) continue;
+      if (stages[i]) byArea.set(area.key, stages[i]!);
+      i++;
+    }
+    const kept = new Set(byArea.values());
+    for (const old of this.stagesByArea.values()) if (!kept.has(old)) void old.close?.();
+    this.stagesByArea = byArea;
+    this.engine.setPipeline(stages);
+  }
+
+  async reload(): Promise<{ config: string; stages: string[] }> {
+    const next = loadConfig(this.file); // throws ConfigError: nothing changed
+    const queueText = (c: Config) => JSON.stringify(c.queues.map(({ capture: _c, ...q }) => q));
+    if (queueText(next) !== queueText(this.cfg)) this.log.warn({}, 'queue settings changed: they take effect at the next restart');
+    const previous = this.cfg;
+    // installPipeline compares against this.cfg to keep unchanged stages, so swap only after building.
+    this.installPipeline(next);
+    this.cfg = { ...next, queues: previous.queues, control: previous.control };
+    return { config: this.file, stages: this.engine.pipeline.map((s) => s.name) };
+  }
+
+  private async onControl(req: ControlRequest): Promise<unknown> {
+    switch (req.cmd) {
+      case 'stats': return this.stats(!!req.args?.all);
+      case 'reload': return this.reload();
+      case 'stage': {
+        const stage = this.engine.pipeline.find((s) => s.name === req.stage);
+        if (!stage) throw new Error(`no stage "${req.stage}" is running (running: ${this.engine.pipeline.map((s) => s.name).join(', ') || 'none'})`);
+        if (!stage.command) throw new Error(`stage "${req.stage}" takes no commands`);
+        return stage.command(req.name ?? '', req.args ?? {});
+      }
+      default: throw new Error(`unknown command "${req.cmd}" (stats, reload, stage)`);
+    }
+  }
+
+  stats(all = false): StatsReply {
+    const decisions = this.engine.stageCounts();
+    const stages: StatsReply['stages'] = {};
+    for (const s of this.engine.pipeline) stages[s.name] = { decisions: decisions[s.name] ?? {}, state: s.stats?.() };
+    return {
+      uptimeSeconds: (Date.now() - this.started) / 1000,
+      config: this.file,
+      queues: this.queues.map((q, i) => ({ queue: this.cfg.queues[i]!.num, ...q.stats() })),
+      held: this.engine.held.size,
+      stages,
+      counters: this.engine.counters.snapshot(all),
+    };
+  }
+
+  private registry() {
+    return metricsRegistry({
+      counters: () => this.engine.counters.snapshot(true),
+      gauges: () => [
+        { name: 'held_packets', help: 'packets held by stages now', value: this.engine.held.size },
+        ...this.queues.flatMap((q, i) => Object.entries(q.stats()).map(([k, v]) => ({
+          name: `queue_${this.cfg.queues[i]!.num}_${k}`, help: `NFQUEUE ${this.cfg.queues[i]!.num}: ${k}`, value: Number(v),
+        }))),
+      ],
+    });
+  }
+
+  /** Decides every held packet, closes the queues (kernel falls back to bypass / drop), removes the socket. */
+  async stop(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    await this.engine?.close();
+    for (const q of this.queues) q.close();
+    this.injector?.close();
+    await new Promise<void>((r) => (this.control ? this.control.close(() => r()) : r()));
+    await new Promise<void>((r) => (this.metrics ? this.metrics.close(() => r()) : r()));
+    this.log.info({ uptimeSeconds: (Date.now() - this.started) / 1000 }, 'sluice stopped');
+    this.log.flush();
+  }
+}
+
+export function ensureDir(path: string): void {
+  mkdirSync(path, { recursive: true, mode: 0o700 });
+}

@@ -1,0 +1,44 @@
+/** `sluice sa`: the NAT stage's mappings, and pins, through the control socket. */
+import { controlRequest } from '../control/client';
+import { parse, socketOptions, socketPath, UsageError } from './args';
+
+const HELP = `Usage:
+  sluice sa [-c FILE | -s SOCKET] [--json]          list ESP/IKE NAT mappings
+  sluice sa pin --host H --server S --spi X         route inbound ESP SPI X from server S to host H
+  sluice sa unpin --server S --spi X                remove a pin
+
+The list shows, per LAN host: its public address, the server, IKE SPIs, ESP SPIs in and out,
+packets, bytes, age and idle time (like swanctl --list-sas). SPIs are hex (0x...) or decimal.
+`;
+
+export async function saCommand(argv: string[]): Promise<number> {
+  const a = parse(argv, { ...socketOptions, json: { type: 'boolean' }, host: { type: 'string' }, server: { type: 'string' },
+    spi: { type: 'string' }, public: { type: 'string' } }, HELP, true);
+  if (!a) return 0;
+  const path = await socketPath(a.values);
+  const sub = a.positionals[0] ?? 'list';
+  const { host, server, spi } = a.values;
+  if (sub === 'pin' || sub === 'unpin') {
+    if (!server || !spi || (sub === 'pin' && !host)) throw new UsageError(`sa ${sub} needs ${sub === 'pin' ? '--host, ' : ''}--server and --spi\n\n${HELP}`);
+    const args: Record<string, unknown> = { host, server, spi, public: a.values.public };
+    const r = await controlRequest(path, { cmd: 'stage', stage: 'nat', name: `sa-${sub}`, args });
+    process.stdout.write(`${typeof r === 'string' ? r : JSON.stringify(r)}\n`);
+    return 0;
+  }
+  if (sub !== 'list') throw new UsageError(`unknown sa subcommand "${sub}"\n\n${HELP}`);
+  const r = await controlRequest(path, { cmd: 'stage', stage: 'nat', name: 'sa-list', args: {} });
+  if (a.values.json) {
+    process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+    return 0;
+  }
+  process.stdout.write(formatSaList(r));
+  return 0;
+}
+
+/** Renders the NAT stage's list (an array of plain objects, or an object with `text`) for a terminal. */
+export function formatSaList(r: unknown): string {
+  if (r && typeof r === 'object' && 'text' in r && typeof (r as { text: unknown }).text === 'string') return (r as { text: string }).text;
+  const rows = Array.isArray(r) ? r : (r as { sas?: unknown[] })?.sas ?? [];
+  if (rows.length === 0) return 'no mappings\n';
+  return `${rows.map((row) => Object.entries(row as Record<string, unknown>).map(([k, v]) => `${k}=${String(v)}`).join(' ')).join('\n')}\n`;
+}

@@ -1,0 +1,73 @@
+/** `sluice stats` and `sluice reload`: ask a running sluice over its control socket. */
+import { controlRequest } from '../control/client';
+import { parse, socketOptions, socketPath } from './args';
+
+const STATS_HELP = `Usage: sluice stats [-c FILE | -s SOCKET] [--json] [--all]
+
+Counters of a running sluice: per queue (received, batches, verdicts, sendmsg calls, errors,
+ENOBUFS), per stage (decisions), and every drop reason with its count.
+  --json   machine-readable output
+  --all    include counters that are still zero
+`;
+
+const RELOAD_HELP = `Usage: sluice reload [-c FILE | -s SOCKET]
+
+Asks a running sluice to re-read its config file (same as SIGHUP). The new config is validated
+first; if it is invalid the running config stays and the errors are printed (exit 2).
+`;
+
+export interface StatsReply {
+  uptimeSeconds: number;
+  config: string;
+  queues: Record<string, unknown>[];
+  held: number;
+  stages: Record<string, { decisions: Record<string, number>; state?: Record<string, unknown> }>;
+  counters: { name: string; help: string; drop: boolean; value: number }[];
+}
+
+export async function statsCommand(argv: string[]): Promise<number> {
+  const a = parse(argv, { ...socketOptions, json: { type: 'boolean' }, all: { type: 'boolean' } }, STATS_HELP);
+  if (!a) return 0;
+  const reply = await controlRequest(await socketPath(a.values), { cmd: 'stats', args: { all: !!a.values.all } }) as StatsReply;
+  if (a.values.json) {
+    process.stdout.write(`${JSON.stringify(reply, null, 2)}\n`);
+    return 0;
+  }
+  process.stdout.write(formatStats(reply));
+  return 0;
+}
+
+export function formatStats(r: StatsReply): string {
+  const lines: string[] = [`sluice: up ${r.uptimeSeconds.toFixed(0)} s, config ${r.config}, ${r.held} held`];
+  lines.push('', 'queues:');
+  for (const q of r.queues) {
+    lines.push(`  ${Object.entries(q).map(([k, v]) => `${k}=${typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(2) : String(v)}`).join(' ')}`);
+  }
+  lines.push('', 'stages:');
+  for (const [name, s] of Object.entries(r.stages)) {
+    const d = Object.entries(s.decisions).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${v}`).join(' ');
+    lines.push(`  ${name}: ${d || '(no decisions yet)'}`);
+  }
+  const drops = r.counters.filter((c) => c.drop);
+  const events = r.counters.filter((c) => !c.drop);
+  const width = Math.max(10, ...r.counters.map((c) => c.name.length));
+  lines.push('', 'counters:');
+  for (const c of events) lines.push(`  ${c.name.padEnd(width)} ${String(c.value).padStart(12)}`);
+  lines.push('', 'drop reasons:');
+  if (drops.length === 0) lines.push('  (none)');
+  for (const c of drops) lines.push(`  ${c.name.padEnd(width)} ${String(c.value).padStart(12)}  ${c.help}`);
+  return `${lines.join('\n')}\n`;
+}
+
+export async function reloadCommand(argv: string[]): Promise<number> {
+  const a = parse(argv, socketOptions, RELOAD_HELP);
+  if (!a) return 0;
+  try {
+    const r = await controlRequest(await socketPath(a.values), { cmd: 'reload' }, 30000) as { config: string; stages: string[] };
+    process.stdout.write(`reloaded ${r.config}: stages ${r.stages.join(' → ') || '(none)'}\n`);
+    return 0;
+  } catch (e) {
+    process.stderr.write(`sluice reload: refused, the running config stays:\n${(e as Error).message}\n`);
+    return 2;
+  }
+}

@@ -1,0 +1,34 @@
+/** One request over the control socket, with errors an operator can act on. */
+import { createConnection } from 'node:net';
+import type { ControlRequest } from './protocol';
+
+export function controlRequest(path: string, req: ControlRequest, timeoutMs = 10000): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const sock = createConnection(path);
+    let buf = '';
+    const timer = setTimeout(() => { sock.destroy(); reject(new Error(`no answer from ${path} within ${timeoutMs} ms`)); }, timeoutMs);
+    sock.setEncoding('utf8');
+    sock.once('connect', () => sock.write(`${JSON.stringify(req)}\n`));
+    sock.on('data', (d: string) => {
+      buf += d;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      sock.end();
+      try {
+        const resp = JSON.parse(buf.slice(0, nl)) as { ok: boolean; result?: unknown; error?: string };
+        if (resp.ok) resolve(resp.result);
+        else reject(new Error(resp.error ?? 'failed'));
+      } catch (e) {
+        reject(new Error(`bad answer from ${path}: ${(e as Error).message}`));
+      }
+    });
+    sock.once('error', (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      const hint = e.code === 'ENOENT' || e.code === 'ECONNREFUSED'
+        ? `is sluice running? (no control socket at ${path}; pass --socket or -c CONFIG)`
+        : e.code === 'EACCES' ? `permission denied on ${path} (the socket is owner-only: run as the same user, usually root)` : e.message;
+      reject(new Error(hint));
+    });
+  });
+}
