@@ -1,0 +1,129 @@
+/**
+ * Open-addressing hash index from a 4 × uint32 key to a non-negative int32 value (a record id).
+ *
+ * Linear probing at load ≤ 0.5, backward-shift deletion (no tombstones, so lookups of unknown keys
+ * stay short even after millions of deletes). Keys and values live in two typed arrays: a lookup
+ * allocates nothing, and 1M entries take 2M slots × 20 bytes = 40 MiB.
+ */
+export class KeyIndex {
+  private keys: Uint32Array;
+  private vals: Int32Array;
+  private mask: number;
+  size = 0;
+
+  constructor(initialCapacity = 1024) {
+    let cap = 16;
+    while (cap < initialCapacity) cap *= 2;
+    this.keys = new Uint32Array(cap * 4);
+    this.vals = new Int32Array(cap).fill(-1);
+    this.mask = cap - 1;
+  }
+
+  get capacity(): number { return this.mask + 1; }
+
+  get byteLength(): number { return this.keys.byteLength + this.vals.byteLength; }
+
+  private static hash(a: number, b: number, c: number, d: number): number {
+    // murmur3-style mixing of the four words; the SPI words are random already, addresses are not.
+    let h = Math.imul(a ^ 0x9e3779b9, 0xcc9e2d51);
+    h = Math.imul((h << 15) | (h >>> 17), 0x1b873593) ^ b;
+    h = Math.imul((h << 13) | (h >>> 19), 5) + 0xe6546b64;
+    h ^= c;
+    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) ^ d;
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+    return (h ^ (h >>> 16)) >>> 0;
+  }
+
+  /** The value stored for the key, or -1. */
+  get(a: number, b: number, c: number, d: number): number {
+    const keys = this.keys;
+    const vals = this.vals;
+    const mask = this.mask;
+    let i = KeyIndex.hash(a, b, c, d) & mask;
+    for (;;) {
+      const v = vals[i];
+      if (v < 0) return -1;
+      const k = i << 2;
+      if (keys[k] === a && keys[k + 1] === b && keys[k + 2] === c && keys[k + 3] === d) return v;
+      i = (i + 1) & mask;
+    }
+  }
+
+  /** Inserts or replaces. */
+  set(a: number, b: number, c: number, d: number, value: number): void {
+    if ((this.size + 1) * 2 > this.mask + 1) this.grow();
+    this.put(a >>> 0, b >>> 0, c >>> 0, d >>> 0, value);
+  }
+
+  private put(a: number, b: number, c: number, d: number, value: number): void {
+    const keys = this.keys;
+    const mask = this.mask;
+    let i = KeyIndex.hash(a, b, c, d) & mask;
+    for (;;) {
+      const k = i << 2;
+      if (this.vals[i] < 0) {
+        keys[k] = a; keys[k + 1] = b; keys[k + 2] = c; keys[k + 3] = d;
+        this.vals[i] = value;
+        this.size++;
+        return;
+      }
+      if (keys[k] === a && keys[k + 1] === b && keys[k + 2] === c && keys[k + 3] === d) {
+        this.vals[i] = value;
+        return;
+      }
+      i = (i + 1) & mask;
+    }
+  }
+
+  delete(a: number, b: number, c: number, d: number): boolean {
+    const keys = this.keys;
+    const vals = this.vals;
+    const mask = this.mask;
+    a >>>= 0; b >>>= 0; c >>>= 0; d >>>= 0;
+    let i = KeyIndex.hash(a, b, c, d) & mask;
+    for (;;) {
+      if (vals[i] < 0) return false;
+      const k = i << 2;
+      if (keys[k] === a && keys[k + 1] === b && keys[k + 2] === c && keys[k + 3] === d) break;
+      i = (i + 1) & mask;
+    }
+    // Backward-shift: pull later entries of the same probe run into the hole.
+    let j = i;
+    for (;;) {
+      j = (j + 1) & mask;
+      if (vals[j] < 0) break;
+      const kj = j << 2;
+      const home = KeyIndex.hash(keys[kj], keys[kj + 1], keys[kj + 2], keys[kj + 3]) & mask;
+      // Move j into i when its home is not cyclically within (i, j].
+      const inRange = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+      if (inRange) continue;
+      const ki = i << 2;
+      keys[ki] = keys[kj]; keys[ki + 1] = keys[kj + 1]; keys[ki + 2] = keys[kj + 2]; keys[ki + 3] = keys[kj + 3];
+      vals[i] = vals[j];
+      i = j;
+    }
+    vals[i] = -1;
+    this.size--;
+    return true;
+  }
+
+  clear(): void {
+    this.vals.fill(-1);
+    this.size = 0;
+  }
+
+  private grow(): void {
+    const oldKeys = this.keys;
+    const oldVals = this.vals;
+    const cap = (this.mask + 1) * 2;
+    this.keys = new Uint32Array(cap * 4);
+    this.vals = new Int32Array(cap).fill(-1);
+    this.mask = cap - 1;
+    this.size = 0;
+    for (let i = 0; i < oldVals.length; i++) {
+      if (oldVals[i] < 0) continue;
+      const k = i << 2;
+      this.put(oldKeys[k], oldKeys[k + 1], oldKeys[k + 2], oldKeys[k + 3], oldVals[i]);
+    }
+  }
+}

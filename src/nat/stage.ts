@@ -1,0 +1,311 @@
+/**
+ * The NAT stage: per packet, find or learn the mapping and rewrite one address.
+ *
+ * Outbound (LAN host → server), queued at mangle POSTROUTING (after routing: rewriting the source
+ * before routing would make the kernel see its own address arriving from the LAN, a martian):
+ *   source → the host's public address; UDP ports 500/4500 untouched; IKE records (server, ISPI) →
+ *   host and, from responses, the RSPI; ESP records (server, SPI) for listing; NAT keepalives pass.
+ * Inbound (server → public), queued at mangle PREROUTING (before routing, so the new destination is
+ *   routed to the LAN): ESP by (public, server, SPI), IKE by (public, server, ISPI); unknown SPIs go
+ *   through state.learn(); keepalives are counted and dropped.
+ * SA-creating IKE messages (IKEv2 IKE_AUTH / CREATE_CHILD_SA, IKEv1 Quick Mode) pass state.gate().
+ */
+import { Kind } from '../packet/classify';
+import { HOOK_POSTROUTING, HOOK_PREROUTING } from '../io/batch-layout';
+import { ipv4ToNumber } from '../io/interfaces';
+import type { Decision, PacketContext, Stage, StageServices } from '../engine/stage';
+import type { NatConfig } from './config';
+import { NatState } from './state';
+import { SaKind, F_PINNED, F_RESTORED } from './table';
+import { C, refusal, refused } from './counters';
+import { Journal } from './journal';
+import { rewriteDestination, rewriteSource } from './rewrite';
+import { natCommand } from './commands';
+
+const IKEV2_IKE_SA_INIT = 34;
+const IKEV2_IKE_AUTH = 35;
+const IKEV2_CREATE_CHILD_SA = 36;
+const IKEV1_MAIN = 2;
+const IKEV1_AGGRESSIVE = 4;
+const IKEV1_QUICK = 32;
+/** IKEv2 header flag: this message is a response (RFC 7296 §3.1). */
+const IKEV2_F_RESPONSE = 0x20;
+/** Records swept per tick for idle timeouts (bounded pause even at 1M SAs). */
+const SWEEP_PER_TICK = 65536;
+
+export function parsePrefix(s: string): [number, number] {
+  const [a, l] = s.split('/');
+  const len = l === undefined ? 32 : Number(l);
+  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  return [(ipv4ToNumber(a) & mask) >>> 0, mask];
+}
+
+export interface NatStageOptions {
+  /** Wall clock for SA creation times (tests). */
+  wallClock?: () => number;
+}
+
+export class NatStage implements Stage {
+  readonly name = 'nat';
+  readonly state: NatState;
+  private readonly anyServer: boolean;
+  private readonly serverNet: Uint32Array;
+  private readonly serverMask: Uint32Array;
+  private readonly fwdNet: Uint32Array;
+  private readonly fwdMask: Uint32Array;
+  private readonly fwdHost: Uint32Array;
+  private services!: StageServices;
+  private sweepCursor = 0;
+  private readonly espIdleMs: number;
+  private readonly ikeIdleMs: number;
+
+  constructor(readonly cfg: NatConfig, private readonly opts: NatStageOptions = {}) {
+    this.state = new NatState(cfg, cfg.public.map(ipv4ToNumber));
+    this.anyServer = cfg.servers === 'any';
+    const servers = cfg.servers === 'any' ? [] : cfg.servers.map(parsePrefix);
+    this.serverNet = Uint32Array.from(servers.map((s) => s[0]));
+    this.serverMask = Uint32Array.from(servers.map((s) => s[1]));
+    const fw = cfg.static_forwards.map((f) => [...parsePrefix(f.server), ipv4ToNumber(f.host)]);
+    this.fwdNet = Uint32Array.from(fw.map((f) => f[0]));
+    this.fwdMask = Uint32Array.from(fw.map((f) => f[1]));
+    this.fwdHost = Uint32Array.from(fw.map((f) => f[2]));
+    this.espIdleMs = cfg.timeouts.esp_idle_s * 1000;
+    this.ikeIdleMs = cfg.timeouts.ike_idle_s * 1000;
+  }
+
+  init(services: StageServices): void {
+    this.services = services;
+    this.state.init(services);
+    if (this.cfg.journal.path !== null && this.state.journal === null) this.restore(this.cfg.journal.path);
+  }
+
+  private wall(): number { return this.opts.wallClock ? this.opts.wallClock() : Date.now(); }
+
+  /** Replays the journal into the tables, then rewrites it compacted. */
+  private restore(path: string): void {
+    const j = new Journal(path, this.cfg.journal.compact_slack);
+    const now = this.services.now();
+    const s = this.state;
+    for (const e of j.load()) {
+      const pub = s.pubIndexOf(e.pub >>> 0);
+      if (pub < 0) continue; // public address no longer configured
+      let h = s.hosts.find(e.host >>> 0);
+      if (h < 0) h = s.bindHost(e.host >>> 0, pub, now);
+      if (h < 0 || s.hosts.pub[h] !== pub) continue;
+      if (s.sas.find(e.kind, pub, e.server >>> 0, e.a >>> 0, e.b >>> 0) >= 0) continue;
+      const id = s.addSa(e.kind, pub, e.server >>> 0, h, e.a >>> 0, e.b >>> 0, (e.flags | F_RESTORED) & 0xff, now, false, e.created);
+      if (id < 0) continue;
+      s.sas.rh[id] = e.rh >>> 0;
+      s.sas.rl[id] = e.rl >>> 0;
+    }
+    s.journal = j;
+    this.compact();
+  }
+
+  compact(): void {
+    const s = this.state;
+    if (!s.journal) return;
+    const live = function* () {
+      for (let id = 0; id < s.sas.top; id++) {
+        const k = s.sas.kind[id];
+        if (k !== SaKind.FREE && k !== SaKind.ESP_OUT) yield s.journalEntry(id);
+      }
+    };
+    s.journal.rewrite(live());
+  }
+
+  serverAllowed(addr: number): boolean {
+    if (this.anyServer) return true;
+    for (let i = 0; i < this.serverNet.length; i++) if (((addr & this.serverMask[i]) >>> 0) === this.serverNet[i]) return true;
+    return false;
+  }
+
+  process(pkt: PacketContext, d: Decision): void {
+    const info = pkt.info;
+    if (info.reason !== 0 || info.ipVersion !== 4) return;
+    const kind = info.kind;
+    if (kind !== Kind.ESP && kind !== Kind.ESP_IN_UDP && kind !== Kind.IKE && kind !== Kind.NAT_KEEPALIVE) return;
+    const s = this.state;
+    if (pkt.hook === HOOK_PREROUTING) {
+      const pub = s.pubIndexOf(info.dst);
+      if (pub < 0) return;
+      if (info.isFragment) { s.drop(d, C.FRAGMENT); return; }
+      this.inbound(pkt, d, pub);
+    } else if (pkt.hook === HOOK_POSTROUTING) {
+      if (s.pubIndexOf(info.src) >= 0 || !this.serverAllowed(info.dst)) return;
+      if (info.isFragment) { s.drop(d, C.FRAGMENT); return; }
+      this.outbound(pkt, d);
+    }
+  }
+
+  private static saCreating(version: number, exchange: number): boolean {
+    return version === 2 ? (exchange === IKEV2_IKE_AUTH || exchange === IKEV2_CREATE_CHILD_SA) : exchange === IKEV1_QUICK;
+  }
+
+  private outbound(pkt: PacketContext, d: Decision): void {
+    const info = pkt.info;
+    const s = this.state;
+    const now = this.services.now();
+    const server = info.dst;
+    const h = s.host(info.src, now);
+    if (h < 0) { s.drop(d, C.HOST_CAP); return; }
+    const pub = s.hosts.pub[h];
+    const kind = info.kind;
+    if (kind === Kind.IKE) {
+      const ih = info.ikeIspiHi, il = info.ikeIspiLo, rh = info.ikeRspiHi, rl = info.ikeRspiLo;
+      if ((ih | il) === 0) { s.drop(d, C.BAD_SPI); return; }
+      let id = s.sas.find(SaKind.IKE, pub, server, ih, il);
+      if (id >= 0) {
+        if (s.sas.host[id] !== info.src) { s.drop(d, C.COLLISION); return; }
+        if ((s.sas.rh[id] | s.sas.rl[id]) === 0 && (rh | rl) !== 0) {
+          s.sas.rh[id] = rh; s.sas.rl[id] = rl;
+          s.journalPut(id);
+        }
+      } else {
+        // A new IKE SA seen in cleartext from its host: IKE_SA_INIT / Main / Aggressive request, or
+        // the first message on an IKE SA rekeyed inside encrypted payload.
+        id = s.addSa(SaKind.IKE, pub, server, h, ih, il, 0, now, true, this.wall());
+        if (id < 0) { s.drop(d, refused(id)); return; }
+        if ((rh | rl) !== 0) { s.sas.rh[id] = rh; s.sas.rl[id] = rl; s.journalPut(id); }
+      }
+      if (NatStage.saCreating(info.ikeVersion, info.ikeExchange) && !s.gate(pub, server, info.src, d, now)) return;
+      s.sas.pkts[id]++; s.sas.bytes[id] += info.totalLength; s.sas.last[id] = now;
+    } else if (kind === Kind.NAT_KEEPALIVE) {
+      s.count(C.KEEPALIVE_OUT);
+    } else {
+      const spi = info.espSpi;
+      if (spi === 0) { s.drop(d, C.BAD_SPI); return; }
+      let id = s.sas.find(SaKind.ESP_OUT, pub, server, spi, 0);
+      if (id >= 0 && s.sas.host[id] !== info.src) { s.removeSa(id); id = -1; } // the server reused its SPI
+      if (id < 0) id = s.addSa(SaKind.ESP_OUT, pub, server, h, spi, 0, 0, now, false, this.wall());
+      // Outbound does not depend on the record: at a cap the packet still goes out (cap counted).
+      if (id < 0) s.counters[refused(id)]++;
+      else { s.sas.pkts[id]++; s.sas.bytes[id] += info.totalLength; s.sas.last[id] = now; }
+    }
+    rewriteSource(pkt.bytes, pkt.offset + info.l3Offset, s.publics[pub], info.proto,
+      info.proto === 17 ? pkt.offset + info.l4Offset : -1);
+    s.counters[C.OUT]++;
+    d.rewritten = true;
+    d.accept();
+  }
+
+  private staticForward(server: number): number {
+    for (let i = 0; i < this.fwdNet.length; i++) if (((server & this.fwdMask[i]) >>> 0) === this.fwdNet[i]) return this.fwdHost[i];
+    return 0;
+  }
+
+  private unknown(d: Decision, c: C): void {
+    if (this.cfg.unknown_inbound === 'local') { this.state.counters[C.LOCAL]++; return; }
+    this.state.drop(d, c);
+  }
+
+  private inbound(pkt: PacketContext, d: Decision, pub: number): void {
+    const info = pkt.info;
+    const s = this.state;
+    const kind = info.kind;
+    if (kind === Kind.NAT_KEEPALIVE) { s.drop(d, C.KEEPALIVE_IN); return; }
+    const server = info.src;
+    if (!this.serverAllowed(server)) { this.unknown(d, kind === Kind.IKE ? C.UNKNOWN_IKE : C.UNKNOWN); return; }
+    const now = this.services.now();
+    let id: number;
+    if (kind === Kind.IKE) {
+      const ih = info.ikeIspiHi, il = info.ikeIspiLo, rh = info.ikeRspiHi, rl = info.ikeRspiLo;
+      id = s.sas.find(SaKind.IKE, pub, server, ih, il);
+      if (id >= 0) {
+        const kh = s.sas.rh[id], kl = s.sas.rl[id];
+        if ((kh | kl) === 0) {
+          if ((rh | rl) !== 0) { s.sas.rh[id] = rh; s.sas.rl[id] = rl; s.journalPut(id); }
+        } else if ((rh | rl) !== 0 && (kh !== rh || kl !== rl)) {
+          s.drop(d, C.RSPI_MISMATCH); return;
+        }
+      } else if ((rh | rl) === 0) {
+        // Only a new IKE SA's first request has no responder SPI: the server initiates to the public
+        // address. Forward it only by configuration.
+        const ex = info.ikeExchange;
+        const initReq = info.ikeVersion === 2
+          ? ex === IKEV2_IKE_SA_INIT && (info.ikeFlags & IKEV2_F_RESPONSE) === 0
+          : ex === IKEV1_MAIN || ex === IKEV1_AGGRESSIVE;
+        const fwd = initReq ? this.staticForward(server) : 0;
+        if (fwd === 0 || (ih | il) === 0) { this.unknown(d, C.UNKNOWN_IKE); return; }
+        const h = s.host(fwd, now);
+        if (h < 0) { s.drop(d, C.HOST_CAP); return; }
+        if (s.hosts.pub[h] !== pub) { this.unknown(d, C.UNKNOWN_IKE); return; }
+        id = s.addSa(SaKind.IKE, pub, server, h, ih, il, 0, now, true, this.wall());
+        if (id < 0) { s.drop(d, refused(id)); return; }
+        s.count(C.STATIC_FORWARD);
+      } else {
+        // Both SPIs set but unknown: an IKE SA rekeyed inside encrypted payload.
+        id = s.learn(SaKind.IKE, pub, server, ih, il, rh, rl, now);
+        if (id < 0) { if (id === refusal(C.UNKNOWN)) this.unknown(d, C.UNKNOWN_IKE); else s.drop(d, refused(id)); return; }
+      }
+      if (NatStage.saCreating(info.ikeVersion, info.ikeExchange) && !s.gate(pub, server, s.sas.host[id], d, now)) return;
+    } else {
+      const spi = info.espSpi;
+      id = s.sas.find(SaKind.ESP_IN, pub, server, spi, 0);
+      if (id < 0) {
+        if (spi === 0) { s.drop(d, C.BAD_SPI); return; }
+        id = s.learn(SaKind.ESP_IN, pub, server, spi, 0, 0, 0, now);
+        if (id < 0) { if (id === refusal(C.UNKNOWN)) this.unknown(d, C.UNKNOWN); else s.drop(d, refused(id)); return; }
+      }
+    }
+    s.sas.pkts[id]++; s.sas.bytes[id] += info.totalLength; s.sas.last[id] = now;
+    rewriteDestination(pkt.bytes, pkt.offset + info.l3Offset, s.sas.host[id], info.proto,
+      info.proto === 17 ? pkt.offset + info.l4Offset : -1);
+    s.counters[C.IN]++;
+    d.rewritten = true;
+    d.accept();
+  }
+
+  onHoldExpired(handle: number): void {
+    this.state.onHoldExpired(handle);
+  }
+
+  tick(now: number): void {
+    const s = this.state;
+    s.tickPeers(now);
+    // Idle sweep, a slice of the record space per tick.
+    const sas = s.sas;
+    let i = this.sweepCursor;
+    const end = Math.min(sas.top, i + SWEEP_PER_TICK);
+    for (; i < end; i++) {
+      const k = sas.kind[i];
+      if (k === SaKind.FREE || (sas.flags[i] & F_PINNED) !== 0) continue;
+      const idle = k === SaKind.IKE ? this.ikeIdleMs : this.espIdleMs;
+      if (now - sas.last[i] > idle) { s.removeSa(i); s.count(C.SA_IDLED); }
+    }
+    this.sweepCursor = i >= sas.top ? 0 : i;
+    if (this.sweepCursor === 0) this.sweepHosts(now);
+    if (s.journal?.needsCompaction(sas.count)) this.compact();
+  }
+
+  private sweepHosts(now: number): void {
+    const hs = this.state.hosts;
+    const idle = this.cfg.timeouts.host_idle_s * 1000;
+    for (let h = 0; h < hs.top; h++) {
+      if (hs.live[h] && hs.sas[h] === 0 && now - hs.last[h] > idle) {
+        this.state.hostsPerPub[hs.pub[h]]--;
+        hs.remove(h);
+      }
+    }
+  }
+
+  stats(): Record<string, unknown> {
+    const s = this.state;
+    return {
+      sas: s.sas.count, hosts: s.hosts.count, windows_open: s.openWindows, held: s.heldCount,
+      table_bytes: s.sas.byteLength,
+      counters: Object.fromEntries(Array.from(s.counters, (v, i) => [i, v]).map(([i, v]) => [counterName(i), v])),
+    };
+  }
+
+  command(name: string, args: Record<string, unknown>): unknown {
+    return natCommand(this, name, args);
+  }
+
+  close(): void {
+    this.state.journal?.close();
+  }
+}
+
+import { COUNTER_DEFS } from './counters';
+function counterName(i: number): string { return COUNTER_DEFS[i][0]; }

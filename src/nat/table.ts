@@ -1,0 +1,193 @@
+/**
+ * SA records and host records in typed arrays (structure of arrays), found through KeyIndex.
+ *
+ * An SA record is keyed by (public, server, SPI): ESP_IN by the SPI the host chose (ESP server → host),
+ * ESP_OUT by the SPI the server chose (ESP host → server; kept for listing and counters), IKE by the
+ * 64-bit initiator SPI (IKEv1 cookie), with the responder SPI stored once learned. Record ids are
+ * stable (free list), so windows, pins and the journal can name them. Memory: ~60 bytes per record
+ * plus 40 bytes of index per record at worst (load 0.5).
+ */
+import { KeyIndex } from './keyindex';
+
+export const enum SaKind { FREE = 0, ESP_IN = 1, ESP_OUT = 2, IKE = 3 }
+
+/** Record flags. */
+export const F_PINNED = 1;
+/** Learned from an inbound packet through a window or an expectation (not seen in cleartext). */
+export const F_LEARNED = 2;
+/** Came from the journal at start-up. */
+export const F_RESTORED = 4;
+
+function grownF64(a: Float64Array, n: number): Float64Array { const b = new Float64Array(n); b.set(a); return b; }
+function grownU32(a: Uint32Array, n: number): Uint32Array { const b = new Uint32Array(n); b.set(a); return b; }
+function grownU8(a: Uint8Array, n: number): Uint8Array { const b = new Uint8Array(n); b.set(a); return b; }
+function grownI32(a: Int32Array, n: number): Int32Array { const b = new Int32Array(n); b.set(a); return b; }
+
+export class SaTable {
+  readonly index: KeyIndex;
+  kind: Uint8Array;
+  pub: Uint8Array;
+  flags: Uint8Array;
+  server: Uint32Array;
+  host: Uint32Array;
+  a: Uint32Array;
+  b: Uint32Array;
+  /** IKE responder SPI (0 until the response is seen). */
+  rh: Uint32Array;
+  rl: Uint32Array;
+  pkts: Float64Array;
+  bytes: Float64Array;
+  /** Wall-clock ms at creation (survives restarts through the journal). */
+  created: Float64Array;
+  /** Monotonic ms of the last packet. */
+  last: Float64Array;
+  private nextFree: Int32Array;
+  private freeHead = -1;
+  /** Records ever used (ids below this may be live). */
+  top = 0;
+  count = 0;
+
+  constructor(private readonly maxRecords: number, initial = 1024) {
+    const n = Math.max(16, Math.min(initial, maxRecords));
+    this.index = new KeyIndex(n * 2);
+    this.kind = new Uint8Array(n);
+    this.pub = new Uint8Array(n);
+    this.flags = new Uint8Array(n);
+    this.server = new Uint32Array(n);
+    this.host = new Uint32Array(n);
+    this.a = new Uint32Array(n);
+    this.b = new Uint32Array(n);
+    this.rh = new Uint32Array(n);
+    this.rl = new Uint32Array(n);
+    this.pkts = new Float64Array(n);
+    this.bytes = new Float64Array(n);
+    this.created = new Float64Array(n);
+    this.last = new Float64Array(n);
+    this.nextFree = new Int32Array(n);
+  }
+
+  get capacity(): number { return this.kind.length; }
+
+  /** Approximate bytes held by the table's arrays. */
+  get byteLength(): number {
+    return this.index.byteLength + this.capacity * (3 + 6 * 4 + 4 * 8 + 4);
+  }
+
+  find(kind: SaKind, pub: number, server: number, a: number, b: number): number {
+    return this.index.get(server, a, b, (pub << 8) | kind);
+  }
+
+  /** Adds a record; -1 when max_sas is reached. The caller checked that the key is absent. */
+  add(kind: SaKind, pub: number, server: number, host: number, a: number, b: number,
+    nowMono: number, createdWall: number, flags: number): number {
+    let id: number;
+    if (this.freeHead >= 0) {
+      id = this.freeHead;
+      this.freeHead = this.nextFree[id];
+    } else {
+      if (this.top >= this.maxRecords) return -1;
+      if (this.top >= this.capacity) this.grow(Math.min(this.maxRecords, this.capacity * 2));
+      id = this.top++;
+    }
+    this.kind[id] = kind;
+    this.pub[id] = pub;
+    this.flags[id] = flags;
+    this.server[id] = server;
+    this.host[id] = host;
+    this.a[id] = a;
+    this.b[id] = b;
+    this.rh[id] = 0;
+    this.rl[id] = 0;
+    this.pkts[id] = 0;
+    this.bytes[id] = 0;
+    this.created[id] = createdWall;
+    this.last[id] = nowMono;
+    this.index.set(server, a, b, (pub << 8) | kind, id);
+    this.count++;
+    return id;
+  }
+
+  remove(id: number): void {
+    const kind = this.kind[id];
+    if (kind === SaKind.FREE) return;
+    this.index.delete(this.server[id], this.a[id], this.b[id], (this.pub[id] << 8) | kind);
+    this.kind[id] = SaKind.FREE;
+    this.nextFree[id] = this.freeHead;
+    this.freeHead = id;
+    this.count--;
+  }
+
+  private grow(n: number): void {
+    this.kind = grownU8(this.kind, n);
+    this.pub = grownU8(this.pub, n);
+    this.flags = grownU8(this.flags, n);
+    this.server = grownU32(this.server, n);
+    this.host = grownU32(this.host, n);
+    this.a = grownU32(this.a, n);
+    this.b = grownU32(this.b, n);
+    this.rh = grownU32(this.rh, n);
+    this.rl = grownU32(this.rl, n);
+    this.pkts = grownF64(this.pkts, n);
+    this.bytes = grownF64(this.bytes, n);
+    this.created = grownF64(this.created, n);
+    this.last = grownF64(this.last, n);
+    this.nextFree = grownI32(this.nextFree, n);
+  }
+}
+
+/** LAN hosts: address → sticky public-address binding and SA count. */
+export class HostTable {
+  readonly index = new KeyIndex(256);
+  addr: Uint32Array = new Uint32Array(64);
+  pub: Uint8Array = new Uint8Array(64);
+  sas: Int32Array = new Int32Array(64);
+  last: Float64Array = new Float64Array(64);
+  live: Uint8Array = new Uint8Array(64);
+  private nextFree: Int32Array = new Int32Array(64);
+  private freeHead = -1;
+  top = 0;
+  count = 0;
+
+  constructor(private readonly maxHosts: number) {}
+
+  find(addr: number): number {
+    return this.index.get(addr, 0, 0, 0);
+  }
+
+  add(addr: number, pub: number, now: number): number {
+    let id: number;
+    if (this.freeHead >= 0) {
+      id = this.freeHead;
+      this.freeHead = this.nextFree[id];
+    } else {
+      if (this.top >= this.maxHosts) return -1;
+      if (this.top >= this.addr.length) {
+        const n = this.addr.length * 2;
+        this.addr = grownU32(this.addr, n);
+        this.pub = grownU8(this.pub, n);
+        this.sas = grownI32(this.sas, n);
+        this.last = grownF64(this.last, n);
+        this.live = grownU8(this.live, n);
+        this.nextFree = grownI32(this.nextFree, n);
+      }
+      id = this.top++;
+    }
+    this.addr[id] = addr;
+    this.pub[id] = pub;
+    this.sas[id] = 0;
+    this.last[id] = now;
+    this.live[id] = 1;
+    this.index.set(addr, 0, 0, 0, id);
+    this.count++;
+    return id;
+  }
+
+  remove(id: number): void {
+    if (!this.live[id]) return;
+    this.index.delete(this.addr[id], 0, 0, 0);
+    this.live[id] = 0;
+    this.nextFree[id] = this.freeHead;
+    this.freeHead = id;
+    this.count--;
+  }
+}
