@@ -10,13 +10,10 @@
  * zero is sent as 0xffff.
  */
 
+import { checksumAdjust32 } from '../packet/checksum';
+
 /** New checksum field value after a 32-bit word of the covered data changed from oldW to newW. */
-export function csumUpdate32(check: number, oldW: number, newW: number): number {
-  let s = (~check & 0xffff) + (~(oldW >>> 16) & 0xffff) + (~oldW & 0xffff) + (newW >>> 16) + (newW & 0xffff);
-  s = (s & 0xffff) + (s >>> 16);
-  s = (s & 0xffff) + (s >>> 16);
-  return ~s & 0xffff;
-}
+export const csumUpdate32 = checksumAdjust32;
 
 const IPV4_CHECK = 10;
 const IPV4_SRC = 12;
