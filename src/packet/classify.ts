@@ -19,6 +19,7 @@
  */
 import { ParseError } from './errors';
 import { DhcpOptionIter, dhcpMessageType, checkDhcp } from './dhcp';
+import { isGenericExtension } from './ipv6';
 import { HEADER_LEN as IKE_HEADER_LEN, LENGTH as IKE_LENGTH } from './ike';
 
 export const enum Kind {
@@ -157,19 +158,12 @@ function classify4(c: Classified, b: Uint8Array, o: number, len: number): void {
   classifyL4(c, b, o + hl, tl - hl);
 }
 
-/** Extension headers that share the (Next Header, Hdr Ext Len in 8-octet units, not counting the
- * first 8) shape, RFC 8200 4.3-4.6 and RFC 6564: Hop-by-Hop, Routing, Destination Options, Mobility,
- * HIP, Shim6, and the two experimental numbers. */
-function isGenericExt(nh: number): boolean {
-  return nh === 0 || nh === 43 || nh === 60 || nh === 135 || nh === 139 || nh === 140 || nh === 253 || nh === 254;
-}
-
 function classify6(c: Classified, b: Uint8Array, o: number, len: number): void {
   if (len < 40) { c.reason = ParseError.TRUNCATED; return; }
   const pl = rd16(b, o + 4);
   c.l3HeaderLength = 40;
   c.totalLength = 40 + pl;
-  // A zero Payload Length means a Jumbo payload (RFC 2675): not something a gateway queue carries.
+  // Payload Length 0 with Hop-by-Hop is a jumbogram (RFC 2675): not something a gateway queue carries.
   if (pl === 0 && b[o + 6] === 0) { c.reason = ParseError.UNSUPPORTED; return; }
   if (40 + pl > len) { c.reason = ParseError.TRUNCATED; return; }
   c.ttl = b[o + 7]!;
@@ -180,7 +174,7 @@ function classify6(c: Classified, b: Uint8Array, o: number, len: number): void {
   let p = o + 40;
   // Bounded: every extension header moves p forward by at least 8 bytes, and p must stay < end.
   for (;;) {
-    if (isGenericExt(nh)) {
+    if (isGenericExtension(nh)) {
       if (p + 8 > end) { c.reason = ParseError.TRUNCATED; return; }
       const n = (b[p + 1]! + 1) << 3;
       if (p + n > end) { c.reason = ParseError.BAD_LENGTH; return; }
