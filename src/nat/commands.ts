@@ -143,3 +143,20 @@ export function natCommand(stage: NatStage, name: string, args: Record<string, u
       throw new Error(`unknown NAT command ${name} (sa-list, sa-windows, sa-pin, sa-unpin)`);
   }
 }
+
+/** `sa-list` as a terminal table, one line per SA (what `sluice sa` prints without --json). */
+export function formatSaTable(entries: SaListEntry[]): string {
+  if (entries.length === 0) return 'no mappings\n';
+  const rows: string[][] = [['HOST', 'PUBLIC', 'SERVER', 'SA', 'SPI', 'PACKETS', 'BYTES', 'AGE', 'IDLE', 'FLAGS']];
+  for (const e of entries) {
+    const add = (kind: string, r: SaListRow): void => {
+      rows.push([e.host, e.public, e.server, kind, r.spi_r !== undefined ? `${r.spi}_i ${r.spi_r}_r` : r.spi,
+        String(r.packets), String(r.bytes), `${r.age_s}s`, `${r.idle_s}s`, r.flags.join(',')]);
+    };
+    for (const r of e.ike) add('IKE', r);
+    for (const r of e.esp_in) add('ESP in', r);
+    for (const r of e.esp_out) add('ESP out', r);
+  }
+  const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return `${rows.map((r) => r.map((x, c) => x.padEnd(w[c])).join('  ').trimEnd()).join('\n')}\n`;
+}

@@ -63,8 +63,11 @@ export const natConfigSchema = z.object({
   limits: natLimitsSchema.prefault({}),
   timeouts: natTimeoutsSchema.prefault({}),
   journal: z.object({
-    /** Append-only journal of learned mappings (null: keep state in memory only). */
-    path: z.string().min(1).nullable().default('/var/lib/sluice/nat.journal'),
+    /**
+     * Append-only journal of learned mappings (null: memory only). A relative path is resolved
+     * against the state directory (default /var/lib/sluice).
+     */
+    path: z.string().min(1).nullable().default('nat.journal'),
     /** Compact when the journal holds this many more lines than live records. */
     compact_slack: z.number().int().min(16).default(4096),
   }).strict().prefault({}),

@@ -21,6 +21,7 @@ import { C, refusal, refused } from './counters';
 import { Journal } from './journal';
 import { rewriteDestination, rewriteSource } from './rewrite';
 import { natCommand } from './commands';
+import { resolve } from 'node:path';
 
 const IKEV2_IKE_SA_INIT = 34;
 const IKEV2_IKE_AUTH = 35;
@@ -43,6 +44,8 @@ export function parsePrefix(s: string): [number, number] {
 export interface NatStageOptions {
   /** Wall clock for SA creation times (tests). */
   wallClock?: () => number;
+  /** Directory a relative journal.path is resolved against (default /var/lib/sluice). */
+  stateDir?: string;
 }
 
 export class NatStage implements Stage {
@@ -76,7 +79,9 @@ export class NatStage implements Stage {
   init(services: StageServices): void {
     this.services = services;
     this.state.init(services);
-    if (this.cfg.journal.path !== null && this.state.journal === null) this.restore(this.cfg.journal.path);
+    if (this.cfg.journal.path !== null && this.state.journal === null) {
+      this.restore(resolve(this.opts.stateDir ?? '/var/lib/sluice', this.cfg.journal.path));
+    }
   }
 
   private wall(): number { return this.opts.wallClock ? this.opts.wallClock() : Date.now(); }
