@@ -22,7 +22,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
   const warnings = checkWarnings(cfg);
   for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
   if (!a.values.quiet) {
-    process.stdout.write(`${a.values.config}: ok (queues ${cfg.queues.map((q) => q.num).join(', ')}; stages ${stages.map((s) => s.name).join(' → ') || 'none: every packet gets its queue\'s default verdict'})\n`);
+    process.stdout.write(`${a.values.config}: ok (queues ${cfg.queues.map((q) => q.num).join(', ')}; stages ${stages.map((s) => s.stage.name).join(' → ') || 'none: every packet gets its queue\'s default verdict'})\n`);
   }
   return 0;
 }

@@ -7,6 +7,7 @@ import type { Config } from '../config/schema';
 import type { CaptureConfig } from '../config/core';
 import type { Stage } from '../engine/stage';
 import { emptyRuleSet, type RuleSet } from '../rules/types';
+import { createNatStage, natRules } from '../nat';
 
 export interface StageOptions {
   log: { info(o: object, m: string): void; warn(o: object, m: string): void };
@@ -22,25 +23,34 @@ interface Area {
 }
 
 /** The stage areas in pipeline order. */
-export const AREAS: Area[] = [];
+export const AREAS: Area[] = [
+  {
+    key: 'nat',
+    build: (cfg) => (cfg.nat && cfg.nat.enabled ? createNatStage(cfg.nat) : null),
+    rules: (cfg) => (cfg.nat ? natRules(cfg.nat) : emptyRuleSet()),
+    check: (cfg) => (cfg.nat && !cfg.queues.some((q) => q.num === cfg.nat!.queue)
+      ? [`nat.queue ${cfg.nat.queue} is not in queues: no packet would reach the NAT stage`] : []),
+  },
+];
 
 /** The section of cfg an area reads, for reload's "unchanged → keep the running stage" test. */
 export function areaSection(cfg: Config, key: string): unknown {
   return (cfg as Record<string, unknown>)[key];
 }
 
-export function buildStages(cfg: Config, opts: StageOptions, reuse?: { cfg: Config; stages: Map<string, Stage> }): Stage[] {
-  const out: Stage[] = [];
+/** The stages a config runs, in pipeline order, each with the key of the area that built it. */
+export function buildStages(cfg: Config, opts: StageOptions, reuse?: { cfg: Config; stages: Map<string, Stage> }): { key: string; stage: Stage }[] {
+  const out: { key: string; stage: Stage }[] = [];
   for (const area of AREAS) {
     const section = areaSection(cfg, area.key);
     if (section === undefined) continue;
     const old = reuse?.stages.get(area.key);
     if (old && JSON.stringify(areaSection(reuse!.cfg, area.key)) === JSON.stringify(section)) {
-      out.push(old);
+      out.push({ key: area.key, stage: old });
       continue;
     }
     const stage = area.build(cfg, opts);
-    if (stage) out.push(stage);
+    if (stage) out.push({ key: area.key, stage });
   }
   return out;
 }

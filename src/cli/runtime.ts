@@ -18,7 +18,7 @@ import { startControlServer } from '../control/server';
 import type { ControlRequest } from '../control/protocol';
 import { createLogger, type Logger } from '../obs/log';
 import { metricsRegistry, serveMetrics } from '../obs/metrics';
-import { AREAS, buildStages, areaSection } from './pipeline';
+import { buildStages } from './pipeline';
 import type { StatsReply } from './stats';
 
 export class Runtime {
@@ -76,18 +76,12 @@ export class Runtime {
   }
 
   private installPipeline(cfg: Config): void {
-    const stages = buildStages(cfg, this.stageOptions(cfg), { cfg: this.cfg, stages: this.stagesByArea });
-    const byArea = new Map<string, Stage>();
-    let i = 0;
-    for (const area of AREAS) {
-      if (areaSection(cfg, area.key) === undefined) continue;
-      if (stages[i]) byArea.set(area.key, stages[i]!);
-      i++;
-    }
+    const built = buildStages(cfg, this.stageOptions(cfg), { cfg: this.cfg, stages: this.stagesByArea });
+    const byArea = new Map(built.map(({ key, stage }) => [key, stage]));
     const kept = new Set(byArea.values());
     for (const old of this.stagesByArea.values()) if (!kept.has(old)) void old.close?.();
     this.stagesByArea = byArea;
-    this.engine.setPipeline(stages);
+    this.engine.setPipeline(built.map((b) => b.stage));
   }
 
   async reload(): Promise<{ config: string; stages: string[] }> {

@@ -4,9 +4,11 @@
  */
 import { z } from 'zod';
 import { coreSchemaShape } from './core';
+import { natConfigSchema } from '../nat/config';
 
 export const configSchema = z.object({
   ...coreSchemaShape,
+  nat: natConfigSchema.optional().describe('ESP/IKE NAT keyed by SPI (docs/config.md#nat)'),
 }).strict();
 
 export type Config = z.infer<typeof configSchema>;
