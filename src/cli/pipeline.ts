@@ -26,10 +26,14 @@ interface Area {
 export const AREAS: Area[] = [
   {
     key: 'nat',
-    build: (cfg) => (cfg.nat && cfg.nat.enabled ? createNatStage(cfg.nat) : null),
+    build: (cfg, opts) => (cfg.nat && cfg.nat.enabled ? createNatStage(cfg.nat, { stateDir: opts.stateDir }) : null),
     rules: (cfg) => (cfg.nat ? natRules(cfg.nat) : emptyRuleSet()),
-    check: (cfg) => (cfg.nat && !cfg.queues.some((q) => q.num === cfg.nat!.queue)
-      ? [`nat.queue ${cfg.nat.queue} is not in queues: no packet would reach the NAT stage`] : []),
+    check: (cfg) => {
+      const nat = cfg.nat!;
+      const q = cfg.queues.find((x) => x.num === nat.queue);
+      if (!q) return [`nat.queue ${nat.queue} is not in queues: no packet would reach the NAT stage`];
+      return q.fail_open ? [`queue ${q.num} carries the NAT and has fail_open: true: while sluice is down, ESP would leave with LAN source addresses`] : [];
+    },
   },
 ];
 

@@ -1,5 +1,6 @@
 /** `sluice sa`: the NAT stage's mappings, and pins, through the control socket. */
 import { controlRequest } from '../control/client';
+import { formatSaTable, type SaListEntry } from '../nat';
 import { parse, socketOptions, socketPath, UsageError } from './args';
 
 const HELP = `Usage:
@@ -31,14 +32,6 @@ export async function saCommand(argv: string[]): Promise<number> {
     process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
     return 0;
   }
-  process.stdout.write(formatSaList(r));
+  process.stdout.write(formatSaTable(r as SaListEntry[]));
   return 0;
-}
-
-/** Renders the NAT stage's list (an array of plain objects, or an object with `text`) for a terminal. */
-export function formatSaList(r: unknown): string {
-  if (r && typeof r === 'object' && 'text' in r && typeof (r as { text: unknown }).text === 'string') return (r as { text: string }).text;
-  const rows = Array.isArray(r) ? r : (r as { sas?: unknown[] })?.sas ?? [];
-  if (rows.length === 0) return 'no mappings\n';
-  return `${rows.map((row) => Object.entries(row as Record<string, unknown>).map(([k, v]) => `${k}=${String(v)}`).join(' ')).join('\n')}\n`;
 }

@@ -69,7 +69,7 @@ test('keepalives: outbound pass rewritten, inbound counted and dropped', () => {
   assert.equal(srcOf(o.bytes), PUB);
   const i = inb(st, fs, keepalive(S, PUB));
   assert.equal(i.verdict, Verdict.DROP);
-  assert.equal(i.reason, 'nat_keepalive_in');
+  assert.equal(i.reason, 'nat.keepalive_in');
 });
 
 test('unknown inbound SPI outside any window: dropped, counted, no state', () => {
@@ -79,11 +79,11 @@ test('unknown inbound SPI outside any window: dropped, counted, no state', () =>
   for (let k = 0; k < 1000; k++) {
     const r = inb(st, fs, esp(S, PUB, 0x5000 + k));
     assert.equal(r.verdict, Verdict.DROP);
-    assert.equal(r.reason, 'nat_unknown_spi');
+    assert.equal(r.reason, 'nat.unknown_spi');
   }
   assert.equal(st.state.sas.count, before);
   const r = inb(st, fs, ike(S, PUB, { ispi: 0x99n, rspi: 0x98n, exchange: INFORMATIONAL }));
-  assert.equal(r.reason, 'nat_unknown_ike');
+  assert.equal(r.reason, 'nat.unknown_ike');
 });
 
 test('concurrent negotiations of 4 hosts with one server are serialized, none misrouted', () => {
@@ -132,10 +132,10 @@ test('window timeout leaves an expectation; sole expectation resolves, two are a
   fs.time += 1500; st.tick(fs.time);
   const amb = inb(st, fs, esp(S, PUB, 0xd1));
   assert.equal(amb.verdict, Verdict.DROP);
-  assert.equal(amb.reason, 'nat_ambiguous');
+  assert.equal(amb.reason, 'nat.ambiguous');
   // Expectations idle out: afterwards unknown, no state.
   fs.time += 121_000; st.tick(fs.time);
-  assert.equal(inb(st, fs, esp(S, PUB, 0xd1)).reason, 'nat_unknown_spi');
+  assert.equal(inb(st, fs, esp(S, PUB, 0xd1)).reason, 'nat.unknown_spi');
 });
 
 test('server-initiated rekey opens a window; another host waits; old and new SAs side by side', () => {
@@ -166,7 +166,7 @@ test('IKE SA rekey: unknown inbound IKE SPIs in the window belong to the window 
   assert.equal(dstOf(r.bytes), hosts[0]);
   // An IKE_SA_INIT request from a server (no responder SPI) never gets learned into a window.
   out(st, fs, ike(hosts[0], S, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: CREATE_CHILD_SA, msgId: 4 }));
-  assert.equal(inb(st, fs, ike(S, PUB, { ispi: 0x5555n, exchange: IKE_SA_INIT, flags: 0x08 })).reason, 'nat_unknown_ike');
+  assert.equal(inb(st, fs, ike(S, PUB, { ispi: 0x5555n, exchange: IKE_SA_INIT, flags: 0x08 })).reason, 'nat.unknown_ike');
 });
 
 test('static forward takes a server-initiated IKE_SA_INIT', () => {
@@ -182,7 +182,7 @@ test('IKE SPI collision between hosts is refused and counted', () => {
   initSa(st, fs, 0);
   const c = out(st, fs, ike(hosts[1], S, { ispi: ispiOf(0), exchange: IKE_SA_INIT }));
   assert.equal(c.verdict, Verdict.DROP);
-  assert.equal(c.reason, 'nat_collision');
+  assert.equal(c.reason, 'nat.collision');
 });
 
 test('caps: SAs per host, held packets, windows', () => {
@@ -194,16 +194,16 @@ test('caps: SAs per host, held packets, windows', () => {
   inb(st, fs, ike(S, PUB2, { ispi: ispiOf(1), rspi: rspiOf(1), exchange: IKE_SA_INIT, flags: 0x20 }));
   out(st, fs, ike(hosts[0], S, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: IKE_AUTH, msgId: 1 }));
   const wc = out(st, fs, ike(hosts[1], S, { ispi: ispiOf(1), rspi: rspiOf(1), exchange: IKE_AUTH, msgId: 1 }));
-  assert.equal(wc.reason, 'nat_window_cap');
+  assert.equal(wc.reason, 'nat.window_cap');
   initSa(st, fs, 2); // host 2 on PUB (3 hosts: 0,2 on PUB)
   assert.equal(out(st, fs, ike(hosts[2], S, { ispi: ispiOf(2), rspi: rspiOf(2), exchange: IKE_AUTH })).verdict, Verdict.HOLD);
   // The held-packet cap (1) is reached: the next SA-creating message of another host is dropped.
-  assert.equal(out(st, fs, ike(hosts[2], S, { ispi: ispiOf(2), rspi: rspiOf(2), exchange: IKE_AUTH })).reason, 'nat_hold_cap');
+  assert.equal(out(st, fs, ike(hosts[2], S, { ispi: ispiOf(2), rspi: rspiOf(2), exchange: IKE_AUTH })).reason, 'nat.hold_cap');
   // Host 0 has 1 IKE SA; one ESP_IN learned makes 2; a third SA is refused.
   inb(st, fs, esp(S, PUB, 0xe0));
   out(st, fs, ike(hosts[0], S, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: CREATE_CHILD_SA, msgId: 2 }));
   const capped = inb(st, fs, esp(S, PUB, 0xe1));
-  assert.equal(capped.reason, 'nat_host_sa_cap');
+  assert.equal(capped.reason, 'nat.host_sa_cap');
 });
 
 test('hold expiry is accounted; held packet no longer released', () => {
@@ -220,14 +220,14 @@ test('hold expiry is accounted; held packet no longer released', () => {
 
 test('pin and unpin', () => {
   const { st, fs } = mk();
-  assert.equal(inb(st, fs, esp(S, PUB, 0x1234)).reason, 'nat_unknown_spi');
+  assert.equal(inb(st, fs, esp(S, PUB, 0x1234)).reason, 'nat.unknown_spi');
   st.command('sa-pin', { host: '10.0.0.13', server: '198.51.100.10', spi: '0x1234' });
   assert.equal(dstOf(inb(st, fs, esp(S, PUB, 0x1234)).bytes), hosts[2]);
   fs.time += 10_000_000; st.tick(fs.time);
   assert.equal(dstOf(inb(st, fs, esp(S, PUB, 0x1234)).bytes), hosts[2], 'pins never idle out');
   assert.throws(() => st.command('sa-pin', { host: '10.0.0.14', server: '198.51.100.10', spi: 0x1234 }), /mapped to 10.0.0.13/);
   st.command('sa-unpin', { server: '198.51.100.10', spi: '1234' });
-  assert.equal(inb(st, fs, esp(S, PUB, 0x1234)).reason, 'nat_unknown_spi');
+  assert.equal(inb(st, fs, esp(S, PUB, 0x1234)).reason, 'nat.unknown_spi');
 });
 
 test('idle timeouts remove SAs; sa-list groups like swanctl --list-sas', () => {
