@@ -1,0 +1,220 @@
+// TUN source: the same batch shape as NFQUEUE over a TUN device (IFF_TUN | IFF_NO_PI).
+//   readable → read() up to `batch` packets into the slab (one slot each) → meta (M_HOOK = 0xffffffff,
+//   M_ID = a sequence number) → one JavaScript call → V_ACCEPT packets are written back into the
+//   device (rewritten length when OUT_REWRITTEN), every other verdict drops the packet.
+// A TUN device has no skb mark: OUT_SET_MARK cannot be carried and is only counted (marksIgnored).
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include <algorithm>
+
+#include "batch_layout.h"
+#include "common.h"
+
+namespace sluice {
+namespace {
+
+constexpr uint32_t HEADROOM = 64;
+constexpr uint32_t GROW_ROOM = 256;
+
+class Tun : public Napi::ObjectWrap<Tun> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Tun", {
+      InstanceMethod<&Tun::Write>("write"),
+      InstanceMethod<&Tun::Stats>("stats"),
+      InstanceMethod<&Tun::Close>("close"),
+    });
+  }
+
+  Tun(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Tun>(info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsObject() || !info[1].IsFunction()) {
+      Napi::TypeError::New(env, "Tun(options, onBatch)").ThrowAsJavaScriptException();
+      return;
+    }
+    Napi::Object o = info[0].As<Napi::Object>();
+    std::string name = o.Get("name").IsString() ? o.Get("name").As<Napi::String>().Utf8Value() : "";
+    batch_ = std::clamp<uint32_t>(static_cast<uint32_t>(NumOpt(o, "batchSize", 64)), 1, 1024);
+    maxRounds_ = std::max<uint32_t>(1, static_cast<uint32_t>(NumOpt(o, "maxRounds", 16)));
+    maxPacket_ = std::clamp<uint32_t>(static_cast<uint32_t>(NumOpt(o, "maxPacket", 65535)), 576, 65535);
+    defaultVerdict_ = static_cast<uint32_t>(NumOpt(o, "defaultVerdict", V_ACCEPT));
+    if (name.size() >= IFNAMSIZ) {
+      Napi::Error::New(env, "TUN: interface name too long: " + name).ThrowAsJavaScriptException();
+      return;
+    }
+    fd_ = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd_ < 0) {
+      int e = errno;
+      ErrnoError(env, e == EACCES || e == EPERM ? "TUN: /dev/net/tun needs CAP_NET_ADMIN (run as root)" : "TUN: open /dev/net/tun", e)
+          .ThrowAsJavaScriptException();
+      return;
+    }
+    // Creates the device, or attaches to an existing persistent one of the same name.
+    ifreq ifr{};
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+    memcpy(ifr.ifr_name, name.data(), name.size());
+    if (ioctl(fd_, TUNSETIFF, &ifr) < 0) {
+      int e = errno;
+      close(fd_);
+      fd_ = -1;
+      ErrnoError(env, e == EPERM ? "TUN " + name + ": needs CAP_NET_ADMIN (run as root)"
+                     : e == EBUSY ? "TUN " + name + ": device is in use by another process"
+                                  : "TUN " + name + ": TUNSETIFF", e).ThrowAsJavaScriptException();
+      return;
+    }
+    name_ = ifr.ifr_name;
+    ifindex_ = if_nametoindex(ifr.ifr_name);
+    slotSize_ = (HEADROOM + maxPacket_ + GROW_ROOM + 63) & ~63u;
+    Napi::ArrayBuffer slabBuf = Napi::ArrayBuffer::New(env, static_cast<size_t>(slotSize_) * batch_);
+    Napi::ArrayBuffer metaBuf = Napi::ArrayBuffer::New(env, static_cast<size_t>(META_STRIDE) * 4 * batch_);
+    slab_ = static_cast<uint8_t*>(slabBuf.Data());
+    meta_ = static_cast<uint32_t*>(metaBuf.Data());
+    slabRef_ = Napi::Persistent(slabBuf);
+    metaRef_ = Napi::Persistent(metaBuf);
+    Napi::Object self = Value();
+    self.Set("slab", Napi::Uint8Array::New(env, slabBuf.ByteLength(), slabBuf, 0));
+    self.Set("meta", Napi::Uint32Array::New(env, META_STRIDE * batch_, metaBuf, 0));
+    self.Set("name", Napi::String::New(env, name_));
+    self.Set("ifindex", Napi::Number::New(env, ifindex_));
+    self.Set("batchSize", Napi::Number::New(env, batch_));
+    cb_ = Napi::Persistent(info[1].As<Napi::Function>());
+    actx_ = new Napi::AsyncContext(env, "sluice:tun");
+    if (!poller_.Start(env, fd_, this, &Tun::OnPoll)) {
+      close(fd_);
+      fd_ = -1;
+      Napi::Error::New(env, "TUN: uv_poll_init failed").ThrowAsJavaScriptException();
+      return;
+    }
+    Ref();
+  }
+
+  ~Tun() override {
+    poller_.Stop();
+    if (fd_ >= 0) close(fd_);
+    delete actx_;
+  }
+
+ private:
+  static void OnPoll(uv_poll_t* h, int status, int events) {
+    auto* self = static_cast<Tun*>(h->data);
+    if (self && status == 0) self->Drain();
+  }
+
+  void Drain() {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);  // a libuv callback: no JavaScript scope is open
+    for (uint32_t round = 0; round < maxRounds_ && fd_ >= 0; round++) {
+      uint32_t count = 0;
+      while (count < batch_) {
+        uint8_t* p = slab_ + static_cast<size_t>(count) * slotSize_ + HEADROOM;
+        ssize_t n = read(fd_, p, slotSize_ - HEADROOM);
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          if (errno != EAGAIN) { errors_++; lastErrno_ = errno; }
+          break;
+        }
+        if (n == 0) break;
+        uint32_t* m = meta_ + count * META_STRIDE;
+        m[M_ID] = ++seq_;
+        m[M_OFFSET] = static_cast<uint32_t>(p - slab_);
+        m[M_LENGTH] = m[M_ORIG_LENGTH] = static_cast<uint32_t>(n);
+        m[M_MARK] = 0;
+        m[M_INDEV] = ifindex_;
+        m[M_OUTDEV] = 0;
+        m[M_HOOK] = 0xffffffff;
+        m[M_HW_PROTO] = (p[0] >> 4) == 6 ? 0x86dd : 0x0800;
+        m[M_SKB_FLAGS] = 0;
+        m[M_CAPACITY] = std::min<uint32_t>(65535, slotSize_ - HEADROOM);
+        m[M_IN_FLAGS] = 0;
+        m[M_VERDICT] = defaultVerdict_;
+        m[M_VMARK] = 0;
+        m[M_OUT_FLAGS] = 0;
+        m[M_NEW_LENGTH] = m[M_LENGTH];
+        count++;
+      }
+      if (!count) return;
+      received_ += count;
+      batches_++;
+      inBatch_ = true;
+      CallBatch(env, cb_, *actx_, Value(), count);
+      inBatch_ = false;
+      for (uint32_t i = 0; i < count; i++) {
+        const uint32_t* m = meta_ + i * META_STRIDE;
+        if (m[M_OUT_FLAGS] & OUT_SET_MARK) marksIgnored_++;
+        if (m[M_VERDICT] == V_HOLD) { held_++; continue; }
+        if (m[M_VERDICT] != V_ACCEPT) { dropped_++; continue; }
+        uint32_t len = (m[M_OUT_FLAGS] & OUT_REWRITTEN) ? std::min(m[M_NEW_LENGTH], m[M_CAPACITY]) : m[M_LENGTH];
+        WriteOut(slab_ + m[M_OFFSET], len);
+      }
+      if (closePending_) { DoClose(); return; }
+      if (count < batch_) return;
+    }
+  }
+
+  bool WriteOut(const uint8_t* p, size_t len) {
+    ssize_t r;
+    do r = write(fd_, p, len); while (r < 0 && errno == EINTR);
+    if (r < 0) { errors_++; lastErrno_ = errno; return false; }
+    written_++;
+    return true;
+  }
+
+  // write(packet: Uint8Array): an IP packet into the device (held packets, crafted replies).
+  Napi::Value Write(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (fd_ < 0 || !info[0].IsTypedArray()) return Napi::Boolean::New(env, false);
+    Napi::Uint8Array u = info[0].As<Napi::Uint8Array>();
+    return Napi::Boolean::New(env, WriteOut(u.Data(), u.ByteLength()));
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("received", received_);
+    o.Set("batches", batches_);
+    o.Set("written", written_);
+    o.Set("dropped", dropped_);
+    o.Set("held", held_);
+    o.Set("marksIgnored", marksIgnored_);
+    o.Set("errors", errors_);
+    o.Set("lastErrno", lastErrno_);
+    return o;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    if (inBatch_) closePending_ = true;
+    else DoClose();
+    return info.Env().Undefined();
+  }
+
+  void DoClose() {
+    if (fd_ < 0) return;
+    poller_.Stop();
+    close(fd_);
+    fd_ = -1;
+    cb_.Reset();
+    Unref();
+  }
+
+  int fd_ = -1;
+  std::string name_;
+  uint32_t ifindex_ = 0, batch_ = 64, maxRounds_ = 16, maxPacket_ = 65535, slotSize_ = 0, seq_ = 0,
+           defaultVerdict_ = V_ACCEPT;
+  double received_ = 0, batches_ = 0, written_ = 0, dropped_ = 0, held_ = 0, marksIgnored_ = 0, errors_ = 0,
+         lastErrno_ = 0;
+  bool inBatch_ = false, closePending_ = false;
+  uint8_t* slab_ = nullptr;
+  uint32_t* meta_ = nullptr;
+  Napi::Reference<Napi::ArrayBuffer> slabRef_, metaRef_;
+  Napi::FunctionReference cb_;
+  Napi::AsyncContext* actx_ = nullptr;
+  Poller poller_;
+};
+
+}  // namespace
+
+Napi::Function InitTun(Napi::Env env) { return Tun::Init(env); }
+
+}  // namespace sluice

@@ -1,0 +1,135 @@
+/**
+ * The native addon's shape, and its loader. Everything above src/io talks to the addon through
+ * `NativeBinding`, so tests pass a fake (src/io/fake.ts) and run without root or a built addon.
+ *
+ * The loader checks the addon's exported layout numbers against LAYOUT (batch-layout.ts): an addon
+ * built from another version of native/batch_layout.h would read and write the wrong meta slots.
+ */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { LAYOUT } from './batch-layout';
+
+export interface NativeQueueOptions {
+  queue: number;
+  copyRange?: number;
+  maxLen?: number;
+  failOpen?: boolean;
+  gso?: boolean;
+  conntrack?: boolean;
+  rcvbufBytes?: number;
+  noEnobufs?: boolean;
+  batchSize?: number;
+  maxRounds?: number;
+  defaultVerdict?: number;
+}
+
+export interface NativeQueueStats {
+  received: number;
+  batches: number;
+  verdicts: number;
+  sendmsgCalls: number;
+  batchVerdicts: number;
+  errors: number;
+  enobufs: number;
+  heldOutstanding: number;
+  truncated: number;
+  repeatedEarly: number;
+  lastErrno: number;
+}
+
+/** One bound NFQUEUE. `slab` and `meta` are created once at open and reused for every batch. */
+export interface NativeQueue {
+  readonly slab: Uint8Array;
+  readonly meta: Uint32Array;
+  /** Receive buffer size the kernel reports (it doubles what was asked for). */
+  readonly rcvbufBytes: number;
+  readonly slotSize: number;
+  readonly batchSize: number;
+  readonly copyRange: number;
+  release(id: number, verdict: number, mark: number, payload?: Uint8Array | null): boolean;
+  stats(): NativeQueueStats;
+  close(): void;
+}
+
+export interface NativeTunOptions {
+  name?: string;
+  batchSize?: number;
+  maxPacket?: number;
+  maxRounds?: number;
+  defaultVerdict?: number;
+}
+
+export interface NativeTunStats {
+  received: number;
+  batches: number;
+  written: number;
+  dropped: number;
+  held: number;
+  marksIgnored: number;
+  errors: number;
+  lastErrno: number;
+}
+
+export interface NativeTun {
+  readonly slab: Uint8Array;
+  readonly meta: Uint32Array;
+  readonly name: string;
+  readonly ifindex: number;
+  readonly batchSize: number;
+  write(packet: Uint8Array): boolean;
+  stats(): NativeTunStats;
+  close(): void;
+}
+
+export interface NativeBinding {
+  readonly layout: Readonly<Record<string, number>>;
+  NfQueue: new (opts: NativeQueueOptions, onBatch: (count: number) => void) => NativeQueue;
+  Tun: new (opts: NativeTunOptions, onBatch: (count: number) => void) => NativeTun;
+  /** fd, or -errno. */
+  openIp(ifindex: number): number;
+  /** 0, or errno. `dst` is the IPv4 destination as an unsigned 32-bit number. */
+  sendIp(fd: number, packet: Uint8Array, dst: number): number;
+  openL2(ifindex: number): number;
+  sendL2(fd: number, ifindex: number, dstMac: Uint8Array, packet: Uint8Array): number;
+  closeFd(fd: number): void;
+}
+
+/** Throws when the addon's layout numbers differ from LAYOUT (names the first differing slot). */
+export function checkLayout(layout: Readonly<Record<string, number>> | undefined): void {
+  if (!layout) throw new Error('sluice addon exports no layout: rebuild it (npm run build)');
+  for (const [k, v] of Object.entries(LAYOUT)) {
+    if (layout[k] !== v) {
+      throw new Error(`sluice addon batch layout mismatch: ${k} is ${layout[k]} in the addon, ${v} in src/io/batch-layout.ts; rebuild (npm run build)`);
+    }
+  }
+}
+
+/** build/Release/sluice_native.node of the package this file belongs to (src/ or dist/src/). */
+export function addonPath(): string {
+  for (const up of ['../..', '../../..']) {
+    const root = resolve(__dirname, up);
+    if (existsSync(join(root, 'package.json')) && existsSync(join(root, 'binding.gyp'))) {
+      return join(root, 'build', 'Release', 'sluice_native.node');
+    }
+  }
+  return resolve(__dirname, '../../../build/Release/sluice_native.node');
+}
+
+let cached: NativeBinding | null = null;
+
+/** Loads the addon once; throws an Error that says what to do when it is missing or stale. */
+export function loadBinding(): NativeBinding {
+  if (cached) return cached;
+  const path = addonPath();
+  if (!existsSync(path)) throw new Error(`sluice addon not built (${path} missing): run npm run build`);
+  let b: NativeBinding;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    b = require(path) as NativeBinding;
+  } catch (e) {
+    throw new Error(`sluice addon at ${path} does not load (${(e as Error).message}): run npm run build`);
+  }
+  checkLayout(b.layout);
+  cached = b;
+  return b;
+}
