@@ -83,3 +83,10 @@ export function fromHex(text: string): Uint8Array | null {
   for (let i = 0; i < out.length; i++) out[i] = parseInt(s.substr(2 * i, 2), 16);
   return out;
 }
+
+/** A copy of b[start, end) as a plain Uint8Array (Buffer#slice would return a view, not a copy). */
+export function copyBytes(b: Uint8Array, start: number, end: number): Uint8Array {
+  const out = new Uint8Array(Math.max(0, end - start));
+  out.set(b.subarray(start, end));
+  return out;
+}

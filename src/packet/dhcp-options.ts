@@ -8,7 +8,7 @@
  * And a describer (`describeOption`) that turns any option into plain JSON for `sluice decode`.
  * These run on the control path (building replies), not per forwarded packet.
  */
-import { u16, u32, setU32, ipv4ToString, toHex } from './bytes';
+import { u16, u32, setU32, ipv4ToString, toHex, copyBytes } from './bytes';
 import { ParseError, type Parsed, fail, ok } from './errors';
 import { MESSAGE_TYPE_NAMES } from './dhcp';
 
@@ -65,7 +65,7 @@ export const relayAgentInfo = {
       if (p + 2 > end) return fail(ParseError.TRUNCATED, 'option82');
       const l = b[p + 1]!;
       if (p + 2 + l > end) return fail(ParseError.BAD_OPTION, `option82.sub${b[p]}`);
-      out.push({ code: b[p]!, data: b.slice(p + 2, p + 2 + l) });
+      out.push({ code: b[p]!, data: copyBytes(b, p + 2, p + 2 + l) });
       p += 2 + l;
     }
     return ok(out);

@@ -28,7 +28,7 @@
  * the options field first, then `file`, then `sname` (the order RFC 2131 4.1 gives for overloads).
  * The iterator never loops: each step moves forward by at least one byte inside a fixed region.
  */
-import { u16, u32, setU16, setU32 } from './bytes';
+import { u16, u32, setU16, setU32, copyBytes } from './bytes';
 import { ParseError, type Parsed, fail, ok } from './errors';
 
 export const OP = 0;
@@ -325,10 +325,10 @@ export const dhcpRepr = {
     const r: DhcpRepr = {
       op: v.op, htype: v.htype, hops: v.hops, xid: v.xid, secs: v.secs, flags: v.flags, ciaddr: v.ciaddr,
       yiaddr: v.yiaddr, siaddr: v.siaddr, giaddr: v.giaddr,
-      chaddr: buf.slice(offset + CHADDR, offset + CHADDR + v.hlen), options,
+      chaddr: copyBytes(buf, offset + CHADDR, offset + CHADDR + v.hlen), options,
     };
-    if (!(it.overload & 2)) r.sname = buf.slice(offset + SNAME, offset + SNAME + SNAME_LEN);
-    if (!(it.overload & 1)) r.file = buf.slice(offset + FILE, offset + FILE + FILE_LEN);
+    if (!(it.overload & 2)) r.sname = copyBytes(buf, offset + SNAME, offset + SNAME + SNAME_LEN);
+    if (!(it.overload & 1)) r.file = copyBytes(buf, offset + FILE, offset + FILE + FILE_LEN);
     if (it.overload) r.overload = it.overload;
     return ok(r);
   },

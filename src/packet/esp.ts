@@ -18,7 +18,7 @@
  *   - IKE: preceded by the 4-octet non-ESP marker, "Non-ESP Marker: 32 bits of zero".
  *   - ESP: the first 4 octets are the (never zero) SPI.
  */
-import { u32, setU32 } from './bytes';
+import { u32, setU32, copyBytes } from './bytes';
 import { ParseError, type Parsed, fail, ok } from './errors';
 
 export const SPI = 0;
@@ -112,6 +112,6 @@ export const espRepr = {
   decode(buf: Uint8Array, offset = 0, length = buf.length - offset): Parsed<EspRepr> {
     const e = checkEsp(buf, offset, length);
     if (e !== ParseError.NONE) return fail(e, 'esp');
-    return ok({ spi: u32(buf, offset), seq: u32(buf, offset + SEQ), payload: buf.slice(offset + HEADER_LEN, offset + length) });
+    return ok({ spi: u32(buf, offset), seq: u32(buf, offset + SEQ), payload: copyBytes(buf, offset + HEADER_LEN, offset + length) });
   },
 };

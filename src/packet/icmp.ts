@@ -15,7 +15,7 @@
  * The ICMPv4 checksum covers the ICMP message only (no pseudo-header), so an IPv4 address rewrite
  * leaves it alone; ICMPv6 includes the IPv6 pseudo-header.
  */
-import { u16, setU16 } from './bytes';
+import { u16, setU16, copyBytes } from './bytes';
 import { checksumAdjust, internetChecksum } from './checksum';
 import { ParseError, type Parsed, fail, ok } from './errors';
 
@@ -122,6 +122,6 @@ export const icmpRepr = {
     if (verify && !v.verifyChecksum()) return fail(ParseError.BAD_CHECKSUM, 'icmp.checksum');
     return ok({ type: v.type, code: v.code, checksum: v.checksum,
       rest: ((u16(buf, offset + REST) << 16) | u16(buf, offset + REST + 2)) >>> 0,
-      payload: buf.slice(offset + HEADER_LEN, offset + length) });
+      payload: copyBytes(buf, offset + HEADER_LEN, offset + length) });
   },
 };

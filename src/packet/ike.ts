@@ -25,7 +25,7 @@
  * but whose "Next Payload" names the first payload *inside* the ciphertext; and IKEv1 with the E flag
  * (RFC 2408 3.1: "all payloads following the header are encrypted").
  */
-import { u16, u32, setU16, setU32, toHex, fromHex } from './bytes';
+import { u16, u32, setU16, setU32, toHex, fromHex, copyBytes } from './bytes';
 import { ParseError, type Parsed, fail, ok } from './errors';
 
 export const ISPI = 0;
@@ -79,6 +79,7 @@ export function exchangeName(x: number): string {
 }
 
 export function payloadName(version: number, t: number): string {
+  if (t === PAYLOAD_NONE) return 'none';
   return (version === 1 ? PAYLOAD_NAMES_V1[t] : PAYLOAD_NAMES_V2[t]) ?? `payload-${t}`;
 }
 
@@ -297,11 +298,11 @@ export const ikeRepr = {
     };
     if (it.encrypted) {
       r.next = h.nextPayload;
-      r.payloads.push({ type: h.nextPayload, body: buf.slice(offset + HEADER_LEN, offset + h.messageLength) });
+      r.payloads.push({ type: h.nextPayload, body: copyBytes(buf, offset + HEADER_LEN, offset + h.messageLength) });
       return ok(r);
     }
     while (it.next()) {
-      const p: IkePayloadRepr = { type: it.type, body: buf.slice(it.bodyOffset, it.bodyOffset + it.bodyLength) };
+      const p: IkePayloadRepr = { type: it.type, body: copyBytes(buf, it.bodyOffset, it.bodyOffset + it.bodyLength) };
       if (it.critical) p.critical = true;
       if (it.encrypted) p.next = it.nextType;
       r.payloads.push(p);

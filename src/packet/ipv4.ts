@@ -22,7 +22,7 @@
  *   |                    Options                    |    Padding    |
  *   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
  */
-import { u16, u32, setU16, setU32 } from './bytes';
+import { u16, u32, setU16, setU32, copyBytes } from './bytes';
 import { checksumAdjust, checksumAdjust32, internetChecksum } from './checksum';
 import { ParseError, type Parsed, fail, ok } from './errors';
 
@@ -227,7 +227,7 @@ export const ipv4Repr = {
       moreFragments: v.moreFragments, fragmentOffset: v.fragmentOffset, checksum: v.checksum,
     };
     if (v.headerLength > HEADER_LEN) {
-      r.options = buf.slice(offset + HEADER_LEN, offset + v.headerLength);
+      r.options = copyBytes(buf, offset + HEADER_LEN, offset + v.headerLength);
     }
     return ok(r);
   },

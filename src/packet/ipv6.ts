@@ -19,7 +19,7 @@
  * RFC 6564-shaped Mobility (135), HIP (139), Shim6 (140), experimental (253, 254). ESP (50), AH (51)
  * and everything else end the chain as the "upper layer".
  */
-import { u16, u32, ipv6ToString } from './bytes';
+import { u16, u32, ipv6ToString, copyBytes } from './bytes';
 import { ParseError, type Parsed, fail, ok } from './errors';
 
 export const VER_TC_FLOW = 0;
@@ -168,7 +168,7 @@ export const ipv6Repr = {
     const e = checkIpv6(buf, offset, length);
     if (e !== ParseError.NONE) return fail(e, 'ipv6');
     const v = new Ipv6Packet(buf, offset, length);
-    return ok({ src: buf.slice(offset + SRC_ADDR, offset + SRC_ADDR + 16), dst: buf.slice(offset + DST_ADDR, offset + DST_ADDR + 16),
+    return ok({ src: copyBytes(buf, offset + SRC_ADDR, offset + SRC_ADDR + 16), dst: copyBytes(buf, offset + DST_ADDR, offset + DST_ADDR + 16),
       nextHeader: v.nextHeader, payloadLength: v.payloadLength, hopLimit: v.hopLimit,
       trafficClass: v.trafficClass, flowLabel: v.flowLabel });
   },

@@ -20,7 +20,7 @@
  *   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
  *   |                           [Options]                           |
  */
-import { u16, u32, setU16, setU32 } from './bytes';
+import { u16, u32, setU16, setU32, copyBytes } from './bytes';
 import { checksumAdjust, checksumAdjust32, internetChecksum, pseudoHeaderSum4 } from './checksum';
 import { ParseError, type Parsed, fail, ok } from './errors';
 import { PROTO_TCP } from './ipv4';
@@ -164,8 +164,8 @@ export const tcpRepr = {
     if (ipv4 && !v.verifyChecksum4(ipv4.src, ipv4.dst)) return fail(ParseError.BAD_CHECKSUM, 'tcp.checksum');
     const r: TcpRepr = { srcPort: v.srcPort, dstPort: v.dstPort, seq: v.seq, ack: v.ack, flags: v.flags,
       window: v.window, urgent: v.urgent, checksum: v.checksum,
-      payload: buf.slice(v.payloadOffset, offset + length) };
-    if (v.headerLength > HEADER_LEN) r.options = buf.slice(offset + HEADER_LEN, v.payloadOffset);
+      payload: copyBytes(buf, v.payloadOffset, offset + length) };
+    if (v.headerLength > HEADER_LEN) r.options = copyBytes(buf, offset + HEADER_LEN, v.payloadOffset);
     return ok(r);
   },
 };

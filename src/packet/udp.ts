@@ -16,7 +16,7 @@
  * stays zero through rewrites, and a computed zero is written as 0xffff. (Over IPv6 the checksum is
  * mandatory, RFC 8200 8.1; the same rules keep a valid one valid.)
  */
-import { u16, setU16 } from './bytes';
+import { u16, setU16, copyBytes } from './bytes';
 import { checksumAdjust, checksumAdjust32, internetChecksum, pseudoHeaderSum4, pseudoHeaderSum6 } from './checksum';
 import { ParseError, type Parsed, fail, ok } from './errors';
 import { PROTO_UDP } from './ipv4';
@@ -177,7 +177,7 @@ export const udpRepr = {
     if (ipv4 && !v.verifyChecksum4(ipv4.src, ipv4.dst)) return fail(ParseError.BAD_CHECKSUM, 'udp.checksum');
     return ok({
       srcPort: v.srcPort, dstPort: v.dstPort, checksum: v.checksum,
-      payload: buf.slice(v.payloadOffset, v.payloadOffset + v.payloadLength),
+      payload: copyBytes(buf, v.payloadOffset, v.payloadOffset + v.payloadLength),
     });
   },
 };
