@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(build-essential python3 pkg-config libmnl-dev libnetfilter-queue-dev iptables iproute2 tcpdump
-      conntrack procps kmod python3-scapy
+      conntrack procps kmod iputils-ping python3-scapy
       libcharon-extra-plugins strongswan-swanctl charon-systemd
       dnsmasq-base kea-dhcp4-server isc-dhcp-relay isc-dhcp-client dhcpcd-base udhcpc dhcping
       netsniff-ng iperf3)

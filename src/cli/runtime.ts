@@ -52,7 +52,7 @@ export class Runtime {
       for (const q of cfg.queues) {
         let source = -1;
         const queue = NfQueue.open({
-          queue: q.num, copyRange: q.copy_range, maxLen: q.max_len, failOpen: q.fail_open, gso: q.gso,
+          queue: q.num, copyRange: Math.min(q.copy_range, 65531), maxLen: q.max_len, failOpen: q.fail_open, gso: q.gso,
           rcvbufBytes: q.rcvbuf, batchSize: q.batch,
         }, (batch) => this.engine.handleBatch(source, batch));
         source = this.engine.addSource(queue, q.num, { defaultVerdict: q.default_verdict, onInvalid: q.on_invalid });
