@@ -5,15 +5,15 @@
 import type { Namespace, Proc } from './lab';
 
 const SINK = `
-import socket, signal, sys, json
+import socket, signal, sys, json, time
 port = int(sys.argv[1]); s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', port))
-n = 0; first = []
+n = 0; first = []; times = []
 def done(*_):
-    print(json.dumps({'received': n, 'first': first}), flush=True); sys.exit(0)
+    print(json.dumps({'received': n, 'first': first, 'times': times}), flush=True); sys.exit(0)
 signal.signal(signal.SIGTERM, done); print('listening', flush=True)
 while True:
     data = s.recv(65535); n += 1
-    if len(first) < 20: first.append(data.decode('latin-1'))
+    if len(first) < 20: first.append(data.decode('latin-1')); times.append(time.time() * 1000)
 `;
 
 const SOURCE = `
@@ -38,10 +38,11 @@ export class UdpSink {
   }
 
   /** Stops the sink and returns what it received. */
-  async finish(): Promise<{ received: number; first: string[] }> {
+  /** Stops the sink; returns the count, the first 20 payloads and their arrival times (ms since the epoch). */
+  async finish(): Promise<{ received: number; first: string[]; times: number[] }> {
     await this.proc.stop('SIGTERM');
     const line = this.proc.stdout.trim().split('\n').pop() ?? '{}';
-    return JSON.parse(line) as { received: number; first: string[] };
+    return JSON.parse(line) as { received: number; first: string[]; times: number[] };
   }
 }
 
