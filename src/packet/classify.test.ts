@@ -138,3 +138,32 @@ test('every field is reset between packets', () => {
   classify(fresh, p, 0, p.length);
   assert.deepEqual(c, fresh);
 });
+
+test('classify allocates nothing: no scavenge while classifying 5M mixed packets', async () => {
+  const { PerformanceObserver } = await import('node:perf_hooks');
+  const { capturedPackets } = await import('./testing');
+  const pk = [...capturedPackets('ike-esp-natt.pcap'), ...capturedPackets('dhcp-inform-ack.pcap'),
+    ...capturedPackets('crafted.pcap')].map((p) => p.ip);
+  pk.push(ipv4Esp({ src: 0xc6336407, dst: 0xcb007101 }, { spi: 0xc0ffee01, seq: 0xfffffff0, payload: new Uint8Array(64) }));
+  const slab = new Uint8Array(pk.reduce((n, p) => n + p.length + 32, 0));
+  const off: number[] = [], len: number[] = [];
+  let p = 0;
+  for (const x of pk) { p += 32; slab.set(x, p); off.push(p); len.push(x.length); p += x.length; }
+  const offs = Int32Array.from(off), lens = Int32Array.from(len);
+  const c = new Classified();
+  const run = (n: number): number => {
+    let k = 0;
+    for (let i = 0, j = 0; i < n; i++) { classify(c, slab, offs[j]!, lens[j]!); k += c.kind; if (++j === offs.length) j = 0; }
+    return k;
+  };
+  run(1_000_000); // let the JIT settle (tier-ups allocate)
+  let scavenges = 0;
+  const obs = new PerformanceObserver((l) => { for (const e of l.getEntries()) if ((e as { detail?: { kind?: number } }).detail?.kind === 1) scavenges++; });
+  obs.observe({ entryTypes: ['gc'] });
+  await new Promise((r) => setTimeout(r, 10));
+  scavenges = 0;
+  run(5_000_000); // ≥ 16 B per packet would be 80 MB: several scavenges of a 16 MB new space
+  await new Promise((r) => setTimeout(r, 10));
+  obs.disconnect();
+  assert.equal(scavenges, 0);
+});
