@@ -1,0 +1,140 @@
+/**
+ * From a validated `steer:` section to plain numbers: normalized selectors, one action per rule, and
+ * the marks / routing tables `route_via` allocates. Shared by the stage (src/steer/stage.ts), the
+ * kernel-rule generator (src/steer/rules.ts) and `sluice check`. Throws Error naming the rule on
+ * problems the schema cannot see (unknown address sets, too many route_via targets for the mask).
+ */
+import type { SteerConfig, SteerRule } from './config';
+import { normalizeSelector, parseMark, type NormSelector } from './selector';
+
+export const enum ActionType { CONTINUE = 0, ACCEPT = 1, DROP = 2 }
+
+export interface CompiledAction {
+  /** Verdict after the mark (if any) is set. */
+  type: ActionType;
+  /** markMask 0: no mark. */
+  markValue: number;
+  markMask: number;
+  /** Help text for the drop counter steer.<rule>. */
+  dropHelp: string;
+  /** Index into routes for route_via rules, else -1. */
+  route: number;
+}
+
+export interface RouteAlloc {
+  dev: string;
+  via?: string;
+  src?: string;
+  table: number;
+  tableName: string;
+  markValue: number;
+  markMask: number;
+  priority: number;
+  /** Rules that use this route. */
+  rules: string[];
+}
+
+export interface CompiledSteer {
+  names: string[];
+  sels: NormSelector[];
+  actions: CompiledAction[];
+  routes: RouteAlloc[];
+  defaultType: ActionType;
+}
+
+const TYPE = { continue: ActionType.CONTINUE, accept: ActionType.ACCEPT, drop: ActionType.DROP } as const;
+
+function ctz(m: number): number {
+  let n = 0;
+  while (n < 32 && ((m >>> n) & 1) === 0) n++;
+  return n;
+}
+
+export function hex(n: number): string { return `0x${(n >>> 0).toString(16)}`; }
+
+export function compileSteer(cfg: SteerConfig): CompiledSteer {
+  const names: string[] = [];
+  const sels: NormSelector[] = [];
+  const actions: CompiledAction[] = [];
+  const routes: RouteAlloc[] = [];
+  const routeKeys = new Map<string, number>();
+  const seen = new Set<string>();
+  const rt = cfg.route_tables;
+  const mask = typeof rt.mark_mask === 'number' ? rt.mark_mask >>> 0 : Number(rt.mark_mask) >>> 0;
+  const shift = ctz(mask);
+  const explicitTables = new Set(cfg.rules.flatMap((r) => (typeof r.action === 'object' && 'route_via' in r.action && r.action.route_via.table ? [r.action.route_via.table] : [])));
+  let nextTable = rt.first_table;
+  let autoMarks = 0;
+
+  cfg.rules.forEach((rule: SteerRule, i) => {
+    const where = `rules[${i}] (${rule.name})`;
+    if (seen.has(rule.name)) throw new Error(`${where}: the name ${rule.name} is used twice`);
+    seen.add(rule.name);
+    names.push(rule.name);
+    try {
+      sels.push(normalizeSelector(rule.match, cfg.address_sets));
+    } catch (e) {
+      throw new Error(`${where}.match: ${(e as Error).message}`);
+    }
+    const a = rule.action;
+    const act: CompiledAction = { type: ActionType.CONTINUE, markValue: 0, markMask: 0, dropHelp: '', route: -1 };
+    if (typeof a === 'string') {
+      act.type = TYPE[a];
+      if (a === 'drop') act.dropHelp = `dropped by steer rule ${rule.name}`;
+    } else if ('drop' in a) {
+      act.type = ActionType.DROP;
+      act.dropHelp = a.drop;
+    } else if ('mark' in a) {
+      const m = parseMark(a.mark);
+      act.type = TYPE[a.then];
+      act.markValue = m.value;
+      act.markMask = m.mask;
+    } else {
+      const v = a.route_via;
+      const key = JSON.stringify([v.dev, v.via ?? '', v.src ?? '', v.table ?? 0, v.mark ?? '']);
+      let idx = routeKeys.get(key);
+      if (idx === undefined) {
+        let markValue: number, markMask: number;
+        if (v.mark !== undefined) {
+          ({ value: markValue, mask: markMask } = parseMark(v.mark));
+        } else {
+          autoMarks++;
+          markValue = (autoMarks << shift) >>> 0;
+          markMask = mask;
+          if (shift >= 32 || (markValue & ~mask) !== 0 || markValue === 0) {
+            throw new Error(`${where}: route_tables.mark_mask ${hex(mask)} has no room for ${autoMarks} route_via marks`);
+          }
+        }
+        let table = v.table;
+        if (table === undefined) {
+          while (explicitTables.has(nextTable)) nextTable++;
+          table = nextTable++;
+        }
+        idx = routes.length;
+        const base = `sluice.${v.dev}${v.via ? `.via.${v.via}` : ''}`;
+        const tableName = routes.some((r) => r.tableName === base) ? `${base}.${idx}` : base;
+        routes.push({
+          dev: v.dev, via: v.via, src: v.src, table, tableName, markValue, markMask,
+          priority: rt.first_priority + idx, rules: [],
+        });
+        routeKeys.set(key, idx);
+      }
+      const r = routes[idx]!;
+      r.rules.push(rule.name);
+      act.type = TYPE[a.then];
+      act.markValue = r.markValue;
+      act.markMask = r.markMask;
+      act.route = idx;
+    }
+    actions.push(act);
+  });
+  const marks = new Map<string, number>();
+  for (const r of routes) {
+    const k = `${r.markValue}/${r.markMask}`;
+    if (marks.has(k) && routes[marks.get(k)!]!.table !== r.table) {
+      throw new Error(`route_via: mark ${hex(r.markValue)}/${hex(r.markMask)} is used for tables ${routes[marks.get(k)!]!.table} and ${r.table}`);
+    }
+    marks.set(k, routes.indexOf(r));
+  }
+  return { names, sels, actions, routes, defaultType: TYPE[cfg.default] };
+}

@@ -1,0 +1,89 @@
+/**
+ * The `steer:` section: ordered rules, first match wins. Each rule has a `match:` selector (see
+ * src/steer/selector.ts; empty matches everything) and an `action:`:
+ *
+ *   accept | drop | continue                      plain verdicts (continue = hand on to the next stage)
+ *   { drop: "why" }                                drop, counted under steer.<rule name>, "why" as help
+ *   { mark: "0x10/0xff", then: continue|accept }   MARK --set-xmark: mark = (mark & ~mask) ^ value
+ *   { route_via: { dev: eth0, via: 192.0.2.1 } }   sugar: a mark + routing table + `ip rule fwmark`
+ *
+ * Validated once at load; src/steer/stage.ts compiles it into numbers.
+ */
+import { z } from 'zod';
+import { IPV4_RE, isAddressSpec } from './addr';
+import { addressSetsSchema, selectorSchema } from './selector';
+import { compileSteer } from './compile';
+
+const ipv4 = z.string().regex(IPV4_RE, 'an IPv4 address like 192.0.2.1');
+const prefix = z.string().refine((s) => isAddressSpec(s) && !s.startsWith('@') && s !== 'any', 'an IPv4 prefix like 10.1.0.0/16');
+const ifname = z.string().min(1).max(15).regex(/^[A-Za-z0-9_.:@-]+$/, 'an interface name (no globs here)');
+const mark = z.union([z.number().int().min(1).max(0xffffffff),
+  z.string().regex(/^(0x[0-9a-fA-F]{1,8}|\d+)(\/(0x[0-9a-fA-F]{1,8}|\d+))?$/, 'a mark like 0x10 or 0x10/0xff')]);
+const then = z.enum(['continue', 'accept']).default('continue')
+  .describe('after setting the mark: hand on to the next stage (continue) or accept now');
+const ruleName = z.string().min(1).max(64).regex(/^[A-Za-z0-9_.-]+$/, 'rule names: letters, digits, _ . -');
+
+export const routeViaSchema = z.object({
+  dev: ifname.describe('output interface of the generated route'),
+  via: ipv4.optional().describe('next-hop gateway (omit for an on-link route)'),
+  src: ipv4.optional().describe('preferred source address of the generated route'),
+  table: z.number().int().min(1).max(0xfffffffe).optional().describe('routing table id (default: allocated from route_tables.first_table)'),
+  mark: mark.optional().describe('fwmark (default: allocated under route_tables.mark_mask)'),
+}).strict();
+
+export const steerActionSchema = z.union([
+  z.enum(['accept', 'drop', 'continue']),
+  z.object({ drop: z.string().min(1).max(200).describe('why; becomes the help text of the steer.<rule> drop counter') }).strict(),
+  z.object({ mark, then }).strict(),
+  z.object({ route_via: routeViaSchema, then }).strict(),
+]);
+
+export const steerRuleSchema = z.object({
+  name: ruleName,
+  match: selectorSchema.prefault({}),
+  action: steerActionSchema,
+}).strict();
+
+export const localRouteSchema = z.object({
+  dst: prefix.describe('destination prefix, e.g. the protected subnet behind the tunnel'),
+  dev: ifname,
+  src: ipv4.optional().describe('source address locally generated traffic takes (the tunnel-side address)'),
+  via: ipv4.optional(),
+}).strict();
+
+export const steerConfigSchema = z.object({
+  enabled: z.boolean().default(true),
+  address_sets: addressSetsSchema.default({}).describe('named prefix lists, referred to as @name in src/dst'),
+  rules: z.array(steerRuleSchema).default([]),
+  default: z.enum(['continue', 'accept', 'drop']).default('continue').describe('when no rule matches'),
+  route_tables: z.object({
+    first_table: z.number().int().min(1).max(0xfffffff0).default(100).describe('route_via tables are allocated from here'),
+    mark_mask: z.union([z.number().int().min(1).max(0xffffffff), z.string().regex(/^0x[0-9a-fA-F]{1,8}$/)]).default('0xff00')
+      .describe('bits route_via marks are allocated in (other mark bits are left alone)'),
+    first_priority: z.number().int().min(1).max(32765).default(1000).describe('`ip rule` priority of the first route_via rule'),
+    local_table: z.number().int().min(1).max(0xfffffff0).default(99).describe('table for local_routes'),
+    local_priority: z.number().int().min(1).max(32765).default(500).describe('`ip rule iif lo` priority for local_routes'),
+  }).strict().prefault({}),
+  local_routes: z.array(localRouteSchema).default([])
+    .describe('routes for locally generated traffic only (`ip rule iif lo`), e.g. the tunnel-side source address'),
+  capture: z.object({
+    queue: z.number().int().min(0).max(65535).describe('NFQUEUE number the generated capture rules send to'),
+    bypass: z.boolean().default(true).describe('--queue-bypass: the kernel accepts when sluice is not running'),
+    hooks: z.array(z.enum(['prerouting', 'input', 'forward', 'output', 'postrouting'])).min(1).default(['prerouting', 'output'])
+      .describe('chains for rules that do not name a hook'),
+  }).strict().optional().describe('generate mangle-table NFQUEUE rules from the rules\' selectors (a superset of what they match)'),
+}).strict().superRefine((cfg, ctx) => {
+  // Problems only the compiler sees (unknown @sets, duplicate names, mark room) reported at load time.
+  try {
+    compileSteer(cfg as SteerConfig);
+  } catch (e) {
+    const m = /^rules\[(\d+)\]/.exec((e as Error).message);
+    ctx.addIssue({ code: 'custom', path: m ? ['rules', Number(m[1])] : [], message: (e as Error).message });
+  }
+});
+
+export type SteerConfig = z.infer<typeof steerConfigSchema>;
+export type SteerConfigInput = z.input<typeof steerConfigSchema>;
+export type SteerRule = z.infer<typeof steerRuleSchema>;
+export type SteerAction = z.infer<typeof steerActionSchema>;
+export type RouteVia = z.infer<typeof routeViaSchema>;

@@ -1,0 +1,184 @@
+/**
+ * The selector language shared by `steer:` rules and `policy:` policies: its YAML schema and its
+ * normalized form (plain numbers and ranges), from which src/steer/match.ts compiles the per-packet
+ * matcher, src/steer/shadow.ts finds shadowed rules and src/steer/rules.ts writes iptables matches.
+ *
+ * Every field is optional; all given fields must match (AND); a list means any of its values (OR).
+ * Fields under `not:` are negated one by one, like iptables `!` (`not: {dport: 22, src: 10.0.0.0/8}`
+ * means "dport is not 22 AND src is not in 10.0.0.0/8").
+ */
+import { z } from 'zod';
+import { AddrRanges, compileAddresses, isAddressSpec, type AddressSets } from './addr';
+
+export const HOOKS = ['prerouting', 'input', 'forward', 'output', 'postrouting'] as const;
+
+export const PROTOCOLS: Record<string, number> = {
+  icmp: 1, igmp: 2, tcp: 6, udp: 17, gre: 47, esp: 50, ah: 51, icmpv6: 58, sctp: 132,
+};
+
+export const ICMP_TYPES: Record<string, number> = {
+  'echo-reply': 0, 'destination-unreachable': 3, 'source-quench': 4, redirect: 5, 'echo-request': 8,
+  'router-advertisement': 9, 'router-solicitation': 10, 'time-exceeded': 11, 'parameter-problem': 12,
+  'timestamp-request': 13, 'timestamp-reply': 14,
+};
+
+/** RFC 2132 9.6 (1-8) and RFC 3203 / 4388 (9-13). */
+export const DHCP_TYPES: Record<string, number> = {
+  discover: 1, offer: 2, request: 3, decline: 4, ack: 5, nak: 6, release: 7, inform: 8,
+  forcerenew: 9, leasequery: 10, leaseunassigned: 11, leaseunknown: 12, leaseactive: 13,
+};
+
+/** RFC 7296 3.1 (IKEv2) and RFC 2408 / 2409 (IKEv1 exchange types). */
+export const IKE_EXCHANGES: Record<string, number> = {
+  main_mode: 2, aggressive_mode: 4, informational_v1: 5, quick_mode: 32, new_group_mode: 33,
+  ike_sa_init: 34, ike_auth: 35, create_child_sa: 36, informational: 37,
+};
+
+export const KINDS: Record<string, number> = {
+  other: 0, esp: 1, 'esp-in-udp': 2, ike: 3, 'nat-keepalive': 4, dhcp: 5,
+};
+
+const many = <T extends z.ZodType>(s: T) => z.union([s, z.array(s).min(1)]);
+const named = (table: Record<string, number>, max: number, what: string) =>
+  z.union([z.number().int().min(0).max(max), z.string().refine((s) => s in table, `${what}: one of ${Object.keys(table).join(', ')} or a number`)]);
+
+const RANGE_RE = /^(0x[0-9a-fA-F]+|\d+)\s*[:-]\s*(0x[0-9a-fA-F]+|\d+)$/;
+const NUM_RE = /^(0x[0-9a-fA-F]+|\d+)$/;
+/** A number, or a string `N`, `LO:HI` / `LO-HI` (decimal or 0x hex), within [0, max]. */
+const range = (max: number, what: string) => z.union([
+  z.number().int().min(0).max(max),
+  z.string().refine((s) => {
+    const m = RANGE_RE.exec(s.trim()) ?? (NUM_RE.test(s.trim()) ? [s, s.trim(), s.trim()] : null);
+    if (!m) return false;
+    const lo = Number(m[1]), hi = Number(m[2]);
+    return lo <= hi && hi <= max;
+  }, `${what}: a number or a range like 1024:65535 (at most ${max})`),
+]);
+
+const ifname = z.string().min(1).max(15).regex(/^[A-Za-z0-9_.:@*?+-]+$/, 'an interface name or glob (eth0, ppp*, ipsec?, eth+)');
+const address = z.string().refine(isAddressSpec, 'an IPv4 address, prefix (10.0.0.0/8), any, or @set_name');
+const markSpec = z.union([z.number().int().min(0).max(0xffffffff),
+  z.string().regex(/^(0x[0-9a-fA-F]{1,8}|\d+)(\/(0x[0-9a-fA-F]{1,8}|\d+))?$/, 'a mark like 0x10 or 0x10/0xff')]);
+
+const selectorFields = {
+  hook: many(z.enum(HOOKS)).optional().describe('netfilter hook the packet was queued from'),
+  in: many(ifname).optional().describe('input interface: name or glob'),
+  out: many(ifname).optional().describe('output interface: name or glob'),
+  src: many(address).optional().describe('source prefix(es) or @address_set'),
+  dst: many(address).optional().describe('destination prefix(es) or @address_set'),
+  proto: many(named(PROTOCOLS, 255, 'proto')).optional().describe('IP protocol (IPv6: upper-layer header)'),
+  sport: many(range(65535, 'sport')).optional().describe('TCP/UDP source port or range'),
+  dport: many(range(65535, 'dport')).optional().describe('TCP/UDP destination port or range'),
+  icmp_type: many(named(ICMP_TYPES, 255, 'icmp_type')).optional().describe('ICMP / ICMPv6 type'),
+  dhcp_type: many(named(DHCP_TYPES, 255, 'dhcp_type')).optional().describe('DHCP message type (option 53)'),
+  ike_exchange: many(named(IKE_EXCHANGES, 255, 'ike_exchange')).optional().describe('IKE exchange type'),
+  esp_spi: many(range(0xffffffff, 'esp_spi')).optional().describe('ESP SPI or range (ESP and ESP-in-UDP)'),
+  kind: many(z.enum(Object.keys(KINDS) as [string, ...string[]])).optional().describe('what the packet layer recognized'),
+  mark: markSpec.optional().describe('packet mark under a mask: (mark & mask) == value'),
+  length: many(range(65535, 'length')).optional().describe('IP total length in bytes, or range'),
+  queue: many(range(65535, 'queue')).optional().describe('NFQUEUE number (or TUN source id)'),
+  ip_version: z.union([z.literal(4), z.literal(6)]).optional(),
+};
+
+export const selectorSchema = z.object({
+  ...selectorFields,
+  not: z.object(selectorFields).strict().optional().describe('fields negated one by one (iptables `!`)'),
+}).strict();
+
+export type SelectorConfig = z.infer<typeof selectorSchema>;
+type Fields = Omit<SelectorConfig, 'not'>;
+
+/** Address-set map as it appears in config (`address_sets: {vpn: [10.0.2.0/24]}`). */
+export const addressSetsSchema = z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'set names: letters, digits, _ . -'), z.array(address).min(1));
+
+// ---------------------------------------------------------------------------------------------------
+// Normalized form
+
+export type Range = [number, number];
+
+/** The fields of one side (positive, or under `not:`) as plain numbers. */
+export interface NormFields {
+  hook?: number;              // bit mask of hook numbers (1 << HOOKS.indexOf(h))
+  in?: string[];              // globs
+  out?: string[];
+  src?: AddrRanges;
+  dst?: AddrRanges;
+  srcSpec?: string[];         // the expanded prefixes, for iptables and messages
+  dstSpec?: string[];
+  proto?: number[];
+  sport?: Range[];
+  dport?: Range[];
+  icmp_type?: number[];
+  dhcp_type?: number[];
+  ike_exchange?: number[];
+  esp_spi?: Range[];
+  kind?: number[];
+  mark?: { value: number; mask: number };
+  length?: Range[];
+  queue?: Range[];
+  ip_version?: number;
+}
+
+/** A selector matches when every field of `pos` matches and no field of `not` does. */
+export interface NormSelector { pos: NormFields; not: NormFields }
+
+const arr = <T>(x: T | T[]): T[] => (Array.isArray(x) ? x : [x]);
+
+export function parseRange(x: number | string): Range {
+  if (typeof x === 'number') return [x, x];
+  const t = x.trim();
+  const m = RANGE_RE.exec(t);
+  if (m) return [Number(m[1]), Number(m[2])];
+  return [Number(t), Number(t)];
+}
+
+export function parseMark(x: number | string): { value: number; mask: number } {
+  if (typeof x === 'number') return { value: x >>> 0, mask: 0xffffffff };
+  const [v, m] = x.split('/');
+  const mask = m === undefined ? 0xffffffff : Number(m) >>> 0;
+  return { value: (Number(v) & mask) >>> 0, mask };
+}
+
+const byName = (table: Record<string, number>) => (x: number | string): number => (typeof x === 'number' ? x : table[x]!);
+
+/** Turns `in: eth+` (iptables spelling) into the glob `eth*`. */
+export function normGlob(g: string): string { return g.endsWith('+') ? `${g.slice(0, -1)}*` : g; }
+
+function normFields(f: Fields, sets: AddressSets): NormFields {
+  const out: NormFields = {};
+  if (f.hook !== undefined) out.hook = arr(f.hook).reduce((m, h) => m | (1 << HOOKS.indexOf(h)), 0);
+  if (f.in !== undefined) out.in = arr(f.in).map(normGlob);
+  if (f.out !== undefined) out.out = arr(f.out).map(normGlob);
+  if (f.src !== undefined) { out.src = compileAddresses(arr(f.src), sets); out.srcSpec = expand(arr(f.src), sets); }
+  if (f.dst !== undefined) { out.dst = compileAddresses(arr(f.dst), sets); out.dstSpec = expand(arr(f.dst), sets); }
+  if (f.proto !== undefined) out.proto = arr(f.proto).map(byName(PROTOCOLS));
+  if (f.sport !== undefined) out.sport = arr(f.sport).map(parseRange);
+  if (f.dport !== undefined) out.dport = arr(f.dport).map(parseRange);
+  if (f.icmp_type !== undefined) out.icmp_type = arr(f.icmp_type).map(byName(ICMP_TYPES));
+  if (f.dhcp_type !== undefined) out.dhcp_type = arr(f.dhcp_type).map(byName(DHCP_TYPES));
+  if (f.ike_exchange !== undefined) out.ike_exchange = arr(f.ike_exchange).map(byName(IKE_EXCHANGES));
+  if (f.esp_spi !== undefined) out.esp_spi = arr(f.esp_spi).map(parseRange);
+  if (f.kind !== undefined) out.kind = arr(f.kind).map(byName(KINDS));
+  if (f.mark !== undefined) out.mark = parseMark(f.mark);
+  if (f.length !== undefined) out.length = arr(f.length).map(parseRange);
+  if (f.queue !== undefined) out.queue = arr(f.queue).map(parseRange);
+  if (f.ip_version !== undefined) out.ip_version = f.ip_version;
+  return out;
+}
+
+function expand(specs: string[], sets: AddressSets): string[] {
+  // compileAddresses already validated the names; this keeps the prefixes for iptables output.
+  const out: string[] = [];
+  for (const s of specs) {
+    if (s.startsWith('@')) out.push(...expand(sets[s.slice(1)]!, sets));
+    else out.push(s === 'any' ? '0.0.0.0/0' : s);
+  }
+  return out;
+}
+
+/** Normalizes one validated selector; throws (with a message naming the set) on bad set names. */
+export function normalizeSelector(sel: SelectorConfig | undefined, sets: AddressSets = {}): NormSelector {
+  if (!sel) return { pos: {}, not: {} };
+  const { not, ...pos } = sel;
+  return { pos: normFields(pos, sets), not: not ? normFields(not, sets) : {} };
+}

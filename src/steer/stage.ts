@@ -1,0 +1,69 @@
+/**
+ * The steer stage: one first-match lookup per packet, then the rule's action (mark under a mask,
+ * accept, drop with the rule's reason, or continue to the next stage). Per-rule hit counts are kept
+ * in a Float64Array and shown by `sluice stats`.
+ */
+import type { Decision, PacketContext, Stage, StageServices } from '../engine/stage';
+import { Verdict } from '../engine/stage';
+import { ActionType, compileSteer, type CompiledSteer } from './compile';
+import type { SteerConfig } from './config';
+import { Matcher } from './match';
+
+export class SteerStage implements Stage {
+  readonly name = 'steer';
+  readonly compiled: CompiledSteer;
+  private readonly matcher: Matcher;
+  private readonly type: Uint8Array;
+  private readonly markValue: Uint32Array;
+  private readonly markMask: Uint32Array;
+  private readonly reasons: Int32Array;
+  private readonly hits: Float64Array;
+  private defaultHits = 0;
+  private defaultReason = 0;
+  private readonly defaultType: ActionType;
+
+  constructor(cfg: SteerConfig) {
+    this.compiled = compileSteer(cfg);
+    const c = this.compiled;
+    this.matcher = new Matcher(c.sels);
+    const n = c.actions.length;
+    this.type = Uint8Array.from(c.actions.map((a) => a.type));
+    this.markValue = Uint32Array.from(c.actions.map((a) => a.markValue));
+    this.markMask = Uint32Array.from(c.actions.map((a) => a.markMask));
+    this.reasons = new Int32Array(n);
+    this.hits = new Float64Array(n);
+    this.defaultType = c.defaultType;
+  }
+
+  init(services: StageServices): void {
+    this.matcher.bind(services.interfaces);
+    this.compiled.actions.forEach((a, i) => {
+      if (a.type === ActionType.DROP) this.reasons[i] = services.reason(`steer.${this.compiled.names[i]}`, a.dropHelp);
+    });
+    if (this.defaultType === ActionType.DROP) this.defaultReason = services.reason('steer.default', 'matched no steer rule (steer.default: drop)');
+  }
+
+  process(pkt: PacketContext, d: Decision): void {
+    const r = this.matcher.first(pkt);
+    if (r < 0) {
+      this.defaultHits++;
+      if (this.defaultType === ActionType.ACCEPT) d.verdict = Verdict.ACCEPT;
+      else if (this.defaultType === ActionType.DROP) d.drop(this.defaultReason);
+      return;
+    }
+    this.hits[r]!++;
+    const mask = this.markMask[r]!;
+    if (mask !== 0) {
+      d.setMark(this.markValue[r]!, mask); // the engine updates pkt.mark for later stages
+    }
+    const t = this.type[r]!;
+    if (t === ActionType.ACCEPT) d.verdict = Verdict.ACCEPT;
+    else if (t === ActionType.DROP) d.drop(this.reasons[r]!);
+  }
+
+  stats(): Record<string, unknown> {
+    const rules: Record<string, number> = {};
+    this.compiled.names.forEach((n, i) => { rules[n] = this.hits[i]!; });
+    return { rules, no_match: this.defaultHits };
+  }
+}
