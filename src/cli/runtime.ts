@@ -14,6 +14,7 @@ import type { Stage } from '../engine/stage';
 import { Interfaces } from '../io/interfaces';
 import { Injector } from '../io/inject';
 import { NfQueue } from '../io/nfqueue';
+import { Tun } from '../io/tun';
 import { startControlServer } from '../control/server';
 import type { ControlRequest } from '../control/protocol';
 import { createLogger, type Logger } from '../obs/log';
@@ -24,6 +25,7 @@ import type { StatsReply } from './stats';
 export class Runtime {
   private engine!: Engine;
   private readonly queues: NfQueue[] = [];
+  private readonly tuns: Tun[] = [];
   private injector: Injector | null = null;
   private control: Server | null = null;
   private metrics: HttpServer | null = null;
@@ -58,6 +60,14 @@ export class Runtime {
         source = this.engine.addSource(queue, q.num, { defaultVerdict: q.default_verdict, onInvalid: q.on_invalid });
         this.queues.push(queue);
       }
+      cfg.tun.forEach((t, i) => {
+        let source = -1;
+        const tun = Tun.open({ name: t.name, batchSize: t.batch }, (batch) => this.engine.handleBatch(source, batch));
+        source = this.engine.addSource(tun, t.source_id ?? 65536 + i,
+          { defaultVerdict: t.default_verdict, onInvalid: t.on_invalid, releaseNeedsPayload: true });
+        this.tuns.push(tun);
+        interfaces.refresh();
+      });
       this.control = await startControlServer(cfg.control.socket, (req) => this.onControl(req));
       if (cfg.metrics.listen) this.metrics = await serveMetrics(cfg.metrics.listen, this.registry());
     } catch (e) {
@@ -67,7 +77,7 @@ export class Runtime {
     process.on('SIGHUP', () => {
       this.reload().then((r) => this.log.info(r, 'reloaded on SIGHUP'), (e: Error) => this.log.error({ err: e.message }, 'reload refused; running config kept'));
     });
-    this.log.info({ config: this.file, queues: cfg.queues.map((q) => q.num), stages: this.engine.pipeline.map((s) => s.name),
+    this.log.info({ config: this.file, queues: cfg.queues.map((q) => q.num), tun: this.tuns.map((t) => t.name), stages: this.engine.pipeline.map((s) => s.name),
       control: cfg.control.socket }, 'sluice running');
   }
 
@@ -116,7 +126,10 @@ export class Runtime {
     return {
       uptimeSeconds: (Date.now() - this.started) / 1000,
       config: this.file,
-      queues: this.queues.map((q, i) => ({ queue: this.cfg.queues[i]!.num, ...q.stats() })),
+      queues: [
+        ...this.queues.map((q, i) => ({ queue: this.cfg.queues[i]!.num, ...q.stats() })),
+        ...this.tuns.map((t) => ({ tun: t.name, ...t.stats() })),
+      ],
       held: this.engine.held.size,
       stages,
       counters: this.engine.counters.snapshot(all),
@@ -141,6 +154,7 @@ export class Runtime {
     this.closing = true;
     await this.engine?.close();
     for (const q of this.queues) q.close();
+    for (const t of this.tuns) t.close();
     this.injector?.close();
     await new Promise<void>((r) => (this.control ? this.control.close(() => r()) : r()));
     await new Promise<void>((r) => (this.metrics ? this.metrics.close(() => r()) : r()));

@@ -34,8 +34,18 @@ export const queueSchema = z.object({
   capture: z.array(captureSchema).default([]).describe('iptables rules that send traffic to this queue'),
 }).strict();
 
+/** A TUN device as a packet source: the kernel routes packets into it, sluice writes accepted ones back. */
+export const tunSchema = z.object({
+  name: z.string().min(1).max(15).describe('device name; created when missing'),
+  batch: z.number().int().min(1).max(1024).default(64),
+  default_verdict: verdict.default('accept'),
+  on_invalid: verdict.default('drop'),
+  source_id: z.number().int().min(65536).max(1 << 30).optional()
+    .describe('number stages see as the packet\'s queue (default 65536 + position in this list)'),
+}).strict();
+
 export const coreSchemaShape = {
-  queues: z.array(queueSchema).min(1, 'at least one queue is needed').prefault([{ num: 0 }])
+  queues: z.array(queueSchema).prefault([{ num: 0 }])
     .superRefine((qs, ctx) => {
       const seen = new Set<number>();
       qs.forEach((q, i) => {
@@ -43,6 +53,7 @@ export const coreSchemaShape = {
         seen.add(q.num);
       });
     }),
+  tun: z.array(tunSchema).default([]).describe('TUN devices read as packet sources'),
   held: z.object({
     max: z.number().int().min(0).max(1 << 20).default(4096).describe('packets held at once (all stages)'),
     timeout_ms: z.number().int().min(1).max(600000).default(5000).describe('default hold time before the default verdict'),
@@ -59,5 +70,6 @@ export const coreSchemaShape = {
   }).strict().prefault({}),
 };
 
+export type TunConfig = z.infer<typeof tunSchema>;
 export type QueueConfig = z.infer<typeof queueSchema>;
 export type CaptureConfig = z.infer<typeof captureSchema>;

@@ -9,6 +9,10 @@ import { natConfigSchema } from '../nat/config';
 export const configSchema = z.object({
   ...coreSchemaShape,
   nat: natConfigSchema.optional().describe('ESP/IKE NAT keyed by SPI (docs/config.md#nat)'),
-}).strict();
+}).strict().superRefine((c, ctx) => {
+  if (c.queues.length === 0 && c.tun.length === 0) {
+    ctx.addIssue({ code: 'custom', path: ['queues'], message: 'no packet source: list at least one queue (or a tun device)' });
+  }
+});
 
 export type Config = z.infer<typeof configSchema>;

@@ -35,6 +35,8 @@ export interface SourceOptions {
   defaultVerdict: 'accept' | 'drop';
   /** Verdict for packets the packet layer cannot read (counted per reason). */
   onInvalid: 'accept' | 'drop';
+  /** The source keeps no copy of held packets (TUN): release() always gets the bytes. */
+  releaseNeedsPayload?: boolean;
 }
 
 export interface EngineOptions {
@@ -46,7 +48,7 @@ export interface EngineOptions {
   log?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
 }
 
-interface SourceEntry { sink: VerdictSink; queue: number; defaultVerdict: number; onInvalid: number }
+interface SourceEntry { sink: VerdictSink; queue: number; defaultVerdict: number; onInvalid: number; needsPayload: boolean }
 
 const toVerdict = (v: 'accept' | 'drop'): number => (v === 'accept' ? V_ACCEPT : V_DROP);
 
@@ -106,7 +108,8 @@ export class Engine {
 
   /** Adds a packet source; the returned index is what handleBatch() takes. */
   addSource(sink: VerdictSink, queue: number, o: SourceOptions): number {
-    this.sources.push({ sink, queue, defaultVerdict: toVerdict(o.defaultVerdict), onInvalid: toVerdict(o.onInvalid) });
+    this.sources.push({ sink, queue, defaultVerdict: toVerdict(o.defaultVerdict), onInvalid: toVerdict(o.onInvalid),
+      needsPayload: o.releaseNeedsPayload ?? false });
     this.ensureTimer();
     return this.sources.length - 1;
   }
@@ -307,7 +310,9 @@ export class Engine {
   private finishHeld(p: HeldPacket, verdict: number, counted: boolean): void {
     if (!counted) this.count(verdict);
     const mark = p.mark !== p.originalMark ? p.mark : -1;
-    this.sources[p.source]?.sink.release(p.id, verdict, mark, p.rewritten ? p.bytes.subarray(0, p.length) : null);
+    const src = this.sources[p.source];
+    if (!src) return;
+    src.sink.release(p.id, verdict, mark, p.rewritten || src.needsPayload ? p.bytes.subarray(0, p.length) : null);
   }
 
   private expireHeld(now: number): void {
