@@ -139,7 +139,7 @@ test('every field is reset between packets', () => {
   assert.deepEqual(c, fresh);
 });
 
-test('classify allocates nothing: no scavenge while classifying 5M mixed packets', async () => {
+test('classify allocates nothing: at most one (unrelated) scavenge while classifying 10M mixed packets', async () => {
   const { PerformanceObserver } = await import('node:perf_hooks');
   const { capturedPackets } = await import('./testing');
   const pk = [...capturedPackets('ike-esp-natt.pcap'), ...capturedPackets('dhcp-inform-ack.pcap'),
@@ -162,8 +162,10 @@ test('classify allocates nothing: no scavenge while classifying 5M mixed packets
   obs.observe({ entryTypes: ['gc'] });
   await new Promise((r) => setTimeout(r, 10));
   scavenges = 0;
-  run(5_000_000); // ≥ 16 B per packet would be 80 MB: several scavenges of a 16 MB new space
+  // Even 4 B per packet would be 40 MB: many scavenges. One is tolerated for the test runner's own
+  // allocations while the new space is still at its small initial size.
+  run(10_000_000);
   await new Promise((r) => setTimeout(r, 10));
   obs.disconnect();
-  assert.equal(scavenges, 0);
+  assert.ok(scavenges <= 1, `${scavenges} scavenges`);
 });
