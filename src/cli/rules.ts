@@ -1,0 +1,42 @@
+/** `sluice rules -c FILE`: what the kernel needs for a config, printed, applied or removed. */
+import { loadConfig } from '../config/load';
+import { applyRuleSet, removeRuleSet, renderIptables, renderRuleSet } from '../rules/render';
+import { parse, UsageError } from './args';
+import { collectRules } from './pipeline';
+
+const HELP = `Usage: sluice rules -c FILE [--iptables] [--cleanup] [--apply | --remove]
+
+Prints what the config needs from the kernel, with a comment on every rule:
+  - iptables-restore input (fed with --noflush, so your own rules stay): the NFQUEUE rules for
+    each queue's capture list and each stage (NAT: raw CT --notrack, mangle queue rules,
+    FORWARD accepts for a default-drop firewall), with --queue-bypass where fail_open is set;
+  - ip rule / ip route lines for fwmark steering, and optional rt_tables names.
+The default output is a shell script you can read, keep, and run with sh.
+
+  --iptables   print only the iptables-restore input (e.g. for iptables-restore --test)
+  --cleanup    print the removal instead
+  --apply      apply now, idempotently (checks each rule first; needs root)
+  --remove     remove what --apply added (needs root)
+`;
+
+export async function rulesCommand(argv: string[]): Promise<number> {
+  const a = parse(argv, {
+    config: { type: 'string', short: 'c' }, iptables: { type: 'boolean' }, cleanup: { type: 'boolean' },
+    apply: { type: 'boolean' }, remove: { type: 'boolean' },
+  }, HELP);
+  if (!a) return 0;
+  if (!a.values.config) throw new UsageError(`rules needs -c FILE\n\n${HELP}`);
+  if (a.values.apply && a.values.remove) throw new UsageError('--apply and --remove exclude each other');
+  const rs = collectRules(loadConfig(a.values.config));
+  if (a.values.apply || a.values.remove) {
+    const changed = a.values.apply ? applyRuleSet(rs) : removeRuleSet(rs);
+    process.stdout.write(changed.length ? `${changed.join('\n')}\n` : `nothing to ${a.values.apply ? 'apply' : 'remove'}: already in place\n`);
+    return 0;
+  }
+  if (a.values.iptables) {
+    process.stdout.write(renderIptables(rs, a.values.cleanup ? 'delete' : 'append'));
+    return 0;
+  }
+  process.stdout.write(renderRuleSet(rs, { cleanup: !!a.values.cleanup, source: a.values.config }));
+  return 0;
+}
