@@ -1,6 +1,6 @@
 /** `sluice rules -c FILE`: what the kernel needs for a config, printed, applied or removed. */
 import { loadConfig } from '../config/load';
-import { applyRuleSet, removeRuleSet, renderIptables, renderRuleSet } from '../rules/render';
+import { applyRuleSet, removeRuleSet, renderRuleSet } from '../rules';
 import { parse, UsageError } from './args';
 import { collectRules } from './pipeline';
 
@@ -11,10 +11,11 @@ Prints what the config needs from the kernel, with a comment on every rule:
     each queue's capture list and each stage (NAT: raw CT --notrack, mangle queue rules,
     FORWARD accepts for a default-drop firewall), with --queue-bypass where fail_open is set;
   - ip rule / ip route lines for fwmark steering, and optional rt_tables names.
-The default output is a shell script you can read, keep, and run with sh.
+The default output is a commented document: the iptables part is iptables-restore input, the
+policy routing part is commands, and the removal of all of it is listed at the end.
 
   --iptables   print only the iptables-restore input (e.g. for iptables-restore --test)
-  --cleanup    print the removal instead
+  --cleanup    with --iptables: print the removal (iptables-restore input with -D lines)
   --apply      apply now, idempotently (checks each rule first; needs root)
   --remove     remove what --apply added (needs root)
 `;
@@ -29,14 +30,17 @@ export async function rulesCommand(argv: string[]): Promise<number> {
   if (a.values.apply && a.values.remove) throw new UsageError('--apply and --remove exclude each other');
   const rs = collectRules(loadConfig(a.values.config));
   if (a.values.apply || a.values.remove) {
-    const changed = a.values.apply ? applyRuleSet(rs) : removeRuleSet(rs);
-    process.stdout.write(changed.length ? `${changed.join('\n')}\n` : `nothing to ${a.values.apply ? 'apply' : 'remove'}: already in place\n`);
+    const report = a.values.apply ? applyRuleSet(rs) : removeRuleSet(rs);
+    const verb = a.values.apply ? 'apply' : 'remove';
+    process.stdout.write(report.changed.length ? `${report.changed.join('\n')}\n` : `nothing to ${verb}: ${report.unchanged} item(s) already in place\n`);
     return 0;
   }
+  const text = renderRuleSet(rs);
   if (a.values.iptables) {
-    process.stdout.write(renderIptables(rs, a.values.cleanup ? 'delete' : 'append'));
+    process.stdout.write(a.values.cleanup ? text.restoreRemove : text.restore);
     return 0;
   }
-  process.stdout.write(renderRuleSet(rs, { cleanup: !!a.values.cleanup, source: a.values.config }));
+  if (a.values.cleanup) throw new UsageError('--cleanup goes with --iptables (the full output already lists the removal)');
+  process.stdout.write(text.text);
   return 0;
 }
