@@ -8,6 +8,7 @@ import type { CaptureConfig } from '../config/core';
 import type { Stage } from '../engine/stage';
 import { emptyRuleSet, type RuleSet } from '../rules/types';
 import { createNatStage, natRules } from '../nat';
+import { createSteerStage } from '../steer';
 
 export interface StageOptions {
   log: { info(o: object, m: string): void; warn(o: object, m: string): void };
@@ -24,6 +25,12 @@ interface Area {
 
 /** The stage areas in pipeline order. */
 export const AREAS: Area[] = [
+  {
+    key: 'steer',
+    build: (cfg) => (cfg.steer && cfg.steer.enabled ? createSteerStage(cfg.steer) : null),
+    rules: () => emptyRuleSet(),
+    check: () => [],
+  },
   {
     key: 'nat',
     build: (cfg, opts) => (cfg.nat && cfg.nat.enabled ? createNatStage(cfg.nat, { stateDir: opts.stateDir }) : null),

@@ -5,9 +5,11 @@
 import { z } from 'zod';
 import { coreSchemaShape } from './core';
 import { natConfigSchema } from '../nat/config';
+import { steerConfigSchema } from '../steer/config';
 
 export const configSchema = z.object({
   ...coreSchemaShape,
+  steer: steerConfigSchema.optional().describe('selectors, marks and route_via steering (docs/config.md#steer)'),
   nat: natConfigSchema.optional().describe('ESP/IKE NAT keyed by SPI (docs/config.md#nat)'),
 }).strict().superRefine((c, ctx) => {
   if (c.queues.length === 0 && c.tun.length === 0) {

@@ -39,6 +39,53 @@ describe('foundation: sluice on NFQUEUE in a gateway namespace', { skip }, () =>
     }
   });
 
+  test('(b) a drop rule drops exactly what it matches', async () => {
+    const s = await SluiceProcess.start(g.lab, g.gw, `queues:\n  - num: 4\nsteer:\n  rules:
+    - name: no-9005
+      match: { proto: udp, dport: 9005 }
+      action: { drop: "test traffic to 9005" }\n`, { name: 'b' });
+    try {
+      await queueAll(4);
+      const dropped = await UdpSink.start(g.server, 9005);
+      const passed = await UdpSink.start(g.server, 9006);
+      await sendUdp(g.client, '192.0.2.10', 9005, 300, { pps: 2000 });
+      await sendUdp(g.client, '192.0.2.10', 9006, 300, { pps: 2000 });
+      await sleep(200);
+      assert.equal((await dropped.finish()).received, 0);
+      assert.equal((await passed.finish()).received, 300);
+      assert.equal(await s.counter('steer.no-9005'), 300, 'the drop is counted under its rule');
+      assert.equal(await s.counter('engine.dropped'), 300);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('(c) a mark verdict plus ip rule fwmark sends the traffic out another interface', async () => {
+    const s = await SluiceProcess.start(g.lab, g.gw, `queues:\n  - num: 5\nsteer:\n  rules:
+    - name: via-wan1
+      match: { proto: udp, dport: 9007 }
+      action: { mark: "0x10/0xff", then: accept }\n`, { name: 'c' });
+    await g.gw.sh('ip rule add fwmark 0x10/0xff lookup 100 priority 500');
+    try {
+      await queueAll(5);
+      const [w0, w1] = [await g.gw.counters('wan0'), await g.gw.counters('wan1')];
+      const marked = await UdpSink.start(g.server, 9007);
+      const plain = await UdpSink.start(g.server, 9008);
+      await sendUdp(g.client, '192.0.2.10', 9007, 400, { pps: 2000 });
+      await sendUdp(g.client, '192.0.2.10', 9008, 200, { pps: 2000 });
+      await sleep(200);
+      assert.equal((await marked.finish()).received, 400);
+      assert.equal((await plain.finish()).received, 200);
+      const [w0b, w1b] = [await g.gw.counters('wan0'), await g.gw.counters('wan1')];
+      assert.ok(w1b.tx - w1.tx >= 400 && w1b.tx - w1.tx < 410, `wan1 carried the marked 400 (${w1b.tx - w1.tx})`);
+      assert.ok(w0b.tx - w0.tx >= 200 && w0b.tx - w0.tx < 210, `wan0 carried the plain 200 (${w0b.tx - w0.tx})`);
+      assert.equal(await s.counter('engine.marked'), 400);
+    } finally {
+      await g.gw.sh('ip rule del fwmark 0x10/0xff lookup 100 priority 500', { allowFail: true });
+      await s.stop();
+    }
+  });
+
   test('(f) 10,000 garbage and truncated packets: no crash, counted, good traffic keeps flowing', async () => {
     const s = await SluiceProcess.start(g.lab, g.gw, 'queues:\n  - num: 2\n', { name: 'f' });
     try {
