@@ -11,6 +11,10 @@ export { steerConfigSchema, type SteerConfig, type SteerConfigInput, type SteerR
 export { SteerStage } from './stage';
 export { compileSteer, type CompiledSteer, type RouteAlloc } from './compile';
 export { Matcher } from './match';
+export { steerRules } from './rules';
+export { steerCheck } from './check';
+export { covers, shadowWarnings } from './shadow';
+export { iptMatches, chainsFor } from './iptmatch';
 export { normalizeSelector, selectorSchema, addressSetsSchema, type SelectorConfig, type NormSelector } from './selector';
 
 export function createSteerStage(cfg: SteerConfig): Stage {

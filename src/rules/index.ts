@@ -1,0 +1,22 @@
+/**
+ * Kernel rules: the RuleSet type each area contributes, the renderer (`sluice rules`) and the
+ * idempotent apply / remove (`sluice rules --apply` / `--remove`).
+ */
+export { emptyRuleSet, type RuleSet, type IptRule, type IpRule, type IpRoute, type RoutingTable, type IptTable } from './types';
+export { renderRuleSet, iptArgv, dedupeTables, type RenderedRuleSet } from './render';
+export { applyRuleSet, removeRuleSet, DEFAULT_RT_TABLES, type ApplyOptions, type ApplyReport, type Runner, type RunResult } from './apply';
+
+import type { RuleSet } from './types';
+import { emptyRuleSet } from './types';
+
+/** Concatenates rule sets (pipeline order). */
+export function mergeRuleSets(...sets: RuleSet[]): RuleSet {
+  const all = emptyRuleSet();
+  for (const s of sets) {
+    all.iptables.push(...s.iptables);
+    all.ipRules.push(...s.ipRules);
+    all.ipRoutes.push(...s.ipRoutes);
+    all.tables.push(...s.tables);
+  }
+  return all;
+}
