@@ -112,3 +112,24 @@ test('IPv6 edges: bad version, truncated payload, extension running past the end
   assert.equal(c.sport, 0);
   assert.equal(c.reason, ParseError.NONE);
 });
+
+test('UDP over IPv6: checksum fill/verify with the IPv6 pseudo-header; zero is not "none"', async () => {
+  const { UdpPacket } = await import('./udp');
+  const p = v6(17, fromHex('119411940010000001020304050607ff')!);
+  const u = new UdpPacket(p, 40, 16);
+  assert.equal(u.verifyChecksum6(0), false, 'zero checksum is invalid over IPv6 (RFC 8200 8.1)');
+  u.fillChecksum6(0);
+  assert.notEqual(u.checksum, 0);
+  assert.equal(u.verifyChecksum6(0), true);
+  p[50] ^= 1;
+  assert.equal(u.verifyChecksum6(0), false);
+});
+
+test('describe: an IPv6 UDP packet decodes with addresses and ports', async () => {
+  const { describePacket } = await import('./describe');
+  const p = v6(17, fromHex('1194119400080000')!);
+  const d = describePacket(p) as { ipv6: { src: string; dst: string }; udp: { dport: number }; invalid?: unknown };
+  assert.equal(d.ipv6.src, '2001:db8::1');
+  assert.equal(d.ipv6.dst, '2001:db8::2');
+  assert.equal(d.udp.dport, 4500);
+});
