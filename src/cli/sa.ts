@@ -3,8 +3,7 @@ import { controlRequest } from '../control/client';
 import { formatSaTable, type SaListEntry } from '../nat';
 import { parse, socketOptions, socketPath, UsageError } from './args';
 
-const HELP = `Usage:
-  sluice sa [-c FILE | -s SOCKET] [--json]          list ESP/IKE NAT mappings
+const HELP = `Usage: sluice sa [-c FILE | -s SOCKET] [--json]    list ESP/IKE NAT mappings
   sluice sa pin --host H --server S --spi X         route inbound ESP SPI X from server S to host H
   sluice sa unpin --server S --spi X                remove a pin
 
