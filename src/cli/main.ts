@@ -61,6 +61,12 @@ async function main(argv: string[]): Promise<number> {
   return (await load())(rest);
 }
 
+// `sluice decode big.pcap | head` closes our stdout early: that is the reader's choice, not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (err: unknown) => {
