@@ -173,9 +173,12 @@ export class Matcher {
 
   /** Resolves interface globs against this table (and again whenever it refreshes). */
   bind(ifaces: Interfaces): void {
+    if (this.ifaces !== ifaces) {
+      // Once per table (init runs again when a reload keeps this stage): no listener pile-up.
+      ifaces.onRefresh(() => { if (this.ifaces === ifaces) this.ifCache = new Map(); });
+    }
     this.ifaces = ifaces;
     this.ifCache = new Map();
-    ifaces.onRefresh(() => { if (this.ifaces === ifaces) this.ifCache = new Map(); });
   }
 
   /** Index of the first rule that matches, or -1. */
