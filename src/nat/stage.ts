@@ -187,8 +187,8 @@ export class NatStage implements Stage {
       if (id < 0) s.counters[refused(id)]++;
       else { s.sas.pkts[id]++; s.sas.bytes[id] += info.totalLength; s.sas.last[id] = now; }
     }
-    rewriteSource(pkt.bytes, pkt.offset + info.l3Offset, s.publics[pub], info.proto,
-      info.proto === 17 ? pkt.offset + info.l4Offset : -1);
+    // Classified offsets are absolute positions in pkt.bytes (the batch slab), not packet-relative.
+    rewriteSource(pkt.bytes, info.l3Offset, s.publics[pub], info.proto, info.proto === 17 ? info.l4Offset : -1);
     s.counters[C.OUT]++;
     d.rewritten = true;
     d.accept();
@@ -254,8 +254,7 @@ export class NatStage implements Stage {
       }
     }
     s.sas.pkts[id]++; s.sas.bytes[id] += info.totalLength; s.sas.last[id] = now;
-    rewriteDestination(pkt.bytes, pkt.offset + info.l3Offset, s.sas.host[id], info.proto,
-      info.proto === 17 ? pkt.offset + info.l4Offset : -1);
+    rewriteDestination(pkt.bytes, info.l3Offset, s.sas.host[id], info.proto, info.proto === 17 ? info.l4Offset : -1);
     s.counters[C.IN]++;
     d.rewritten = true;
     d.accept();

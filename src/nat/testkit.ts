@@ -148,15 +148,23 @@ export interface RunResult { verdict: Verdict; reason: string; bytes: Uint8Array
 const info = new Classified();
 const decision = new Decision();
 
-/** Runs one packet (a copy) through the stage at the given hook. */
+/** Head-room before the packet in the fake slab: as in a real batch, packets do not start at 0. */
+const SLAB_OFFSET = 40;
+
+/** Runs one packet (a copy, placed at an offset inside a larger slab) through the stage at the given hook. */
 export function run(stage: Stage, fs: FakeServices, pkt: Uint8Array, hook: number): RunResult {
-  const bytes = pkt.slice();
-  classify(info, bytes, 0, bytes.length);
-  const ctx: PacketContext = { bytes, offset: 0, length: bytes.length, capacity: bytes.length, mark: 0, indev: 1, outdev: 2, hook, queue: 0, info };
+  const slab = new Uint8Array(SLAB_OFFSET + pkt.length + 24).fill(0xee);
+  slab.set(pkt, SLAB_OFFSET);
+  const bytes = slab.subarray(SLAB_OFFSET, SLAB_OFFSET + pkt.length);
+  classify(info, slab, SLAB_OFFSET, pkt.length);
+  const ctx: PacketContext = { bytes: slab, offset: SLAB_OFFSET, length: pkt.length, capacity: pkt.length, mark: 0, indev: 1, outdev: 2, hook, queue: 0, info };
   decision.reset();
   fs.current = { bytes, hook };
   stage.process(ctx, decision);
   fs.current = null;
+  for (let i = 0; i < slab.length; i++) {
+    if ((i < SLAB_OFFSET || i >= SLAB_OFFSET + pkt.length) && slab[i] !== 0xee) throw new Error(`stage wrote outside the packet (slab byte ${i})`);
+  }
   return { verdict: decision.verdict, reason: decision.verdict === Verdict.DROP ? fs.reasons[decision.reason] : '', bytes, rewritten: decision.rewritten };
 }
 
