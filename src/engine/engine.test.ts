@@ -6,8 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   M_CAPACITY, M_ID, M_LENGTH, M_MARK, M_NEW_LENGTH, M_OFFSET, M_OUT_FLAGS, M_VERDICT, M_VMARK, META_STRIDE,
-  OUT_REWRITTEN, OUT_SET_MARK, V_ACCEPT, V_DROP, V_HOLD, type Batch,
+  M_SKB_FLAGS, OUT_REWRITTEN, OUT_SET_MARK, SKB_CSUM_NOTREADY, V_ACCEPT, V_DROP, V_HOLD, type Batch,
 } from '../io/batch-layout';
+import { UdpPacket } from '../packet/udp';
 import { Interfaces } from '../io/interfaces';
 import { Engine, type VerdictSink } from './engine';
 import { Verdict, type Decision, type PacketContext, type Stage, type StageServices } from './stage';
@@ -235,5 +236,21 @@ test('unreadable packets skip the stages and get on_invalid, counted per reason'
   assert.equal(calls, 1);
   const invalid = engine.counters.snapshot().filter((c) => c.name.startsWith('engine.invalid.'));
   assert.equal(invalid.reduce((s, c) => s + c.value, 0), 2);
+  await engine.close();
+});
+
+test('a rewrite of a checksum-not-ready packet gets a complete UDP checksum', async () => {
+  const { engine, src } = setup([byPort('rw', (p, d) => { p.bytes[p.offset + 28] = 0x41; d.rewritten = true; d.accept(); })]);
+  const pkt = udp(5, 8);
+  // CHECKSUM_PARTIAL: the field holds only the folded pseudo-header sum, not a checksum.
+  pkt[26] = 0x12; pkt[27] = 0x34;
+  const b = batchOf([pkt, udp(6, 8)]);
+  b.meta[0 * META_STRIDE + M_SKB_FLAGS] = SKB_CSUM_NOTREADY;
+  engine.handleBatch(src, b);
+  const first = b.slab.subarray(64, 64 + 36);
+  const second = b.slab.subarray(SLOT + 64, SLOT + 64 + 36);
+  assert.ok(new UdpPacket(first, 20, 16).verifyChecksum4(0x0a000001, 0x0a000002), 'full checksum computed');
+  assert.notEqual((first[26]! << 8) | first[27]!, 0);
+  assert.equal((second[26]! << 8) | second[27]!, 0, 'a ready packet keeps its (zero) checksum');
   await engine.close();
 });

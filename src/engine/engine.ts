@@ -10,11 +10,15 @@
  */
 import {
   M_CAPACITY, M_HOOK, M_ID, M_INDEV, M_LENGTH, M_MARK, M_NEW_LENGTH, M_OFFSET, M_OUTDEV, M_OUT_FLAGS,
-  M_VERDICT, M_VMARK, META_STRIDE, OUT_REWRITTEN, OUT_SET_MARK, V_ACCEPT, V_DROP, V_HOLD, type Batch,
+  M_SKB_FLAGS, M_VERDICT, M_VMARK, META_STRIDE, OUT_REWRITTEN, OUT_SET_MARK, SKB_CSUM_NOTREADY, V_ACCEPT, V_DROP,
+  V_HOLD, type Batch,
 } from '../io/batch-layout';
 import type { Interfaces } from '../io/interfaces';
 import { Classified, classify } from '../packet/classify';
 import { PARSE_ERROR_NAMES } from '../packet/errors';
+import { PROTO_TCP, PROTO_UDP } from '../packet/ipv4';
+import { TcpPacket } from '../packet/tcp';
+import { UdpPacket } from '../packet/udp';
 import { Counters } from './counters';
 import { HeldPackets, type HeldPacket } from './held';
 import { Decision, Verdict, type PacketContext, type Stage, type StageServices } from './stage';
@@ -159,6 +163,7 @@ export class Engine {
           flags |= OUT_SET_MARK;
         }
         if (d.rewritten) {
+          if (meta[base + M_SKB_FLAGS]! & SKB_CSUM_NOTREADY) this.completeL4Checksum();
           meta[base + M_NEW_LENGTH] = ctx.length;
           flags |= OUT_REWRITTEN;
         }
@@ -218,6 +223,28 @@ export class Engine {
     }
   }
 
+  /**
+   * A packet with CHECKSUM_PARTIAL (locally generated or forwarded from a veth/virtio peer) carries
+   * only the pseudo-header sum in its TCP/UDP checksum field; the NIC was to finish it. A payload
+   * returned through NFQUEUE is marked CHECKSUM_NONE by the kernel, so an incremental update on
+   * such a field would go out wrong: compute the full checksum instead.
+   */
+  private completeL4Checksum(): void {
+    const i = this.info;
+    const ctx = this.ctx;
+    if (i.ipVersion !== 4 || i.isFragment || i.reason !== 0) return;
+    // Addresses from the bytes: a stage may have rewritten them after classification.
+    const b = ctx.bytes;
+    const a = i.l3Offset;
+    const src = ((b[a + 12]! << 24) | (b[a + 13]! << 16) | (b[a + 14]! << 8) | b[a + 15]!) >>> 0;
+    const dst = ((b[a + 16]! << 24) | (b[a + 17]! << 16) | (b[a + 18]! << 8) | b[a + 19]!) >>> 0;
+    if (i.proto === PROTO_UDP) this.udp.wrap(b, i.l4Offset, i.l4Length).fillChecksum4(src, dst);
+    else if (i.proto === PROTO_TCP) this.tcp.wrap(b, i.l4Offset, i.l4Length).fillChecksum4(src, dst);
+  }
+
+  private readonly udp = new UdpPacket(new Uint8Array(0), 0, 0);
+  private readonly tcp = new TcpPacket(new Uint8Array(0), 0, 0);
+
   private count(verdict: number): number {
     this.counters.add(verdict === V_ACCEPT ? this.c.accepted : this.c.dropped);
     return verdict;
@@ -246,13 +273,14 @@ export class Engine {
     const ctx = this.ctx;
     const d = this.d;
     const held = this.curHeld;
+    const batchMeta = this.currentMeta;
+    const skbFlags = held ? held.skbFlags : batchMeta ? batchMeta[this.curBase + M_SKB_FLAGS]! : 0;
     const meta = { source: this.curSource, stage: this.curStage, mark: ctx.mark, indev: ctx.indev,
-      outdev: ctx.outdev, hook: ctx.hook, queue: ctx.queue, rewritten: d.rewritten };
+      outdev: ctx.outdev, hook: ctx.hook, queue: ctx.queue, rewritten: d.rewritten, skbFlags };
     let handle: number;
     if (held) {
       handle = this.held.add({ ...meta, id: held.id, originalMark: held.originalMark }, ctx.bytes, ctx.offset, ctx.length, this.nowMs, timeoutMs);
     } else {
-      const batchMeta = this.currentMeta;
       handle = batchMeta === null ? -1 : this.held.add({ ...meta, id: batchMeta[this.curBase + M_ID]!, originalMark: this.curOrigMark },
         ctx.bytes, ctx.offset, ctx.length, this.nowMs, timeoutMs);
     }
@@ -301,6 +329,7 @@ export class Engine {
     this.busy = false;
     this.curHeld = null;
     if (verdict === V_HOLD) return;
+    if (this.d.rewritten && (p.skbFlags & SKB_CSUM_NOTREADY)) this.completeL4Checksum();
     p.length = ctx.length;
     p.mark = ctx.mark;
     p.rewritten = p.rewritten || this.d.rewritten;

@@ -24,6 +24,8 @@ export interface HeldPacket {
   stage: number;
   deadline: number;
   rewritten: boolean;
+  /** NFQUEUE skb flags at enqueue (checksum-not-ready decides how a rewrite fixes checksums). */
+  skbFlags: number;
 }
 
 /** Room for rewrites that grow a held packet. */
