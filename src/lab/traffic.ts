@@ -40,9 +40,10 @@ export class UdpSink {
   /** Stops the sink and returns what it received. */
   /** Stops the sink; returns the count, the first 20 payloads and their arrival times (ms since the epoch). */
   async finish(): Promise<{ received: number; first: string[]; times: number[] }> {
-    await this.proc.stop('SIGTERM');
-    const line = this.proc.stdout.trim().split('\n').pop() ?? '{}';
-    return JSON.parse(line) as { received: number; first: string[]; times: number[] };
+    await this.proc.stop('SIGTERM', 10000);
+    const json = this.proc.stdout.match(/\{"received".*\}/);
+    if (!json) throw new Error(`UDP sink ended without its report (exit ${this.proc.exitCode}): ${this.proc.output}`);
+    return JSON.parse(json[0]) as { received: number; first: string[]; times: number[] };
   }
 }
 
