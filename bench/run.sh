@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# End-to-end NFQUEUE packets-per-second, all consumers in the same run:
+#
+#   gen ns: trafgen (64-byte UDP frames, one flow, max rate, pinned to core 0)
+#     │ veth
+#   rt ns:  FORWARD -i a0 -p udp -j NFQUEUE --queue-num 7 (no bypass); the consumer pinned to core 1
+#     │ veth
+#   snk ns: counts rx_packets (raw PREROUTING drops the UDP so no ICMP goes back)
+#
+# Consumers: sluice (`sluice run` with bench/pps/accept-all.yaml), sluice-raw (NfQueue, no engine),
+# nfq_batch (C, recvmmsg + VERDICT_BATCH), nfq_classic (C, nf-queue example loop), npm_nfqueue.
+# Each consumer runs ROUNDS × DUR seconds, interleaved round by round so drift hits all alike.
+# Per window: delivered pps at the sink, offered pps (gen tx), queue loss (queue_dropped +
+# user_dropped from /proc/net/netfilter/nfnetlink_queue), consumer CPU %, and the machine's busy %
+# outside our two pinned processes (to spot a disturbed run).
+#
+#   bash bench/run.sh            (after npm run build; `npm run bench` does both)
+#   DUR=5 ROUNDS=3 CONSUMERS="sluice nfq_batch" bash bench/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DUR=${DUR:-5}
+ROUNDS=${ROUNDS:-3}
+WARM=${WARM:-1}
+CONSUMERS=${CONSUMERS:-"sluice sluice-raw nfq_batch nfq_classic npm_nfqueue"}
+RCVBUF=$((8 << 20))
+MAXLEN=4096
+BATCH=64
+Q=7
+
+[ "$(id -u)" = 0 ] || { echo "bench/run.sh needs root (namespaces, iptables, NFQUEUE)" >&2; exit 1; }
+[ -f build/Release/sluice_native.node ] && [ -f dist/src/cli/main.js ] || { echo "run npm run build first" >&2; exit 1; }
+
+# Baselines and the npm package (a separate package.json: never the root one).
+mkdir -p bench/baseline/bin
+cc -O2 -Wall -o bench/baseline/bin/nfq_batch bench/baseline/nfq_batch.c -lmnl
+cc -O2 -Wall -o bench/baseline/bin/nfq_classic bench/baseline/nfq_classic.c -lmnl -lnetfilter_queue
+if [ ! -f bench/node_modules/nfqueue/build/Release/nfqueue.node ]; then
+  (cd bench && npm_config_nodedir=/usr npm install --no-audit --no-fund --silent)
+  [ -f bench/node_modules/nfqueue/build/Release/nfqueue.node ] ||
+    (cd bench/node_modules/nfqueue && npx --prefix "$ROOT" --no-install node-gyp rebuild --nodedir=/usr >/dev/null)
+fi
+
+id=$$$RANDOM
+G=sl-bench-gen-$id R=sl-bench-rt-$id S=sl-bench-snk-$id
+TMP=$(mktemp -d /tmp/sluice-bench-XXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 0.3
+  for n in "$G" "$R" "$S"; do ip netns del "$n" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+for n in "$G" "$R" "$S"; do ip netns add "$n"; ip -n "$n" link set lo up; done
+ip -n "$G" link add eth0 type veth peer name a0 netns "$R"
+ip -n "$S" link add eth0 type veth peer name b0 netns "$R"
+ip -n "$G" addr add 10.1.0.2/24 dev eth0; ip -n "$G" link set eth0 up
+ip -n "$S" addr add 10.2.0.2/24 dev eth0; ip -n "$S" link set eth0 up
+ip -n "$R" addr add 10.1.0.1/24 dev a0; ip -n "$R" link set a0 up
+ip -n "$R" addr add 10.2.0.1/24 dev b0; ip -n "$R" link set b0 up
+ip netns exec "$R" sysctl -qw net.ipv4.ip_forward=1
+mac() { ip -n "$1" -br link show "$2" | awk '{print $3}'; }
+ip -n "$R" neigh replace 10.2.0.2 lladdr "$(mac "$S" eth0)" dev b0 nud permanent
+ip netns exec "$R" iptables -A FORWARD -i a0 -p udp -j NFQUEUE --queue-num $Q
+ip netns exec "$S" iptables -t raw -A PREROUTING -p udp -j DROP
+
+hexmac() { echo "$1" | sed 's/^/0x/; s/:/, 0x/g'; }
+# 64-byte frame: Ethernet 14 + IPv4 20 + UDP 8 + 22 bytes of payload (UDP checksum 0: none).
+cat > "$TMP/udp.cfg" <<EOF
+{
+  $(hexmac "$(mac "$R" a0)"), $(hexmac "$(mac "$G" eth0)"), c16(0x0800),
+  0x45, 0x00, c16(50), c16(1), c16(0x4000), 64, 17, csumip(14, 33),
+  10, 1, 0, 2,  10, 2, 0, 2,
+  c16(40000), c16(9), c16(30), c16(0),
+  fill(0x41, 22)
+}
+EOF
+
+cat > "$TMP/accept-all.yaml" <<EOF
+# bench/pps: examples/accept-all.yaml with fail-open off (a bypassed packet would count as delivered)
+queues:
+  - num: $Q
+    fail_open: false
+    max_len: $MAXLEN
+    rcvbuf: $RCVBUF
+    batch: $BATCH
+control:
+  socket: $TMP/sluice.sock
+log:
+  level: warn
+EOF
+
+consumer_cmd() {
+  case "$1" in
+    sluice) echo "node $ROOT/dist/src/cli/main.js run -c $TMP/accept-all.yaml" ;;
+    sluice-raw) echo "node $ROOT/dist/bench/pps/sluice-raw.js $Q $RCVBUF $BATCH $MAXLEN" ;;
+    nfq_batch) echo "$ROOT/bench/baseline/bin/nfq_batch $Q $RCVBUF $BATCH $MAXLEN" ;;
+    nfq_classic) echo "$ROOT/bench/baseline/bin/nfq_classic $Q $RCVBUF $MAXLEN" ;;
+    npm_nfqueue) echo "node $ROOT/bench/pps/npm-nfqueue.js $Q" ;;
+    *) echo "unknown consumer $1" >&2; exit 2 ;;
+  esac
+}
+counter() { ip netns exec "$1" cat "/sys/class/net/$2/statistics/$3"; }
+# queue_dropped (queue full, no id given), user_dropped (receive buffer full), id_sequence
+qstat() { ip netns exec "$R" awk -v q=$Q '$1==q {print $6, $7, $8}' /proc/net/netfilter/nfnetlink_queue; }
+cputicks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+busy() { awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
+HZ=$(getconf CLK_TCK)
+# CPU other sessions use while we run nothing (of 200% on 2 cores): a disturbed run shows up here.
+background() {
+  local b0 t0 b1 t1
+  read -r b0 t0 < <(busy); sleep 2; read -r b1 t1 < <(busy)
+  awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.0f", t > 0 ? 200 * b / t : 0 }'
+}
+echo "background CPU (other sessions) before: $(background)% of 200%"
+
+printf '%-12s %5s %12s %12s %10s %8s %8s %8s %8s\n' consumer round delivered_pps offered_pps qfull_pps rcvbuf_pps loss_% cpu_% busy_%
+RESULTS="$TMP/results"
+for round in $(seq 1 "$ROUNDS"); do
+  for c in $CONSUMERS; do
+    # shellcheck disable=SC2046
+    ip netns exec "$R" taskset -c 1 $(consumer_cmd "$c") >"$TMP/$c.out" 2>&1 &
+    cpid=$!; PIDS+=("$cpid")
+    for _ in $(seq 100); do
+      grep -qE 'ready|sluice running' "$TMP/$c.out" 2>/dev/null && break
+      [ -f "$TMP/sluice.sock" ] && [ "$c" = sluice ] && break
+      sleep 0.1
+    done
+    # timeout signals trafgen's whole process group (trafgen forks a worker per CPU it uses).
+    ip netns exec "$G" timeout -s INT $((WARM + DUR + 5)) taskset -c 0 trafgen --dev eth0 --conf "$TMP/udp.cfg" --cpus 1 --no-sock-mem -q >/dev/null 2>&1 &
+    gpid=$!; PIDS+=("$gpid")
+    sleep "$WARM"
+    d0=$(counter "$S" eth0 rx_packets); o0=$(counter "$G" eth0 tx_packets); read -r q0 u0 s0 < <(qstat)
+    c0=$(cputicks "$cpid"); read -r b0 t0 < <(busy)
+    sleep "$DUR"
+    d1=$(counter "$S" eth0 rx_packets); o1=$(counter "$G" eth0 tx_packets); read -r q1 u1 s1 < <(qstat)
+    c1=$(cputicks "$cpid"); read -r b1 t1 < <(busy)
+    kill "$gpid"; wait "$gpid" 2>/dev/null || true
+    kill "$cpid"; wait "$cpid" 2>/dev/null || true
+    rm -f "$TMP/sluice.sock"
+    awk -v c="$c" -v r="$round" -v dur="$DUR" -v d=$((d1 - d0)) -v o=$((o1 - o0)) -v qd=$((q1 - q0)) -v ud=$((u1 - u0)) \
+        -v s=$((s1 - s0)) -v cpu=$((c1 - c0)) -v hz="$HZ" -v b=$((b1 - b0)) -v t=$((t1 - t0)) 'BEGIN {
+      seen = s + qd
+      printf "%-12s %5d %12.0f %12.0f %10.0f %10.0f %8.1f %8.0f %8.0f\n", c, r, d / dur, o / dur, qd / dur, ud / dur,
+        (seen > 0 ? 100 * (qd + ud) / seen : 0), 100 * cpu / hz / dur, (t > 0 ? 200 * b / t : 0)
+    }' | tee -a "$RESULTS"
+  done
+done
+
+echo "background CPU (other sessions) after: $(background)% of 200%"
+echo
+echo "median delivered pps per consumer (of $ROUNDS × ${DUR}s) and ratios:"
+for c in $CONSUMERS; do
+  m=$(awk -v c="$c" '$1==c {print $3}' "$RESULTS" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  echo "$c $m"
+done | tee "$TMP/medians"
+awk '{m[$1]=$2} END {
+  if (m["nfq_batch"] > 0) { if (m["sluice"]) printf "sluice / nfq_batch = %.2f (target >= 0.8)\n", m["sluice"] / m["nfq_batch"];
+                            if (m["sluice-raw"]) printf "sluice-raw / nfq_batch = %.2f\n", m["sluice-raw"] / m["nfq_batch"] }
+  if (m["npm_nfqueue"] > 0) { if (m["sluice"]) printf "sluice / npm_nfqueue = %.2f (target >= 3)\n", m["sluice"] / m["npm_nfqueue"];
+                              if (m["sluice-raw"]) printf "sluice-raw / npm_nfqueue = %.2f\n", m["sluice-raw"] / m["npm_nfqueue"] }
+  if (m["nfq_classic"] > 0 && m["sluice"]) printf "sluice / nfq_classic = %.2f\n", m["sluice"] / m["nfq_classic"]
+}' "$TMP/medians"
