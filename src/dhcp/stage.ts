@@ -1,0 +1,292 @@
+/**
+ * The DHCP stage: DHCPINFORM responder and relay agent over queued UDP port 67 traffic.
+ *
+ * Flow per packet (IPv4/UDP to port 67 only; everything else passes on untouched):
+ *   1. arrival interface → cached entry (which roles its name matches, its address, its 82 value);
+ *   2. unreadable DHCP on a configured interface → counted drop;
+ *   3. BOOTREQUEST: DHCPINFORM on an inform interface matching a scope → rate limit → ACK built by
+ *      InformResponder, sent out of the arrival interface (services.inject: its address as source,
+ *      even when another interface has the same one), verdict ANSWERED (the request is consumed);
+ *      else on a relay client interface → RelayCore rewrites it, sent to every server, ANSWERED;
+ *      else ACCEPT untouched (a local DHCP server keeps working);
+ *   4. BOOTREPLY from a server (relay): 82 stripped, sent to the client on the interface its
+ *      circuit-id (else its xid, else giaddr) names: broadcast, ciaddr, or yiaddr to chaddr (L2).
+ */
+import type { Decision, PacketContext, Stage, StageServices } from '../engine/stage';
+import { Verdict } from '../engine/stage';
+import { Kind } from '../packet/classify';
+import { u32 } from '../packet/bytes';
+import { CIADDR, CHADDR, GIADDR, HLEN, HTYPE, XID, PORT_CLIENT, PORT_SERVER, MessageType } from '../packet/dhcp';
+import { relayAgentInfo, RAI_CIRCUIT_ID, RAI_REMOTE_ID, RAI_LINK_SELECTION, RAI_SERVER_ID_OVERRIDE, type SubOption } from '../packet/dhcp-options';
+import { fromHex } from '../packet/bytes';
+import { globToRegExp } from '../io/interfaces';
+import type { DhcpConfig } from './config';
+import { C, COUNTER_DEFS } from './counters';
+import { compileScope, ip, FNV_INIT, fnv } from './compile';
+import { InformResponder, InformStatus } from './inform';
+import { RelayCore, RelayStatus, ReplyTo, hashBytes } from './relay';
+import { RateLimiter } from './ratelimit';
+import { sealIpUdp } from './wire';
+import { kernelRouteLookup, type RouteLookup } from './route';
+
+export interface DhcpStageOptions {
+  /** Interface that reaches a server (default: /proc/net/route). */
+  routeLookup?: RouteLookup;
+}
+
+const F_INFORM = 1, F_INFORM_RELAYED = 2;
+
+interface IfEntry {
+  index: number;
+  flags: number;
+  /** Bit i: scope i's interface globs match this interface. */
+  scopeMask: number;
+  /** Relay client interface config index, -1 when none. */
+  relay: number;
+  addr: number;
+  giaddr: number;
+  ours82: Uint8Array | null;
+  trusted: boolean;
+  /** Has an Ethernet-like hardware address (unicast to chaddr possible). */
+  l2: boolean;
+}
+
+const NONE: IfEntry = { index: 0, flags: 0, scopeMask: 0, relay: -1, addr: 0, giaddr: 0, ours82: null, trusted: false, l2: false };
+const XID_TABLE_MAX = 4096;
+
+export class DhcpStage implements Stage {
+  readonly name = 'dhcp';
+  readonly counters = new Float64Array(COUNTER_DEFS.length);
+  private ids = new Int32Array(COUNTER_DEFS.length);
+  private s: StageServices | null = null;
+  private readonly inform: InformResponder | null;
+  private readonly informGlobs: RegExp[];
+  private readonly informRelayGlobs: RegExp[];
+  private readonly limiter: RateLimiter | null;
+  private readonly relay: RelayCore | null;
+  private readonly relayGlobs: RegExp[];
+  private readonly servers: { address: number; iface: string | undefined; ifindex: number }[];
+  private readonly ifs = new Map<number, IfEntry>();
+  /** circuit-id hash → ifindex, and xid → ifindex of requests we relayed (reply fallback). */
+  private readonly circuits = new Map<number, number>();
+  private readonly xids = new Map<number, number>();
+  private readonly mac = new Uint8Array(6);
+  private readonly routeLookup: RouteLookup;
+
+  constructor(readonly cfg: DhcpConfig, opts: DhcpStageOptions = {}) {
+    this.routeLookup = opts.routeLookup ?? kernelRouteLookup();
+    const inf = cfg.inform && cfg.inform.enabled ? cfg.inform : null;
+    if (inf && inf.scopes.length > 31) throw new Error('dhcp.inform.scopes: at most 31 scopes');
+    this.inform = inf ? new InformResponder(inf.scopes.map(compileScope)) : null;
+    this.informGlobs = inf ? inf.interfaces.map(globToRegExp) : [];
+    this.informRelayGlobs = inf ? inf.relay_interfaces.map(globToRegExp) : [];
+    this.limiter = inf ? new RateLimiter(inf.rate_limit.per_client, inf.rate_limit.burst, inf.rate_limit.total, inf.rate_limit.max_clients) : null;
+    const rel = cfg.relay && cfg.relay.enabled ? cfg.relay : null;
+    this.relay = rel ? new RelayCore(rel.max_hops, rel.agent_info.policy) : null;
+    this.relayGlobs = rel ? rel.interfaces.map((i) => globToRegExp(i.name)) : [];
+    this.servers = rel ? rel.servers.map((s) => ({ address: ip(s.address), iface: s.interface, ifindex: 0 })) : [];
+  }
+
+  init(services: StageServices): void {
+    this.s = services;
+    this.ids = Int32Array.from(COUNTER_DEFS, ([n, h]) => services.reason(n, h));
+    services.interfaces.onRefresh?.(() => { this.ifs.clear(); for (const sv of this.servers) sv.ifindex = 0; });
+  }
+
+  private count(c: C, n = 1): void {
+    this.counters[c] += n;
+    this.s?.count(this.ids[c]!, n);
+  }
+
+  private drop(d: Decision, c: C): void {
+    this.counters[c]++;
+    d.drop(this.ids[c]!);
+  }
+
+  process(pkt: PacketContext, d: Decision): void {
+    const c = pkt.info;
+    if (c.ipVersion !== 4 || c.proto !== 17 || c.dport !== PORT_SERVER || c.isFragment) return;
+    const e = this.entry(pkt.indev);
+    if (c.kind !== Kind.DHCP) {
+      if (e.flags !== 0 || e.relay >= 0) this.drop(d, C.MALFORMED);
+      return;
+    }
+    const b = pkt.bytes, q = c.dhcpOffset;
+    if (c.dhcpOp === 1) {
+      if (this.inform && c.dhcpMessageType === MessageType.INFORM
+        && ((e.flags & F_INFORM) !== 0 || ((e.flags & F_INFORM_RELAYED) !== 0 && u32(b, q + GIADDR) !== 0))) {
+        if (this.answerInform(pkt, d, e)) return;
+      }
+      if (this.relay && e.relay >= 0) { this.relayRequest(pkt, d, e); return; }
+      if (e.flags !== 0) { this.count(C.PASSED); d.accept(); }
+      return;
+    }
+    if (this.relay && c.sport === PORT_SERVER) this.relayReply(pkt, d);
+  }
+
+  /** True when the packet was decided (answered or dropped); false to let the relay or default act. */
+  private answerInform(pkt: PacketContext, d: Decision, e: IfEntry): boolean {
+    const c = pkt.info, b = pkt.bytes, q = c.dhcpOffset;
+    const r = this.inform!;
+    const st = r.answer(b, q, c.dhcpLength, c.src, e.scopeMask, e.addr);
+    switch (st) {
+      case InformStatus.ANSWERED: break;
+      case InformStatus.MALFORMED: this.drop(d, C.MALFORMED); return true;
+      case InformStatus.NO_DESTINATION: this.drop(d, C.INFORM_NO_DESTINATION); return true;
+      case InformStatus.NO_SERVER_ID: this.drop(d, C.INFORM_NO_SERVER_ID); return true;
+      case InformStatus.NO_SCOPE:
+        this.count(C.INFORM_NO_SCOPE);
+        if (e.relay >= 0) return false;
+        d.accept();
+        return true;
+      default: return false;
+    }
+    // Rate limit per client: arrival interface, client address, chaddr.
+    let k = fnv(fnv(FNV_INIT, pkt.indev & 0xff), (pkt.indev >>> 8) & 0xff);
+    const ca = u32(b, q + CIADDR) || c.src;
+    k = fnv(fnv(fnv(fnv(k, ca >>> 24), (ca >>> 16) & 0xff), (ca >>> 8) & 0xff), ca & 0xff);
+    for (let i = 0; i < 16; i++) k = fnv(k, b[q + CHADDR + i]!);
+    if (!this.limiter!.allow(k, this.s!.now())) { this.drop(d, C.INFORM_RATE_LIMITED); return true; }
+    // The reply leaves through the arrival interface (not by routing): the shared-address case.
+    const ok = this.s!.inject(pkt.indev, r.out.subarray(0, r.outLength));
+    this.count(ok ? C.INFORM_ANSWERED : C.INFORM_SEND_FAILED);
+    d.verdict = Verdict.ANSWERED;
+    return true;
+  }
+
+  private relayRequest(pkt: PacketContext, d: Decision, e: IfEntry): void {
+    const c = pkt.info, b = pkt.bytes, q = c.dhcpOffset;
+    const rc = this.relay!;
+    const st = rc.request(b, q, c.dhcpLength, e.giaddr || e.addr, e.ours82, e.trusted);
+    switch (st) {
+      case RelayStatus.FORWARD: break;
+      case RelayStatus.HOP_LIMIT: this.drop(d, C.RELAY_HOP_LIMIT); return;
+      case RelayStatus.UNTRUSTED_82: this.drop(d, C.RELAY_UNTRUSTED_82); return;
+      case RelayStatus.HAS_82: this.drop(d, C.RELAY_HAS_82); return;
+      case RelayStatus.NO_GIADDR: this.drop(d, C.RELAY_NO_GIADDR); return;
+      default: this.drop(d, C.MALFORMED); return;
+    }
+    if (e.ours82 !== null && !rc.added82 && this.cfg.relay!.agent_info.policy !== 'forward') this.count(C.RELAY_82_TOO_BIG);
+    const xid = u32(b, q + XID);
+    if (this.xids.size >= XID_TABLE_MAX) this.xids.delete(this.xids.keys().next().value!);
+    this.xids.set(xid, pkt.indev);
+    const s = this.s!;
+    for (const sv of this.servers) {
+      const ifx = this.serverIf(sv);
+      if (ifx === 0) { this.count(C.RELAY_NO_ROUTE); continue; }
+      const src = rc.setGiaddr ? rc.giaddr : (s.interfaces.ipv4Of(ifx) || rc.giaddr);
+      const n = sealIpUdp(rc.out, src, sv.address, PORT_SERVER, PORT_SERVER, rc.outLength);
+      this.count(s.inject(ifx, rc.out.subarray(0, n)) ? C.RELAY_FORWARDED : C.RELAY_SEND_FAILED);
+    }
+    d.verdict = Verdict.ANSWERED;
+  }
+
+  private relayReply(pkt: PacketContext, d: Decision): void {
+    const c = pkt.info, b = pkt.bytes, q = c.dhcpOffset;
+    const rc = this.relay!;
+    const st = rc.reply(b, q, c.dhcpLength);
+    if (st !== RelayStatus.FORWARD) { this.drop(d, C.MALFORMED); return; }
+    let ifx = rc.circuitHash !== 0 ? (this.circuits.get(rc.circuitHash) ?? 0) : 0;
+    if (ifx === 0) ifx = this.xids.get(u32(b, q + XID)) ?? 0;
+    if (ifx === 0) ifx = this.relayIfByAddress(rc.giaddr);
+    if (ifx === 0) { this.count(C.RELAY_REPLY_UNKNOWN); return; }
+    const e = this.entry(ifx);
+    const src = e.addr || rc.giaddr;
+    const n = sealIpUdp(rc.out, src, rc.replyDst, PORT_SERVER, PORT_CLIENT, rc.outLength);
+    const pk = rc.out.subarray(0, n);
+    let ok: boolean;
+    if (rc.replyTo === ReplyTo.YIADDR_L2 && e.l2 && b[q + HTYPE] === 1 && b[q + HLEN] === 6) {
+      // RFC 2131 4.1: unicast "to the client's hardware address and 'yiaddr' address": no ARP
+      // (the client cannot answer ARP for an address it does not have yet).
+      for (let i = 0; i < 6; i++) this.mac[i] = b[q + CHADDR + i]!;
+      ok = this.s!.injectL2(ifx, this.mac, pk);
+    } else {
+      ok = this.s!.inject(ifx, pk);
+    }
+    this.count(ok ? C.RELAY_REPLIED : C.RELAY_SEND_FAILED);
+    d.verdict = Verdict.ANSWERED;
+  }
+
+  private relayIfByAddress(giaddr: number): number {
+    if (giaddr === 0) return 0;
+    let found = 0;
+    for (const i of this.s!.interfaces.all?.() ?? []) {
+      const e = this.entry(i.index);
+      if (e.relay >= 0 && (e.giaddr || e.addr) === giaddr) {
+        if (found !== 0) return 0; // ambiguous (several ppp interfaces share an address)
+        found = i.index;
+      }
+    }
+    return found;
+  }
+
+  private serverIf(sv: { address: number; iface: string | undefined; ifindex: number }): number {
+    if (sv.ifindex !== 0) return sv.ifindex;
+    const ifs = this.s!.interfaces;
+    const name = sv.iface ?? this.routeLookup(sv.address);
+    sv.ifindex = name ? ifs.indexOf(name) : 0;
+    return sv.ifindex;
+  }
+
+  /** The cached roles of an interface (built on first sight, dropped on interface refresh). */
+  private entry(ifindex: number): IfEntry {
+    const have = this.ifs.get(ifindex);
+    if (have !== undefined) return have;
+    const s = this.s;
+    if (!s || ifindex <= 0) return NONE;
+    const info = s.interfaces.info?.(ifindex);
+    const name = info?.name ?? s.interfaces.nameOf(ifindex);
+    if (name === undefined) return NONE;
+    const e: IfEntry = { ...NONE, index: ifindex, addr: info?.ipv4 ?? s.interfaces.ipv4Of(ifindex) };
+    e.l2 = info ? info.mac.some((x) => x !== 0) : true;
+    if (this.informGlobs.some((g) => g.test(name))) e.flags |= F_INFORM;
+    if (this.informRelayGlobs.some((g) => g.test(name))) e.flags |= F_INFORM_RELAYED;
+    if (this.inform) {
+      this.inform.scopes.forEach((sc, i) => { if (sc.ifGlobs && sc.ifGlobs.some((g) => g.test(name))) e.scopeMask |= 1 << i; });
+    }
+    const ri = this.relayGlobs.findIndex((g) => g.test(name));
+    if (ri >= 0) {
+      const rcfg = this.cfg.relay!;
+      const ic = rcfg.interfaces[ri]!;
+      e.relay = ri;
+      e.trusted = ic.trusted;
+      e.giaddr = ic.giaddr ? ip(ic.giaddr) : 0;
+      if (rcfg.agent_info.enabled) {
+        const circuit = new TextEncoder().encode(ic.circuit_id ?? name);
+        const subs: SubOption[] = [{ code: RAI_CIRCUIT_ID, data: circuit }];
+        const remote = rcfg.agent_info.remote_id_hex ? fromHex(rcfg.agent_info.remote_id_hex)
+          : rcfg.agent_info.remote_id ? new TextEncoder().encode(rcfg.agent_info.remote_id) : null;
+        if (remote && remote.length) subs.push({ code: RAI_REMOTE_ID, data: remote });
+        if (ic.link_selection) subs.push({ code: RAI_LINK_SELECTION, data: addrBytes(ip(ic.link_selection)) });
+        if (ic.server_id_override !== false) {
+          const a = ic.server_id_override === true ? (e.giaddr || e.addr) : ip(ic.server_id_override);
+          if (a !== 0) subs.push({ code: RAI_SERVER_ID_OVERRIDE, data: addrBytes(a) });
+        }
+        const v = new Uint8Array(relayAgentInfo.encodingLength(subs));
+        relayAgentInfo.encode(subs, v, 0);
+        e.ours82 = v;
+        this.circuits.set(hashBytes(circuit, 0, circuit.length), ifindex);
+      }
+    }
+    this.ifs.set(ifindex, e);
+    return e;
+  }
+
+  tick(nowMs: number): void {
+    this.limiter?.sweep(nowMs);
+  }
+
+  stats(): Record<string, unknown> {
+    return {
+      counters: Object.fromEntries(COUNTER_DEFS.map(([n], i) => [n, this.counters[i]])),
+      rate_limited_clients: this.limiter?.size ?? 0,
+      interfaces: [...this.ifs.values()].filter((e) => e.flags !== 0 || e.relay >= 0).map((e) => e.index),
+    };
+  }
+}
+
+function addrBytes(a: number): Uint8Array {
+  return Uint8Array.of(a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255);
+}
+
+
