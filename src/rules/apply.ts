@@ -16,7 +16,10 @@ export type Runner = (cmd: string, args: string[]) => RunResult;
 export interface ApplyOptions {
   /** Runs a command (injectable for tests); default spawnSync without a shell. */
   run?: Runner;
-  /** Where the routing table names go; default /etc/iproute2/rt_tables.d/sluice.conf; null: skip. */
+  /**
+   * Where the routing table names go; default $SLUICE_RT_TABLES (empty: skip), else
+   * /etc/iproute2/rt_tables.d/sluice.conf; null: skip. (Namespaces share /etc: tests point it elsewhere.)
+   */
   rtTablesPath?: string | null;
   /** iptables binary (default `iptables`). */
   iptables?: string;
@@ -42,11 +45,18 @@ function must(run: Runner, cmd: string, args: string[]): void {
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr.trim() || `exit ${r.code}`}`);
 }
 
+function rtTablesPath(opts: ApplyOptions): string | null {
+  if (opts.rtTablesPath !== undefined) return opts.rtTablesPath;
+  const env = process.env.SLUICE_RT_TABLES;
+  if (env !== undefined) return env === '' ? null : env;
+  return DEFAULT_RT_TABLES;
+}
+
 export function applyRuleSet(rs: RuleSet, opts: ApplyOptions = {}): ApplyReport {
   const run = opts.run ?? defaultRun;
   const ipt = opts.iptables ?? 'iptables';
   const rep: ApplyReport = { changed: [], unchanged: 0 };
-  const rtPath = opts.rtTablesPath === undefined ? DEFAULT_RT_TABLES : opts.rtTablesPath;
+  const rtPath = rtTablesPath(opts);
   const rt = renderRuleSet(rs).rtTables;
   if (rtPath !== null && rt) {
     const had = existsSync(rtPath) ? readFileSync(rtPath, 'utf8') : null;
@@ -101,7 +111,7 @@ export function removeRuleSet(rs: RuleSet, opts: ApplyOptions = {}): ApplyReport
     }
     if (n === 0) rep.unchanged++;
   }
-  const rtPath = opts.rtTablesPath === undefined ? DEFAULT_RT_TABLES : opts.rtTablesPath;
+  const rtPath = rtTablesPath(opts);
   if (rtPath !== null && rs.tables.length > 0) {
     if (existsSync(rtPath)) { rmSync(rtPath); rep.changed.push(`rm ${rtPath}`); } else rep.unchanged++;
   }
