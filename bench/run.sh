@@ -112,7 +112,7 @@ HZ=$(getconf CLK_TCK)
 background() {
   local b0 t0 b1 t1
   read -r b0 t0 < <(busy); sleep 2; read -r b1 t1 < <(busy)
-  awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.0f", t > 0 ? 200 * b / t : 0 }'
+  awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.0f", (t > 0 ? 200 * b / t : 0) }'
 }
 echo "background CPU (other sessions) before: $(background)% of 200%"
 
