@@ -1,0 +1,97 @@
+/**
+ * Shared pieces of the DHCP namespace tests: start sluice with a `dhcp:` section (through
+ * `sluice run` once the config loader knows the section, else through the engine fixture
+ * fixtures/dhcp-engine.ts), install dhcpRules() as real iptables rules, the scapy peer, dnsmasq,
+ * and tcpdump captures read back as lists of DHCP messages.
+ */
+import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Lab, Namespace, Proc } from '../../src/lab/lab';
+import { sleep } from '../../src/lab/lab';
+import { SluiceProcess } from '../../src/lab/sluice';
+import { configSchema } from '../../src/config/schema';
+import { dhcpConfigSchema, dhcpRules, type DhcpConfigInput } from '../../src/dhcp';
+
+export const PEER = resolve(__dirname, '../../../test/netns/fixtures/dhcp_client.py');
+const HARNESS = resolve(__dirname, 'fixtures/dhcp-engine.js');
+
+export interface Reply {
+  src: string; dst: string; sport: number; dport: number; op: number; hops: number; xid: number; flags: number;
+  ciaddr: string; yiaddr: string; siaddr: string; giaddr: string; length: number; options: [number, string][];
+}
+
+export interface RunningSluice {
+  counter(name: string): Promise<number>;
+  stop(): Promise<void>;
+  readonly proc: Proc;
+  readonly viaCli: boolean;
+}
+
+/** True when `sluice run` accepts a `dhcp:` section (the lead wires the area into src/config). */
+export function cliHasDhcp(): boolean {
+  const shape = (configSchema as unknown as { shape?: Record<string, unknown> }).shape;
+  return !!shape && 'dhcp' in shape;
+}
+
+export async function startSluice(lab: Lab, ns: Namespace, dhcp: DhcpConfigInput, name = 'sluice'): Promise<RunningSluice> {
+  const parsed = dhcpConfigSchema.parse(dhcp);
+  for (const r of dhcpRules(parsed).iptables) {
+    await ns.exec(['iptables', '-t', r.table, '-A', r.chain, ...r.args]);
+  }
+  if (cliHasDhcp()) {
+    const sp = await SluiceProcess.start(lab, ns, `queues:\n  - num: 0\n    fail_open: false\ndhcp: ${JSON.stringify(dhcp)}\n`, { name });
+    return { proc: sp.proc, viaCli: true, counter: (n) => sp.counter(n), stop: async () => { await sp.stop(); } };
+  }
+  const cfgFile = join(lab.dir, `${name}.json`);
+  const statsFile = join(lab.dir, `${name}.stats.json`);
+  writeFileSync(cfgFile, JSON.stringify(dhcp));
+  const proc = ns.spawn([process.execPath, HARNESS, cfgFile, '0', statsFile]);
+  await proc.waitFor(/ready/);
+  let n = 0;
+  return {
+    proc, viaCli: false,
+    counter: async (c) => {
+      const want = ++n;
+      process.kill(proc.pid, 'SIGUSR2');
+      const deadline = Date.now() + 5000;
+      while ((proc.stdout.match(/stats/g) ?? []).length < want && Date.now() < deadline) await sleep(20);
+      return (JSON.parse(lab.read(`${name}.stats.json`)) as Record<string, number>)[c] ?? 0;
+    },
+    stop: async () => { await proc.stop('SIGTERM', 5000); },
+  };
+}
+
+/** Runs the scapy peer; returns the JSON it prints last (null when no reply was seen). */
+export async function peer<T = Reply | null>(ns: Namespace, args: string[], timeoutMs = 20000): Promise<T> {
+  const r = await ns.exec(['/usr/bin/python3', PEER, ...args], { timeoutMs, allowFail: true });
+  const last = r.stdout.trim().split('\n').pop() ?? '';
+  try { return JSON.parse(last) as T; } catch { throw new Error(`peer ${args.join(' ')}: ${r.stdout}${r.stderr}`); }
+}
+
+export function startDnsmasq(lab: Lab, ns: Namespace, name: string, lines: string[]): { proc: Proc; ready: Promise<void> } {
+  const conf = join(lab.dir, `${name}.conf`);
+  writeFileSync(conf, [...lines, 'port=0', `dhcp-leasefile=${join(lab.dir, `${name}.leases`)}`, `pid-file=${join(lab.dir, `${name}.pid`)}`, 'log-dhcp', ''].join('\n'));
+  const proc = ns.spawn(['dnsmasq', '-k', '-C', conf, '--log-facility=-']);
+  return { proc, ready: proc.waitFor(/DHCP, (static|IP range)|started/).then(() => sleep(200)) };
+}
+
+/** tcpdump on dev writing a pcap; stop() returns the DHCP messages in it (via tcpdump -vv text). */
+export async function capture(lab: Lab, ns: Namespace, dev: string, name: string, filter = 'udp port 67 or udp port 68'): Promise<{ stop(): Promise<string> }> {
+  const file = join(lab.dir, `${name}.pcap`);
+  const p = ns.spawn(['tcpdump', '-i', dev, '-U', '--immediate-mode', '-n', '-s', '0', '-w', file, filter]);
+  await p.waitFor(/listening/);
+  return {
+    stop: async () => {
+      await sleep(300);
+      await p.stop('SIGTERM', 3000);
+      return (await ns.exec(['tcpdump', '-vvnr', file], { allowFail: true })).stdout;
+    },
+  };
+}
+
+/** Option code → value hex, instances concatenated (RFC 3396), for comparisons. */
+export function optionMap(r: Reply): Map<number, string> {
+  const m = new Map<number, string>();
+  for (const [c, h] of r.options) m.set(c, (m.get(c) ?? '') + h);
+  return m;
+}
