@@ -1,124 +1,192 @@
 /**
  * Raw ESP (IP protocol 50) from 4 LAN clients to one server through one public address.
  *
- *   cl1..cl4 192.168.1.11-14 ─ br0 192.168.1.1 [gw] wan0 203.0.113.1 ─ 203.0.113.10 [sv]
+ *   c1..c4 192.168.1.11-14 ─ br0 192.168.1.1 [gw] wan0 203.0.113.1 ─ 203.0.113.10 [sv]
  *
  * Control: with kernel MASQUERADE the clients fail (conntrack tracks ESP by addresses only, so ESP
  * for one client's SPI reaches another, or a client's packets are dropped at insert). With sluice's
- * SPI-keyed NAT every reply is decrypted by the right client, 0 misrouted, and a kill -9 + restart
- * keeps every mapping (the clients continue without any new IKE).
+ * SPI-keyed NAT every reply is decrypted by the right client, 0 misrouted:
+ * - 4 hosts negotiating at the same instant (their IKE_AUTHs serialized by the learning windows);
+ * - kill -9 mid-traffic and a restart: the established SPIs keep working from the journal, no IKE;
+ * - a server-initiated CHILD_SA rekey of all 4 hosts at the same instant;
+ * - ESP larger than the MTU, as IP fragments both ways (the kernel reassembles before the queue).
  * Peers: test/netns/fixtures/esp_peer.py (scapy; cleartext IKE headers, real ESP).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { Lab, labSkipReason, type Namespace } from '../../src/lab/lab';
-import { natConfigSchema } from '../../src/nat/config';
-import { natRules } from '../../src/nat/rules';
+import { resolve } from 'node:path';
+import { labSkipReason, sleep, until } from '../../src/lab/lab';
+import type { SluiceProcess as SluiceProcessT } from '../../src/lab/sluice';
+import {
+  applyNatRules, natSection, natTopo, natYaml, runClients, serverResult, startServer, summary, type NatTopo,
+} from './fixtures/nat-lab';
 
-const PEER = resolve(__dirname, '../../../test/netns/fixtures/esp_peer.py');
 const N = 4;
 const COUNT = 20;
 
-interface Topo { lab: Lab; gw: Namespace; sv: Namespace; clients: Namespace[] }
-
-async function topo(prefix: string): Promise<Topo> {
-  const lab = await Lab.create(prefix);
-  const gw = lab.ns('gw');
-  const sv = lab.ns('sv');
-  const clients: Namespace[] = [];
-  const members: string[] = [];
-  for (let i = 1; i <= N; i++) {
-    const c = lab.ns(`c${i}`);
-    await lab.link(c, 'eth0', gw, `lan${i}`);
-    await c.sh(`ip addr add 192.168.1.${10 + i}/24 dev eth0 && ip route add default via 192.168.1.1`);
-    clients.push(c);
-    members.push(`lan${i}`);
-  }
-  await lab.bridge(gw, 'br0', members);
-  await lab.link(gw, 'wan0', sv, 'eth0');
-  await gw.sh(`ip addr add 192.168.1.1/24 dev br0 && ip addr add 203.0.113.1/24 dev wan0
-    sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0`);
-  await sv.sh('ip addr add 203.0.113.10/24 dev eth0');
-  return { lab, gw, sv, clients };
-}
-
-interface ClientResult { sent: number; good: number; misrouted: number; bad: number; ike_retx: number }
-
-async function exchange(t: Topo, clientArgs: string[], serverS = 8): Promise<{ clients: ClientResult[]; server: { ike: number; esp: number } }> {
-  const server = t.sv.spawn(['/usr/bin/python3', PEER, 'server', String(serverS)]);
-  t.lab.track(server);
-  await new Promise((r) => setTimeout(r, 700)); // scapy import
-  const runs = t.clients.map((c, i) => c.exec(['/usr/bin/python3', PEER, 'client', String(i + 1), '203.0.113.10', String(COUNT), ...clientArgs], { timeoutMs: 60000, allowFail: true }));
-  const outs = await Promise.all(runs);
-  await server.exited;
-  const clients = outs.map((o) => JSON.parse(o.stdout.trim().split('\n').pop() || '{}') as ClientResult);
-  return { clients, server: JSON.parse(server.stdout.trim().split('\n').pop() || '{}') };
-}
-
-test('control: kernel MASQUERADE misroutes or drops raw ESP of several clients', { skip: labSkipReason() }, async (t) => {
-  const tp = await topo('natc');
-  t.after(() => tp.lab.cleanup());
-  await tp.gw.sh('iptables -t nat -A POSTROUTING -o wan0 -j MASQUERADE && conntrack -F 2>/dev/null || true');
-  const r = await exchange(tp, ['--no-ike'], 5);
-  const stats = await tp.gw.sh('conntrack -S 2>/dev/null || true');
-  t.diagnostic(`masquerade: ${JSON.stringify(r.clients)} server=${JSON.stringify(r.server)} | ${stats.replace(/\s+/g, ' ').slice(0, 200)}`);
-  const perfect = r.clients.every((c) => c.good === COUNT && c.misrouted === 0);
-  assert.equal(perfect, false, 'MASQUERADE unexpectedly handled 4 raw-ESP clients (the control must fail)');
-});
-
-/** Why sluice cannot run its NAT here yet (the engine's NFQUEUE binding or the CLI wiring is missing). */
+/** Why sluice cannot run its NAT here (root, build, CLI wiring). */
 function sluiceSkip(): string | false {
   const lab = labSkipReason();
   if (lab) return lab;
-  const main = resolve(__dirname, '../../src/cli/main.js');
-  if (!existsSync(main)) return 'dist/src/cli/main.js missing (build first)';
+  if (!existsSync(resolve(__dirname, '../../src/cli/main.js'))) return 'dist/src/cli/main.js missing (build first)';
+  if (!existsSync(resolve(__dirname, '../../src/io/nfqueue.js'))) return 'NFQUEUE binding (src/io/nfqueue) not built yet';
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const p = require(resolve(__dirname, '../../src/cli/pipeline.js')) as { AREAS: { key: string }[] };
-    if (!p.AREAS.some((a) => a.key === 'nat')) return 'the CLI pipeline does not build the nat stage yet (src/cli/pipeline.ts AREAS)';
-    if (!existsSync(resolve(__dirname, '../../src/io/nfqueue.js'))) return 'NFQUEUE binding (src/io/nfqueue) not built yet';
+    if (!p.AREAS.some((a) => a.key === 'nat')) return 'the CLI pipeline does not build the nat stage (src/cli/pipeline.ts AREAS)';
   } catch (e) {
     return `CLI pipeline not loadable: ${(e as Error).message}`;
   }
   return false;
 }
 
-test('sluice NAT: 4 raw-ESP clients through one public address, 0 misrouted; kill -9 + restart keeps mappings', { skip: sluiceSkip() }, async (t) => {
+async function startSluice(tp: NatTopo, diag: (s: string) => void, extra: Record<string, unknown> = {}): Promise<{ sl: SluiceProcessT; yaml: string }> {
   const { SluiceProcess } = await import('../../src/lab/sluice');
-  const tp = await topo('nate');
+  const nat = natSection(tp.lab, extra);
+  const yaml = natYaml(nat);
+  const file = SluiceProcess.write(tp.lab, 'rules.yaml', yaml);
+  diag(`kernel rules from ${await applyNatRules(tp.gw, nat, file)}`);
+  return { sl: await SluiceProcess.start(tp.lab, tp.gw, yaml), yaml };
+}
+
+type SaList = { host: string; esp_in: { spi: string; packets: number; bytes: number }[]; esp_out: { spi: string; packets: number; bytes: number }[]; ike: unknown[] }[];
+const saList = async (sl: SluiceProcessT): Promise<SaList> => await sl.request('stage', { stage: 'nat', name: 'sa-list', args: {} }) as SaList;
+
+/** Non-zero nat.* and engine drop counters, for diagnostics. */
+async function nonZero(sl: SluiceProcessT): Promise<string> {
+  const st = await sl.stats();
+  return st.counters.filter((c) => c.value !== 0 && (c.name.startsWith('nat.') || c.name.startsWith('engine.'))).map((c) => `${c.name}=${c.value}`).join(' ');
+}
+
+/** Lines tcpdump prints on the gateway's WAN side for a filter (started before, read after). */
+async function capture(tp: NatTopo, filter: string) {
+  const p = tp.gw.spawn(['tcpdump', '-nli', 'wan0', '--immediate-mode', filter]);
+  await p.waitFor(/listening on/);
+  return { lines: async () => { await sleep(200); await p.stop('SIGINT'); return p.stdout.split('\n').filter((l) => / IP /.test(l)); } };
+}
+
+test('control: kernel MASQUERADE misroutes or drops raw ESP of several clients', { skip: labSkipReason() }, async (t) => {
+  const tp = await natTopo('natc', N);
   t.after(() => tp.lab.cleanup());
-  const nat = {
-    public: ['203.0.113.1'], wan_interface: 'wan0', lan_interfaces: ['br0'], servers: ['203.0.113.10'], queue: 5,
-    journal: { path: join(tp.lab.dir, 'nat.journal') },
-  };
-  const cfg = natConfigSchema.parse(nat);
-  // The user's own MASQUERADE stays for everything else: sluice's flows are untracked and skip it.
-  await tp.gw.sh('iptables -t nat -A POSTROUTING -o wan0 -j MASQUERADE');
-  for (const r of natRules(cfg).iptables) {
-    await tp.gw.exec(['iptables', '-t', r.table, '-A', r.chain, ...r.args]);
-  }
-  const yaml = `queues:\n  - num: 5\n    fail_open: false\nnat: ${JSON.stringify(nat)}\n`;
-  let sl = await SluiceProcess.start(tp.lab, tp.gw, yaml);
-  const r = await exchange(tp, []);
-  t.diagnostic(`sluice: ${JSON.stringify(r.clients)} server=${JSON.stringify(r.server)}`);
-  for (const [i, c] of r.clients.entries()) {
+  await tp.gw.sh('iptables -t nat -A POSTROUTING -o wan0 -j MASQUERADE && conntrack -F 2>/dev/null || true');
+  const server = startServer(tp, 5);
+  await sleep(700); // scapy import
+  const clients = await runClients(tp, COUNT, () => ['--no-ike']);
+  const sv = await serverResult(server);
+  const stats = await tp.gw.sh('conntrack -S 2>/dev/null || true');
+  t.diagnostic(`masquerade: ${summary(clients)} server=${JSON.stringify(sv)} | ${stats.replace(/\s+/g, ' ').slice(0, 200)}`);
+  const perfect = clients.every((c) => c.good === COUNT && c.misrouted === 0);
+  assert.equal(perfect, false, 'MASQUERADE unexpectedly handled 4 raw-ESP clients (the control must fail)');
+});
+
+test('sluice NAT: 4 hosts negotiate at the same instant, 0 misrouted; kill -9 mid-traffic + restart keeps every mapping', { skip: sluiceSkip() }, async (t) => {
+  const tp = await natTopo('nate', N);
+  t.after(() => tp.lab.cleanup());
+  let { sl, yaml } = await startSluice(tp, (s) => t.diagnostic(s));
+  const { SluiceProcess } = await import('../../src/lab/sluice');
+
+  // Phase 1: IKE_SA_INIT + IKE_AUTH of all 4 hosts at one wall-clock instant, then ESP.
+  let server = startServer(tp, 9);
+  const at = Date.now() / 1000 + 2.0;
+  const r1 = await runClients(tp, COUNT, () => ['--at', at.toFixed(3)]);
+  const s1 = await serverResult(server);
+  t.diagnostic(`negotiation: ${summary(r1)} server=${JSON.stringify(s1)}`);
+  t.diagnostic(`counters: ${await nonZero(sl)}`);
+  for (const [i, c] of r1.entries()) {
     assert.equal(c.misrouted, 0, `client ${i + 1} got another client's ESP`);
+    assert.equal(c.bad, 0, `client ${i + 1}: undecryptable ESP`);
     assert.equal(c.good, COUNT, `client ${i + 1} decrypted ${c.good}/${COUNT} replies`);
   }
-  const list = await sl.request('stage', { stage: 'nat', name: 'sa-list', args: {} }) as { host: string; esp_in: unknown[] }[];
+  assert.equal(s1.init, N, 'one IKE_SA_INIT per client reached the server');
+  assert.equal(await sl.counter('nat.window_learned'), N, 'each host learned its inbound SPI in its own window');
+  const list = await saList(sl);
   assert.equal(list.length, N);
-  for (const g of list) assert.equal(g.esp_in.length, 1, `${g.host}: one learned inbound SPI`);
-  // kill -9 mid-state, restart: the same SPIs keep working with no IKE at all.
+  for (const g of list) assert.deepEqual(g.esp_in.map((e) => e.spi), [(0x2000 + Number(g.host.split('.')[3]) - 10).toString(16).padStart(8, '0')], `${g.host}: its own inbound SPI`);
+
+  // Phase 2: kill -9 mid-traffic, restart; the established SPIs continue, no IKE on the wire.
+  const ike = await capture(tp, 'udp port 500 or udp port 4500');
+  server = startServer(tp, 9);
+  await sleep(700);
+  const COUNT2 = 150; // 3 s at 20 ms
+  const running = runClients(tp, COUNT2, () => ['--no-ike']);
+  const inBefore = await sl.counter('engine.packets');
+  await until(async () => (await sl.counter('engine.packets')) >= inBefore + 8 * 20, 15000, 'ESP flowing before the kill');
   await sl.kill9();
+  const down = Date.now();
   sl = await SluiceProcess.start(tp.lab, tp.gw, yaml, { name: 'sluice2' });
-  const r2 = await exchange(tp, ['--no-ike']);
-  t.diagnostic(`after restart: ${JSON.stringify(r2.clients)} server=${JSON.stringify(r2.server)}`);
-  assert.equal(r2.server.ike, 0, 'no IKE on the wire after the restart');
-  for (const [i, c] of r2.clients.entries()) {
-    assert.equal(c.misrouted, 0);
-    assert.equal(c.good, COUNT, `client ${i + 1} after restart: ${c.good}/${COUNT}`);
+  t.diagnostic(`sluice down for ${Date.now() - down} ms`);
+  const r2 = await running;
+  const s2 = await serverResult(server);
+  const ikeLines = await ike.lines();
+  t.diagnostic(`across the restart: ${summary(r2)} server=${JSON.stringify(s2)}`);
+  t.diagnostic(`counters after the restart: ${await nonZero(sl)}`);
+  assert.equal(ikeLines.length, 0, `no IKE on the wire after the restart:\n${ikeLines.join('\n')}`);
+  for (const [i, c] of r2.entries()) {
+    assert.equal(c.misrouted, 0, `client ${i + 1} misrouted after the restart`);
+    assert.equal(c.bad, 0);
+    // Packets sent while no sluice was bound are lost (no --queue-bypass, by design); everything after is answered.
+    const lastMissing = Math.max(-1, ...c.missing);
+    assert.ok(lastMissing < COUNT2 - 30, `client ${i + 1}: replies still missing near the end (seq ${lastMissing}): the restart lost its mapping`);
   }
+  const restored = await saList(sl);
+  assert.equal(restored.length, N, 'every host is back after the restart');
+  assert.equal(await sl.counter('nat.unknown_spi'), 0, 'no inbound SPI was unknown after the restart');
   await sl.stop();
+});
+
+test('sluice NAT: server-initiated CHILD_SA rekeys of 4 hosts at the same instant are serialized, 0 misrouted', { skip: sluiceSkip() }, async (t) => {
+  const tp = await natTopo('natr', N);
+  t.after(() => tp.lab.cleanup());
+  const { sl } = await startSluice(tp, (s) => t.diagnostic(s));
+  const at = Date.now() / 1000 + 2.0;
+  const server = startServer(tp, 9, ['--rekey-at', (at + 1.2).toFixed(3)]);
+  const COUNT3 = 150;
+  const r = await runClients(tp, COUNT3, () => ['--at', at.toFixed(3)]);
+  const s = await serverResult(server);
+  const held = await sl.counter('nat.held');
+  t.diagnostic(`rekey: ${summary(r)} server=${JSON.stringify(s)}`);
+  t.diagnostic(`counters: ${await nonZero(sl)}`);
+  assert.equal(s.rekeys_done, N, 'the server completed a rekey with every client');
+  for (const [i, c] of r.entries()) {
+    assert.equal(c.misrouted, 0, `client ${i + 1} got another client's ESP`);
+    assert.equal(c.bad, 0);
+    assert.ok(c.rekeyed > 0, `client ${i + 1} received nothing on its rekeyed SA`);
+    assert.equal(c.missing.length, 0, `client ${i + 1}: ${c.missing.length} replies missing`);
+  }
+  assert.ok(held > 0, 'simultaneous rekey requests of different hosts were held behind each other');
+  assert.equal(await sl.counter('nat.window_learned'), 2 * N, 'every AUTH and every rekey learned in its own window');
+  for (const g of await saList(sl)) {
+    const i = Number(g.host.split('.')[3]) - 10;
+    assert.deepEqual(g.esp_in.map((e) => e.spi).sort(), [0x2000 + i, 0x3000 + i].map((v) => v.toString(16).padStart(8, '0')), `${g.host}: old and new inbound SPI side by side`);
+  }
+});
+
+test('sluice NAT: ESP larger than the MTU travels as fragments and is reassembled before the queue', { skip: sluiceSkip() }, async (t) => {
+  const tp = await natTopo('natf', 2);
+  t.after(() => tp.lab.cleanup());
+  const { sl } = await startSluice(tp, (s) => t.diagnostic(s));
+  const frags = await capture(tp, 'ip[6:2] & 0x3fff != 0');
+  const server = startServer(tp, 7);
+  await sleep(700);
+  const r = await runClients(tp, 10, () => ['--size', '3000', '--interval', '0.05']);
+  const s = await serverResult(server);
+  const lines = await frags.lines();
+  const list = await saList(sl);
+  t.diagnostic(`fragments: ${summary(r)} server=${JSON.stringify(s)}; ${lines.length} fragments on wan0; nat.fragment=${await sl.counter('nat.fragment')}`);
+  for (const [i, c] of r.entries()) {
+    assert.equal(c.misrouted, 0);
+    assert.equal(c.good, 10, `client ${i + 1}: ${c.good}/10 large replies decrypted`);
+  }
+  assert.equal(s.frag_rx, 20, 'the server received every large ESP packet whole');
+  assert.ok(lines.some((l) => l.includes('203.0.113.1 > 203.0.113.10')), 'outbound fragments on the wire carry the public source');
+  assert.ok(lines.some((l) => l.includes('203.0.113.10 > 203.0.113.1')), 'inbound ESP arrived fragmented');
+  assert.equal(await sl.counter('nat.fragment'), 0, 'no fragment reached the NAT stage: the kernel reassembled first');
+  for (const g of list) {
+    const sum = (rows: { packets: number; bytes: number }[]) => rows.reduce((a, x) => [a[0] + x.packets, a[1] + x.bytes], [0, 0]);
+    const [pi, bi] = sum(g.esp_in);
+    const [po, bo] = sum(g.esp_out);
+    assert.ok(pi === 10 && bi / pi > 3000, `${g.host}: inbound ESP seen whole in the queue (${pi} packets, ${bi} bytes)`);
+    assert.ok(po === 10 && bo / po > 3000, `${g.host}: outbound ESP seen whole in the queue (${po} packets, ${bo} bytes)`);
+  }
 });
