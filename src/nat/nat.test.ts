@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { natConfigSchema, type NatConfigInput } from './config';
 import { NatStage } from './stage';
 import { Verdict } from '../engine/stage';
+import { SaKind } from './table';
 import {
   FakeServices, ip, out, inb, esp, espInUdp, ike, keepalive, drainReleased, dstOf, srcOf, ipv4Checksum, udpChecksumOk,
   IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA, INFORMATIONAL,
@@ -136,6 +137,28 @@ test('window timeout leaves an expectation; sole expectation resolves, two are a
   // Expectations idle out: afterwards unknown, no state.
   fs.time += 121_000; st.tick(fs.time);
   assert.equal(inb(st, fs, esp(S, PUB, 0xd1)).reason, 'nat.unknown_spi');
+});
+
+test('an expired window leaves an expectation that makes a later window ambiguous (never misroute)', () => {
+  // strongSwan order: host 0 finishes IKE_AUTH and stays idle, its window expires; host 1's window
+  // opens; host 0's first ESP (its SPI) arrives during host 1's window. It must not go to host 1.
+  const { st, fs } = mk({ timeouts: { window_max_ms: 1000 } });
+  initSa(st, fs, 0); initSa(st, fs, 1);
+  out(st, fs, ike(hosts[0], S, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: IKE_AUTH, msgId: 1 }));
+  fs.time += 1500; st.tick(fs.time);
+  out(st, fs, ike(hosts[1], S, { ispi: ispiOf(1), rspi: rspiOf(1), exchange: IKE_AUTH, msgId: 1 }));
+  const r = inb(st, fs, esp(S, PUB, 0xe0));
+  assert.equal(r.verdict, Verdict.DROP);
+  assert.equal(r.reason, 'nat.ambiguous');
+  assert.equal(st.state.sas.find(SaKind.ESP_IN, 0, S, 0xe0, 0), -1, 'no state for an ambiguous SPI');
+  // With no other host owed an SPI, a window learns as before, and clears its own host's expectation.
+  const { st: st2, fs: fs2 } = mk({ timeouts: { window_max_ms: 1000 } });
+  initSa(st2, fs2, 0);
+  out(st2, fs2, ike(hosts[0], S, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: IKE_AUTH, msgId: 1 }));
+  fs2.time += 1500; st2.tick(fs2.time);
+  out(st2, fs2, ike(hosts[0], S, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: CREATE_CHILD_SA, msgId: 2 }));
+  assert.equal(dstOf(inb(st2, fs2, esp(S, PUB, 0xe1)).bytes), hosts[0]);
+  assert.equal(st2.state.expectationHosts(st2.state.peer(S, 0)).length, 0);
 });
 
 test('server-initiated rekey opens a window; another host waits; old and new SAs side by side', () => {

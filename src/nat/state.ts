@@ -242,16 +242,22 @@ export class NatState {
     if (p < 0) return refusal(C.UNKNOWN);
     let hostAddr: number;
     let via: C;
-    if (this.windowOpen(p, now)) {
-      hostAddr = this.winHost[p];
-      via = C.WINDOW_LEARNED;
-    } else {
-      const exps = this.expectations[p];
-      if (exps.length === 0) return refusal(C.UNKNOWN);
+    const exps = this.expectations[p];
+    if (exps.length > 0) {
       // Drop expired expectations in place (no allocation when none expired).
       let w = 0;
       for (let i = 0; i < exps.length; i++) if (exps[i].expires > now) exps[w++] = exps[i];
       if (w !== exps.length) { exps.length = w; }
+    }
+    if (this.windowOpen(p, now)) {
+      hostAddr = this.winHost[p];
+      // Another host whose window closed without learning may still be owed an SPI (found with
+      // strongSwan: a client idle after IKE_AUTH lets its window expire, and its first ESP arrives
+      // during the next host's window). Then the SPI is not necessarily the window host's: never
+      // misroute — a counted drop beats a guess. The window stays open for the host's own SPI.
+      for (let i = 0; i < exps.length; i++) if (exps[i].host !== hostAddr) return refusal(C.AMBIGUOUS);
+      via = C.WINDOW_LEARNED;
+    } else {
       if (exps.length === 0) return refusal(C.UNKNOWN);
       if (exps.length > 1) return refusal(C.AMBIGUOUS);
       hostAddr = exps[0].host;
@@ -265,8 +271,11 @@ export class NatState {
     this.sas.rh[id] = rh;
     this.sas.rl[id] = rl;
     this.journalPut(id);
-    if (via === C.WINDOW_LEARNED) this.closeWindow(p, true, now);
-    else { this.expectations[p].length = 0; this.count(C.LEARNED_EXPECTATION); }
+    if (via === C.WINDOW_LEARNED) {
+      // The window host's own expectation (from an earlier expired window) is met as well.
+      if (exps.length > 0) exps.length = 0;
+      this.closeWindow(p, true, now);
+    } else { exps.length = 0; this.count(C.LEARNED_EXPECTATION); }
     return id;
   }
 
