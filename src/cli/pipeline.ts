@@ -6,9 +6,11 @@
 import type { Config } from '../config/schema';
 import type { CaptureConfig } from '../config/core';
 import type { Stage } from '../engine/stage';
-import { emptyRuleSet, type RuleSet } from '../rules/types';
+import { emptyRuleSet, mergeRuleSets, type RuleSet } from '../rules';
 import { createNatStage, natRules } from '../nat';
-import { createSteerStage } from '../steer';
+import { createSteerStage, steerCheck, steerRules } from '../steer';
+import { createPolicyStage, policyCheck, policyRules } from '../policy';
+import { createDhcpStage, dhcpRules } from '../dhcp';
 
 export interface StageOptions {
   log: { info(o: object, m: string): void; warn(o: object, m: string): void };
@@ -26,21 +28,33 @@ interface Area {
 /** The stage areas in pipeline order. */
 export const AREAS: Area[] = [
   {
+    key: 'policy',
+    build: (cfg, opts) => (cfg.policy ? createPolicyStage(cfg.policy, { log: opts.log }) : null),
+    rules: (cfg) => policyRules(cfg.policy!),
+    check: (cfg) => policyCheck(cfg.policy!),
+  },
+  {
     key: 'steer',
     build: (cfg) => (cfg.steer && cfg.steer.enabled ? createSteerStage(cfg.steer) : null),
-    rules: () => emptyRuleSet(),
-    check: () => [],
+    rules: (cfg) => steerRules(cfg.steer!),
+    check: (cfg) => steerCheck(cfg.steer!),
   },
   {
     key: 'nat',
     build: (cfg, opts) => (cfg.nat && cfg.nat.enabled ? createNatStage(cfg.nat, { stateDir: opts.stateDir }) : null),
-    rules: (cfg) => (cfg.nat ? natRules(cfg.nat) : emptyRuleSet()),
+    rules: (cfg) => natRules(cfg.nat!),
     check: (cfg) => {
       const nat = cfg.nat!;
       const q = cfg.queues.find((x) => x.num === nat.queue);
       if (!q) return [`nat.queue ${nat.queue} is not in queues: no packet would reach the NAT stage`];
       return q.fail_open ? [`queue ${q.num} carries the NAT and has fail_open: true: while sluice is down, ESP would leave with LAN source addresses`] : [];
     },
+  },
+  {
+    key: 'dhcp',
+    build: (cfg) => createDhcpStage(cfg.dhcp!),
+    rules: (cfg) => dhcpRules(cfg.dhcp!),
+    check: () => [],
   },
 ];
 
@@ -95,16 +109,8 @@ export function queueRules(cfg: Config): RuleSet {
 }
 
 export function collectRules(cfg: Config): RuleSet {
-  const all = queueRules(cfg);
-  for (const area of AREAS) {
-    if (areaSection(cfg, area.key) === undefined) continue;
-    const rs = area.rules(cfg);
-    all.iptables.push(...rs.iptables);
-    all.ipRules.push(...rs.ipRules);
-    all.ipRoutes.push(...rs.ipRoutes);
-    all.tables.push(...rs.tables);
-  }
-  return all;
+  const present = AREAS.filter((area) => areaSection(cfg, area.key) !== undefined);
+  return mergeRuleSets(queueRules(cfg), ...present.map((area) => area.rules(cfg)));
 }
 
 export function checkWarnings(cfg: Config): string[] {
