@@ -124,7 +124,7 @@ test('relay to dnsmasq: udhcpc ±-B, dhclient, dhcpcd, option 82, relayed INFORM
   await sl.stop();
 });
 
-test('relay to Kea: udhcpc, dhclient, relayed INFORM', { skip: labSkipReason(), timeout: 120000 }, async (t) => {
+test('relay to Kea: udhcpc ±-B, dhclient, dhcpcd, relayed INFORM', { skip: labSkipReason(), timeout: 120000 }, async (t) => {
   const T = await topo('dhrk');
   const { lab, gw, sv, cl } = T;
   t.after(() => lab.cleanup());
@@ -147,6 +147,10 @@ test('relay to Kea: udhcpc, dhclient, relayed INFORM', { skip: labSkipReason(), 
   const svCap = await capture(lab, sv, 'eth0', 'kea');
   const u = await udhcpc(cl);
   assert.match(u, LEASE, `udhcpc via Kea:\n${u}\n${kea.output}`);
+  const ub = await udhcpc(cl, ['-B']);
+  assert.match(ub, LEASE, `udhcpc -B via Kea:\n${ub}`);
+  const dd = await dhcpcd(cl);
+  assert.match(dd, /new_ip_address='192\.168\.50\.1\d\d'/, `dhcpcd via Kea:\n${dd}`);
   const dc = await dhclient(lab, cl, 'dhk');
   assert.match(dc, /bound to 192\.168\.50\.1\d\d/, `dhclient via Kea:\n${dc}`);
   // Kea answers a relayed INFORM straight to the client (ciaddr), not through the relay.
