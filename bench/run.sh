@@ -116,7 +116,7 @@ background() {
 }
 echo "background CPU (other sessions) before: $(background)% of 200%"
 
-printf '%-12s %5s %12s %12s %10s %8s %8s %8s %8s\n' consumer round delivered_pps offered_pps qfull_pps rcvbuf_pps loss_% cpu_% busy_%
+printf '%-12s %5s %12s %12s %10s %10s %8s %8s %8s %9s\n' consumer round delivered_pps offered_pps qfull_pps rcvbuf_pps loss_% cpu_% busy_% us/packet
 RESULTS="$TMP/results"
 for round in $(seq 1 "$ROUNDS"); do
   for c in $CONSUMERS; do
@@ -143,8 +143,9 @@ for round in $(seq 1 "$ROUNDS"); do
     awk -v c="$c" -v r="$round" -v dur="$DUR" -v d=$((d1 - d0)) -v o=$((o1 - o0)) -v qd=$((q1 - q0)) -v ud=$((u1 - u0)) \
         -v s=$((s1 - s0)) -v cpu=$((c1 - c0)) -v hz="$HZ" -v b=$((b1 - b0)) -v t=$((t1 - t0)) 'BEGIN {
       seen = s + qd
-      printf "%-12s %5d %12.0f %12.0f %10.0f %10.0f %8.1f %8.0f %8.0f\n", c, r, d / dur, o / dur, qd / dur, ud / dur,
-        (seen > 0 ? 100 * (qd + ud) / seen : 0), 100 * cpu / hz / dur, (t > 0 ? 200 * b / t : 0)
+      # us/packet: consumer CPU (user + system, with the kernel reinjection done in its sendmsg) per delivered packet
+      printf "%-12s %5d %12.0f %12.0f %10.0f %10.0f %8.1f %8.0f %8.0f %9.2f\n", c, r, d / dur, o / dur, qd / dur, ud / dur,
+        (seen > 0 ? 100 * (qd + ud) / seen : 0), 100 * cpu / hz / dur, (t > 0 ? 200 * b / t : 0), (d > 0 ? 1e6 * cpu / hz / d : 0)
     }' | tee -a "$RESULTS"
   done
 done
