@@ -149,20 +149,21 @@ export function parseVici(text: string): Record<string, unknown> {
       if (i >= s.length || s[i] === '}') { i++; return o; }
       const k = word();
       ws();
+      if (s[i] === '=') i++;
       const c = s[i];
       if (c === '{') { i++; o[k] = section(); }
       else if (c === '[') {
         i++;
         const arr: string[] = [];
-        for (;;) { ws(); if (s[i] === ']') { i++; break; } arr.push(word()); }
+        for (;;) { ws(); if (i >= s.length || s[i] === ']') { i++; break; } arr.push(word()); }
         o[k] = arr;
-      } else if (c === '=') { i++; o[k] = word(); }
-      else if (k === '') { i++; }
+      } else if (k === '') { i++; }
+      else o[k] = word();
     }
   };
   ws();
-  const head = word(); // the event name (list-sa)
-  ws();
+  const head = word(); // the message name (`list-sa event {...}`, `list-sas reply {}`)
+  while (i < s.length && s[i] !== '{') i++;
   if (s[i] === '{') { i++; return { [head]: section() }; }
   return {};
 }
