@@ -1,19 +1,16 @@
 /**
- * Shared pieces of the DHCP namespace tests: start sluice with a `dhcp:` section (through
- * `sluice run` once the config loader knows the section, else through the engine fixture
- * fixtures/dhcp-engine.ts), install dhcpRules() as real iptables rules, the scapy peer, dnsmasq,
- * and tcpdump captures read back as lists of DHCP messages.
+ * Shared pieces of the DHCP namespace tests: `sluice run` with a `dhcp:` section and dhcpRules()
+ * installed as real iptables rules, the scapy peer (fixtures/dhcp_client.py), dnsmasq, and tcpdump
+ * captures read back as `tcpdump -vv` text.
  */
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Lab, Namespace, Proc } from '../../src/lab/lab';
 import { sleep } from '../../src/lab/lab';
 import { SluiceProcess } from '../../src/lab/sluice';
-import { configSchema } from '../../src/config/schema';
 import { dhcpConfigSchema, dhcpRules, type DhcpConfigInput } from '../../src/dhcp';
 
 export const PEER = resolve(__dirname, '../../../test/netns/fixtures/dhcp_client.py');
-const HARNESS = resolve(__dirname, 'fixtures/dhcp-engine.js');
 
 export interface Reply {
   src: string; dst: string; sport: number; dport: number; op: number; hops: number; xid: number; flags: number;
@@ -24,41 +21,14 @@ export interface RunningSluice {
   counter(name: string): Promise<number>;
   stop(): Promise<void>;
   readonly proc: Proc;
-  readonly viaCli: boolean;
-}
-
-/** True when `sluice run` accepts a `dhcp:` section (the lead wires the area into src/config). */
-export function cliHasDhcp(): boolean {
-  const shape = (configSchema as unknown as { shape?: Record<string, unknown> }).shape;
-  return !!shape && 'dhcp' in shape;
 }
 
 export async function startSluice(lab: Lab, ns: Namespace, dhcp: DhcpConfigInput, name = 'sluice'): Promise<RunningSluice> {
-  const parsed = dhcpConfigSchema.parse(dhcp);
-  for (const r of dhcpRules(parsed).iptables) {
+  for (const r of dhcpRules(dhcpConfigSchema.parse(dhcp)).iptables) {
     await ns.exec(['iptables', '-t', r.table, '-A', r.chain, ...r.args]);
   }
-  if (cliHasDhcp()) {
-    const sp = await SluiceProcess.start(lab, ns, `queues:\n  - num: 0\n    fail_open: false\ndhcp: ${JSON.stringify(dhcp)}\n`, { name });
-    return { proc: sp.proc, viaCli: true, counter: (n) => sp.counter(n), stop: async () => { await sp.stop(); } };
-  }
-  const cfgFile = join(lab.dir, `${name}.json`);
-  const statsFile = join(lab.dir, `${name}.stats.json`);
-  writeFileSync(cfgFile, JSON.stringify(dhcp));
-  const proc = ns.spawn([process.execPath, HARNESS, cfgFile, '0', statsFile]);
-  await proc.waitFor(/ready/);
-  let n = 0;
-  return {
-    proc, viaCli: false,
-    counter: async (c) => {
-      const want = ++n;
-      process.kill(proc.pid, 'SIGUSR2');
-      const deadline = Date.now() + 5000;
-      while ((proc.stdout.match(/stats/g) ?? []).length < want && Date.now() < deadline) await sleep(20);
-      return (JSON.parse(lab.read(`${name}.stats.json`)) as Record<string, number>)[c] ?? 0;
-    },
-    stop: async () => { await proc.stop('SIGTERM', 5000); },
-  };
+  const sp = await SluiceProcess.start(lab, ns, `queues:\n  - num: 0\n    fail_open: false\ndhcp: ${JSON.stringify(dhcp)}\n`, { name });
+  return { proc: sp.proc, counter: (n) => sp.counter(n), stop: async () => { await sp.stop(); } };
 }
 
 /** Runs the scapy peer; returns the JSON it prints last (null when no reply was seen). */
