@@ -54,7 +54,12 @@ export const AREAS: Area[] = [
     key: 'dhcp',
     build: (cfg) => createDhcpStage(cfg.dhcp!),
     rules: (cfg) => dhcpRules(cfg.dhcp!),
-    check: () => [],
+    check: (cfg) => {
+      const d = cfg.dhcp!;
+      const parts = [['inform', d.inform], ['relay', d.relay]] as const;
+      return parts.filter(([, p]) => p && p.enabled && !cfg.queues.some((q) => q.num === p.queue))
+        .map(([name, p]) => `dhcp.${name}.queue ${p!.queue} is not in queues: the ${name} part would see no packet`);
+    },
   },
 ];
 
