@@ -11,6 +11,7 @@ import { Lab, labSkipReason } from '../lab/lab';
 import { SluiceProcess } from '../lab/sluice';
 import { parse } from './args';
 import { formatStats, type StatsReply } from './stats';
+import { dhcpDemo } from './demo-dhcp';
 
 const HELP = `Usage: sluice demo [--keep-seconds N]
 
@@ -63,6 +64,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       await new Promise((r) => setTimeout(r, keep * 1000));
     }
     await sluice.stop();
+    await dhcpDemo(lab);
     return 0;
   } finally {
     await lab.cleanup();
