@@ -40,7 +40,26 @@ export function prefixRange(spec: string): [number, number] {
 
 /** A compiled address set: disjoint, sorted, merged ranges. */
 export class AddrRanges {
-  constructor(readonly lo: Uint32Array, readonly hi: Uint32Array) {}
+  /** The bounds sign-flipped (x ^ 0x80000000 as int32) for hasFlipped(): see src/steer/match.ts. */
+  private readonly flo: Int32Array;
+  private readonly fhi: Int32Array;
+  constructor(readonly lo: Uint32Array, readonly hi: Uint32Array) {
+    this.flo = Int32Array.from(lo, (x) => x ^ 0x80000000);
+    this.fhi = Int32Array.from(hi, (x) => x ^ 0x80000000);
+  }
+
+  /** has() for a sign-flipped address (a ^ 0x80000000): the hot-path form, no HeapNumber. */
+  hasFlipped(a: number): boolean {
+    const lo = this.flo, hi = this.fhi;
+    let l = 0, h = lo.length - 1;
+    while (l <= h) {
+      const m = (l + h) >>> 1;
+      if (a < lo[m]!) h = m - 1;
+      else if (a > hi[m]!) l = m + 1;
+      else return true;
+    }
+    return false;
+  }
 
   static from(ranges: [number, number][]): AddrRanges {
     const sorted = [...ranges].sort((x, y) => x[0] - y[0]);

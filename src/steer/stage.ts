@@ -14,8 +14,9 @@ export class SteerStage implements Stage {
   readonly compiled: CompiledSteer;
   private readonly matcher: Matcher;
   private readonly type: Uint8Array;
-  private readonly markValue: Uint32Array;
-  private readonly markMask: Uint32Array;
+  // int32 (not uint32): values passed to setMark() stay small integers, never boxed.
+  private readonly markValue: Int32Array;
+  private readonly markMask: Int32Array;
   private readonly reasons: Int32Array;
   private readonly hits: Float64Array;
   private defaultHits = 0;
@@ -28,8 +29,8 @@ export class SteerStage implements Stage {
     this.matcher = new Matcher(c.sels);
     const n = c.actions.length;
     this.type = Uint8Array.from(c.actions.map((a) => a.type));
-    this.markValue = Uint32Array.from(c.actions.map((a) => a.markValue));
-    this.markMask = Uint32Array.from(c.actions.map((a) => a.markMask));
+    this.markValue = Int32Array.from(c.actions.map((a) => a.markValue | 0));
+    this.markMask = Int32Array.from(c.actions.map((a) => a.markMask | 0));
     this.reasons = new Int32Array(n);
     this.hits = new Float64Array(n);
     this.defaultType = c.defaultType;
