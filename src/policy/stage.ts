@@ -40,6 +40,7 @@ export class PolicyStage implements Stage {
   private tokenSecond = -1;
   private services: StageServices | null = null;
   private auditLines = 0;
+  private readonly enabled: boolean;
 
   constructor(cfg: PolicyConfig, private readonly opts: PolicyStageOptions = {}) {
     this.compiled = compilePolicy(cfg);
@@ -57,6 +58,7 @@ export class PolicyStage implements Stage {
     this.every = cfg.audit.every;
     this.perSecond = cfg.audit.max_per_second;
     this.tokens = this.perSecond;
+    this.enabled = cfg.enabled;
   }
 
   init(services: StageServices): void {
@@ -74,6 +76,7 @@ export class PolicyStage implements Stage {
   }
 
   process(pkt: PacketContext, d: Decision): void {
+    if (!this.enabled) return;
     for (let t = 0; t < this.spoofChecks; t++) {
       if (this.tunnels.matches(t * 3 + 2, pkt)) { this.discard(pkt, d, -1, this.spoofReason, 'spoofed'); return; }
     }
