@@ -58,9 +58,12 @@ export function iptMatches(sel: NormSelector, hook: number): string[][] {
   if (p.length && p.length.length === 1) add([['-m', 'length', '--length', rng(p.length[0]!)]]);
 
   // Protocol, then what hangs off it (ports need -p tcp/udp; icmp type needs -p icmp; SPI needs -p esp).
-  const ports = p.sport || p.dport || n.sport || n.dport;
+  // Positive ports imply TCP/UDP. Negated ports do not (`not: {dport: 22}` also matches ICMP), so they
+  // are written only when the rule's own protocols all have ports; otherwise left out (wider).
+  const ports = p.sport || p.dport;
   let protos: number[] | null = p.proto ? [...p.proto] : null;
   if (ports) protos = (protos ?? [6, 17]).filter((x) => x === 6 || x === 17);
+  const negPorts = protos !== null && protos.every((x) => x === 6 || x === 17);
   if (p.icmp_type && !ports) protos = (protos ?? [1]).filter((x) => x === 1);
   if (protos && protos.length === 0) return []; // ports on a protocol without ports: never matches
   const protoAlts: Alts = [];
@@ -68,7 +71,7 @@ export function iptMatches(sel: NormSelector, hook: number): string[][] {
     const base = pr < 0 ? [] : ['-p', String(pr)];
     const extra: string[] = [];
     if (pr === 6 || pr === 17) {
-      for (const [flag, rs, neg] of [['sport', p.sport, false], ['dport', p.dport, false], ['sport', n.sport, true], ['dport', n.dport, true]] as const) {
+      for (const [flag, rs, neg] of [['sport', p.sport, false], ['dport', p.dport, false], ['sport', negPorts ? n.sport : undefined, true], ['dport', negPorts ? n.dport : undefined, true]] as const) {
         const a = portAlts(flag, rs, neg);
         if (a) extra.push(...a[0]!);
       }
