@@ -195,8 +195,10 @@ export class Matcher {
   /** Resolves interface globs against this table (and again whenever it refreshes). */
   bind(ifaces: Interfaces): void {
     if (this.ifaces !== ifaces) {
-      // Once per table (init runs again when a reload keeps this stage): no listener pile-up.
-      ifaces.onRefresh(() => { if (this.ifaces === ifaces) this.clearIfCaches(); });
+      // Once per table (init runs again when a reload keeps this stage). The table has no way to
+      // unsubscribe, so the listener holds the matcher weakly: a matcher replaced by a reload can go.
+      const self = new WeakRef(this);
+      ifaces.onRefresh(() => { const m = self.deref(); if (m && m.ifaces === ifaces) m.clearIfCaches(); });
     }
     this.ifaces = ifaces;
     this.clearIfCaches();

@@ -172,3 +172,28 @@ test('the prefilter never loses a rule (random rules vs. a rule-by-rule scan)', 
     assert.equal(d.markMask ? d.markValue - 1 : -1, want, JSON.stringify(p));
   }
 });
+
+test('interfaces that appear after compile are matched once the table refreshes (no reload)', async () => {
+  const { mkdtempSync, mkdirSync, writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const { Interfaces } = await import('../io/interfaces');
+  const sys = mkdtempSync(join(tmpdir(), 'sluice-sysnet-'));
+  const dev = (name: string, index: number) => {
+    mkdirSync(join(sys, name));
+    writeFileSync(join(sys, name, 'ifindex'), `${index}\n`);
+    writeFileSync(join(sys, name, 'address'), '02:00:00:00:00:01\n');
+  };
+  dev('eth0', 2);
+  const table = new Interfaces(sys, 60_000);
+  table.refresh();
+  const st = createSteerStage(steerConfigSchema.parse({ rules: [{ name: 'ppp', match: { in: 'ppp*' }, action: 'accept' }] }));
+  st.init!(fakeServices(table));
+  const run = (indev: number) => { const d = new Decision(); st.process(ctxOf({ proto: 17, indev }), d); return d.verdict; };
+  assert.equal(run(7), Verdict.CONTINUE, 'index 7 unknown: no match (and remembered as such)');
+  dev('ppp0', 7);
+  assert.equal(run(7), Verdict.CONTINUE, 'still cached until the table refreshes');
+  table.refresh();
+  assert.equal(run(7), Verdict.ACCEPT, 'ppp0 matched after the refresh');
+  assert.equal(run(2), Verdict.CONTINUE);
+});
