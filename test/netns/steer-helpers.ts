@@ -1,11 +1,12 @@
 /**
- * Shared by the steer/policy namespace tests: packet captures that return decoded lines, and the
- * rules tool (generated kernel rules applied / removed inside a namespace).
+ * Shared by the steer/policy namespace tests: packet captures that return decoded lines, and
+ * `sluice rules` inside a namespace (routing-table names go to a file in the lab directory: the
+ * namespaces share /etc with the host).
  */
 import { join, resolve } from 'node:path';
 import type { Lab, Namespace } from './lab';
+import { SLUICE_MAIN } from '../../src/lab/sluice';
 
-export const FIXTURES = resolve(__dirname, 'fixtures');
 /** The source tree's fixtures (python scripts are not compiled into dist/). */
 export const SRC_FIXTURES = resolve(__dirname, '../../../test/netns/fixtures');
 export const EXAMPLES = resolve(__dirname, '../../../examples');
@@ -27,9 +28,10 @@ export async function capture(lab: Lab, ns: Namespace, dev: string, filter: stri
   };
 }
 
-/** apply | remove | restore | restore-remove | text, for the config file, inside ns. */
-export async function rulesTool(lab: Lab, ns: Namespace, op: string, configFile: string): Promise<string> {
+/** `sluice rules -c FILE [--apply | --remove | --iptables]` inside ns (op: apply, remove, restore, text). */
+export async function rulesTool(lab: Lab, ns: Namespace, op: 'apply' | 'remove' | 'restore' | 'text', configFile: string): Promise<string> {
+  const flag = { apply: ['--apply'], remove: ['--remove'], restore: ['--iptables'], text: [] }[op];
   const r = await ns.exec(['env', `SLUICE_RT_TABLES=${join(lab.dir, `${ns.name}.rt_tables`)}`, process.execPath,
-    join(FIXTURES, 'steer-rules.js'), op, configFile]);
+    SLUICE_MAIN, 'rules', '-c', configFile, ...flag]);
   return r.stdout;
 }
