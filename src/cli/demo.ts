@@ -4,7 +4,9 @@
  *   client (192.168.1.2) ── lan0 [gw: sluice on NFQUEUE 0] wan0 ── server (203.0.113.10)
  *
  * The gateway forwards the client's traffic through sluice, which counts and passes it; the
- * counters are printed at the end. Everything runs in namespaces created for this run and removed
+ * counters are printed. Then two more labs: several raw-ESP IPsec clients behind one public address
+ * (failing under plain MASQUERADE, working through sluice's SPI-keyed NAT, `sluice sa` printed),
+ * and a VPN client learning classless routes from sluice's DHCPINFORM responder. Everything runs in namespaces created for this run and removed
  * afterwards, also on Ctrl-C.
  */
 import { Lab, labSkipReason } from '../lab/lab';
@@ -12,6 +14,7 @@ import { SluiceProcess } from '../lab/sluice';
 import { parse } from './args';
 import { formatStats, type StatsReply } from './stats';
 import { dhcpDemo } from './demo-dhcp';
+import { natDemo } from './demo-nat';
 
 const HELP = `Usage: sluice demo [--keep-seconds N]
 
@@ -64,8 +67,9 @@ export async function demoCommand(argv: string[]): Promise<number> {
       await new Promise((r) => setTimeout(r, keep * 1000));
     }
     await sluice.stop();
+    const natOk = await natDemo(lab);
     await dhcpDemo(lab);
-    return 0;
+    return natOk ? 0 : 1;
   } finally {
     await lab.cleanup();
   }

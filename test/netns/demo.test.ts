@@ -13,5 +13,6 @@ test('sluice demo: traffic through sluice, counters, a tunnel client learning cl
   assert.match(r.stdout, /engine\.packets\s+\d{4}/);
   assert.match(r.stdout, /new_classless_static_routes='10\.0\.0\.0\/8 192\.168\.42\.1 172\.16\.0\.0\/12 192\.168\.42\.1'/);
   assert.match(r.stdout, /INFORMs answered by sluice: 1/);
+  assert.match(r.stdout, /== ESP NAT: 4 IPsec clients, one public address, one server ==/);
   assert.doesNotMatch(spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout, /sl-demo-/, 'the demo removed its namespaces');
 });
