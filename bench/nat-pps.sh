@@ -82,6 +82,8 @@ EOF
 
 counter() { ip netns exec "$1" cat "/sys/class/net/$2/statistics/$3"; }
 translated() { ip netns exec "$S" iptables -t raw -L PREROUTING -vnx | awk '$8=="203.0.113.1" {n=$1} END {print n+0}'; }
+# ESP that reached the sink with any other source: untranslated (a leak), must stay 0 with NAT on.
+untranslated() { ip netns exec "$S" iptables -t raw -L PREROUTING -vnx | awk '$8=="0.0.0.0/0" && $4=="50" {n=$1} END {print n+0}'; }
 # queue_dropped + user_dropped (0 when the queue is not bound)
 qstat() { ip netns exec "$R" awk -v q=$Q '$1==q {n=$6+$7} END {print n+0}' /proc/net/netfilter/nfnetlink_queue; }
 cputicks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
@@ -93,7 +95,7 @@ background() {
   awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.0f", (t > 0 ? 200 * b / t : 0) }'
 }
 echo "background CPU (other sessions) before: $(background)% of 200%"
-printf '%-7s %5s %12s %12s %9s %8s %8s %8s %12s\n' mode round delivered_pps offered_pps loss_% cpu_% busy_% us/pkt translated_%
+printf '%-7s %5s %12s %12s %9s %8s %8s %8s %12s %12s\n' mode round delivered_pps offered_pps loss_% cpu_% busy_% us/pkt translated_% untranslated
 RESULTS="$TMP/results"
 for round in $(seq 1 "$ROUNDS"); do
   for mode in nat accept; do
@@ -105,17 +107,17 @@ for round in $(seq 1 "$ROUNDS"); do
     setsid ip netns exec "$G" taskset -c 0 trafgen --dev eth0 --conf "$TMP/esp.cfg" --cpus 1 --no-sock-mem -q >/dev/null 2>&1 &
     gpid=$!; GENS+=("$gpid")
     sleep "$WARM"
-    d0=$(counter "$S" eth0 rx_packets); o0=$(counter "$G" eth0 tx_packets); x0=$(translated); q0=$(qstat)
+    d0=$(counter "$S" eth0 rx_packets); o0=$(counter "$G" eth0 tx_packets); x0=$(translated); u0=$(untranslated); q0=$(qstat)
     c0=$(cputicks "$cpid"); read -r b0 t0 < <(busy)
     sleep "$DUR"
-    d1=$(counter "$S" eth0 rx_packets); o1=$(counter "$G" eth0 tx_packets); x1=$(translated); q1=$(qstat)
+    d1=$(counter "$S" eth0 rx_packets); o1=$(counter "$G" eth0 tx_packets); x1=$(translated); u1=$(untranslated); q1=$(qstat)
     c1=$(cputicks "$cpid"); read -r b1 t1 < <(busy)
     kill -TERM -- "-$gpid" 2>/dev/null || true; sleep 0.2; kill -KILL -- "-$gpid" 2>/dev/null || true; wait "$gpid" 2>/dev/null || true
     kill "$cpid"; wait "$cpid" 2>/dev/null || true
-    awk -v m="$mode" -v r="$round" -v dur="$DUR" -v d=$((d1 - d0)) -v o=$((o1 - o0)) -v x=$((x1 - x0)) -v ql=$((q1 - q0)) \
+    awk -v m="$mode" -v r="$round" -v dur="$DUR" -v d=$((d1 - d0)) -v o=$((o1 - o0)) -v x=$((x1 - x0)) -v u=$((u1 - u0)) -v ql=$((q1 - q0)) \
         -v cpu=$((c1 - c0)) -v hz="$HZ" -v b=$((b1 - b0)) -v t=$((t1 - t0)) 'BEGIN {
-      printf "%-7s %5d %12.0f %12.0f %9.1f %8.0f %8.0f %8.2f %12.1f\n", m, r, d / dur, o / dur, (o > 0 ? 100 * ql / o : 0),
-        100 * cpu / hz / dur, (t > 0 ? 200 * b / t : 0), (d > 0 ? 1e6 * cpu / hz / d : 0), (d > 0 ? 100 * x / d : 0)
+      printf "%-7s %5d %12.0f %12.0f %9.1f %8.0f %8.0f %8.2f %12.1f %12d\n", m, r, d / dur, o / dur, (o > 0 ? 100 * ql / o : 0),
+        100 * cpu / hz / dur, (t > 0 ? 200 * b / t : 0), (d > 0 ? 1e6 * cpu / hz / d : 0), (d > 0 ? 100 * x / d : 0), u
     }' | tee -a "$RESULTS"
   done
 done
