@@ -20,6 +20,7 @@
  */
 import { u32, setU32, copyBytes } from './bytes';
 import { ParseError, type Parsed, fail, ok } from './errors';
+import { View } from './view';
 
 export const SPI = 0;
 export const SEQ = 4;
@@ -37,26 +38,8 @@ export function checkEsp(b: Uint8Array, off: number, len: number): ParseError {
   return ParseError.NONE;
 }
 
-export class EspPacket {
-  bytes: Uint8Array;
-  offset: number;
-  length: number;
-
-  constructor(bytes: Uint8Array = EMPTY, offset = 0, length = bytes.length - offset) {
-    this.bytes = bytes;
-    this.offset = offset;
-    this.length = length;
-  }
-
-  wrap(bytes: Uint8Array, offset: number, length: number): this {
-    this.bytes = bytes;
-    this.offset = offset;
-    this.length = length;
-    return this;
-  }
-
-  wrapChecked(bytes: Uint8Array, offset: number, length: number): ParseError {
-    this.wrap(bytes, offset, length);
+export class EspPacket extends View {
+  protected validate(bytes: Uint8Array, offset: number, length: number): ParseError {
     return checkEsp(bytes, offset, length);
   }
 
@@ -72,7 +55,6 @@ export class EspPacket {
   setSpi(spi: number): void { setU32(this.bytes, this.offset + SPI, spi); }
 }
 
-const EMPTY = new Uint8Array(0);
 
 /** What a UDP 4500 payload holds. */
 export const enum NattKind {

@@ -18,6 +18,7 @@
 import { u16, setU16, copyBytes } from './bytes';
 import { checksumAdjust, internetChecksum } from './checksum';
 import { ParseError, type Parsed, fail, ok } from './errors';
+import { View } from './view';
 
 export const TYPE = 0;
 export const CODE = 1;
@@ -47,22 +48,8 @@ export function isIcmpError(type: number): boolean {
     || type === 4 /* source quench */;
 }
 
-export class IcmpPacket {
-  bytes: Uint8Array;
-  offset: number;
-  length: number;
-
-  constructor(bytes: Uint8Array = EMPTY, offset = 0, length = bytes.length - offset) {
-    this.bytes = bytes; this.offset = offset; this.length = length;
-  }
-
-  wrap(bytes: Uint8Array, offset: number, length: number): this {
-    this.bytes = bytes; this.offset = offset; this.length = length;
-    return this;
-  }
-
-  wrapChecked(bytes: Uint8Array, offset: number, length: number): ParseError {
-    this.wrap(bytes, offset, length);
+export class IcmpPacket extends View {
+  protected validate(bytes: Uint8Array, offset: number, length: number): ParseError {
     return checkIcmp(bytes, offset, length);
   }
 
@@ -97,7 +84,6 @@ export class IcmpPacket {
   }
 }
 
-const EMPTY = new Uint8Array(0);
 
 export interface IcmpRepr { type: number; code: number; /** bytes 4-7 */ rest: number; payload: Uint8Array; checksum?: number }
 

@@ -27,6 +27,7 @@
  */
 import { u16, u32, setU16, setU32, toHex, fromHex, copyBytes } from './bytes';
 import { ParseError, type Parsed, fail, ok } from './errors';
+import { View } from './view';
 
 export const ISPI = 0;
 export const RSPI = 8;
@@ -96,26 +97,8 @@ export function checkIke(b: Uint8Array, off: number, len: number): ParseError {
   return ParseError.NONE;
 }
 
-export class IkeHeader {
-  bytes: Uint8Array;
-  offset: number;
-  length: number;
-
-  constructor(bytes: Uint8Array = EMPTY, offset = 0, length = bytes.length - offset) {
-    this.bytes = bytes;
-    this.offset = offset;
-    this.length = length;
-  }
-
-  wrap(bytes: Uint8Array, offset: number, length: number): this {
-    this.bytes = bytes;
-    this.offset = offset;
-    this.length = length;
-    return this;
-  }
-
-  wrapChecked(bytes: Uint8Array, offset: number, length: number): ParseError {
-    this.wrap(bytes, offset, length);
+export class IkeHeader extends View {
+  protected validate(bytes: Uint8Array, offset: number, length: number): ParseError {
     return checkIke(bytes, offset, length);
   }
 

@@ -25,6 +25,7 @@
 import { u16, u32, setU16, setU32, copyBytes } from './bytes';
 import { checksumAdjust, checksumAdjust32, internetChecksum } from './checksum';
 import { ParseError, type Parsed, fail, ok } from './errors';
+import { View } from './view';
 
 export const VER_IHL = 0;
 export const DSCP_ECN = 1;
@@ -66,28 +67,8 @@ export function checkIpv4(b: Uint8Array, off: number, len: number): ParseError {
 }
 
 /** A view over an IPv4 header in place. Reusable: `wrap` re-points it without allocating. */
-export class Ipv4Packet {
-  bytes: Uint8Array;
-  offset: number;
-  length: number;
-
-  constructor(bytes: Uint8Array = EMPTY, offset = 0, length = bytes.length - offset) {
-    this.bytes = bytes;
-    this.offset = offset;
-    this.length = length;
-  }
-
-  /** Re-points the view (unchecked: for bytes already validated, e.g. by classify). */
-  wrap(bytes: Uint8Array, offset: number, length: number): this {
-    this.bytes = bytes;
-    this.offset = offset;
-    this.length = length;
-    return this;
-  }
-
-  /** Re-points the view and validates; the view is usable only when this returns ParseError.NONE. */
-  wrapChecked(bytes: Uint8Array, offset: number, length: number): ParseError {
-    this.wrap(bytes, offset, length);
+export class Ipv4Packet extends View {
+  protected validate(bytes: Uint8Array, offset: number, length: number): ParseError {
     return checkIpv4(bytes, offset, length);
   }
 
@@ -168,7 +149,6 @@ export class Ipv4Packet {
   }
 }
 
-const EMPTY = new Uint8Array(0);
 
 /** Plain IPv4 header fields for building and for tools. */
 export interface Ipv4Repr {

@@ -21,6 +21,7 @@
  */
 import { u16, u32, ipv6ToString, copyBytes } from './bytes';
 import { ParseError, type Parsed, fail, ok } from './errors';
+import { View } from './view';
 
 export const VER_TC_FLOW = 0;
 export const PAYLOAD_LEN = 4;
@@ -68,22 +69,8 @@ export class Ipv6Chain {
   headers = 0;
 }
 
-export class Ipv6Packet {
-  bytes: Uint8Array;
-  offset: number;
-  length: number;
-
-  constructor(bytes: Uint8Array = EMPTY, offset = 0, length = bytes.length - offset) {
-    this.bytes = bytes; this.offset = offset; this.length = length;
-  }
-
-  wrap(bytes: Uint8Array, offset: number, length: number): this {
-    this.bytes = bytes; this.offset = offset; this.length = length;
-    return this;
-  }
-
-  wrapChecked(bytes: Uint8Array, offset: number, length: number): ParseError {
-    this.wrap(bytes, offset, length);
+export class Ipv6Packet extends View {
+  protected validate(bytes: Uint8Array, offset: number, length: number): ParseError {
     return checkIpv6(bytes, offset, length);
   }
 
@@ -138,7 +125,6 @@ export class Ipv6Packet {
   }
 }
 
-const EMPTY = new Uint8Array(0);
 
 export interface Ipv6Repr {
   /** 16 bytes each. */

@@ -24,6 +24,7 @@ import { u16, u32, setU16, setU32, copyBytes } from './bytes';
 import { checksumAdjust, checksumAdjust32, internetChecksum, pseudoHeaderSum4 } from './checksum';
 import { ParseError, type Parsed, fail, ok } from './errors';
 import { PROTO_TCP } from './ipv4';
+import { View } from './view';
 
 export const SRC_PORT = 0;
 export const DST_PORT = 2;
@@ -46,24 +47,8 @@ export function checkTcp(b: Uint8Array, off: number, len: number): ParseError {
   return ParseError.NONE;
 }
 
-export class TcpPacket {
-  bytes: Uint8Array;
-  offset: number;
-  length: number;
-
-  constructor(bytes: Uint8Array = EMPTY, offset = 0, length = bytes.length - offset) {
-    this.bytes = bytes;
-    this.offset = offset;
-    this.length = length;
-  }
-
-  wrap(bytes: Uint8Array, offset: number, length: number): this {
-    this.bytes = bytes; this.offset = offset; this.length = length;
-    return this;
-  }
-
-  wrapChecked(bytes: Uint8Array, offset: number, length: number): ParseError {
-    this.wrap(bytes, offset, length);
+export class TcpPacket extends View {
+  protected validate(bytes: Uint8Array, offset: number, length: number): ParseError {
     return checkTcp(bytes, offset, length);
   }
 
@@ -117,7 +102,6 @@ export class TcpPacket {
   }
 }
 
-const EMPTY = new Uint8Array(0);
 
 export interface TcpRepr {
   srcPort: number;

@@ -20,6 +20,7 @@ import { u16, setU16, copyBytes } from './bytes';
 import { checksumAdjust, checksumAdjust32, internetChecksum, pseudoHeaderSum4, pseudoHeaderSum6 } from './checksum';
 import { ParseError, type Parsed, fail, ok } from './errors';
 import { PROTO_UDP } from './ipv4';
+import { View } from './view';
 
 export const SRC_PORT = 0;
 export const DST_PORT = 2;
@@ -49,26 +50,8 @@ export function udpChecksumAdjust32(old: number, oldValue: number, newValue: num
   return c === 0 ? 0xffff : c;
 }
 
-export class UdpPacket {
-  bytes: Uint8Array;
-  offset: number;
-  length: number;
-
-  constructor(bytes: Uint8Array = EMPTY, offset = 0, length = bytes.length - offset) {
-    this.bytes = bytes;
-    this.offset = offset;
-    this.length = length;
-  }
-
-  wrap(bytes: Uint8Array, offset: number, length: number): this {
-    this.bytes = bytes;
-    this.offset = offset;
-    this.length = length;
-    return this;
-  }
-
-  wrapChecked(bytes: Uint8Array, offset: number, length: number): ParseError {
-    this.wrap(bytes, offset, length);
+export class UdpPacket extends View {
+  protected validate(bytes: Uint8Array, offset: number, length: number): ParseError {
     return checkUdp(bytes, offset, length);
   }
 
@@ -140,7 +123,6 @@ export class UdpPacket {
   }
 }
 
-const EMPTY = new Uint8Array(0);
 
 export interface UdpRepr {
   srcPort: number;
