@@ -8,8 +8,8 @@
  * interface table refreshes (a new ipsec0 / ppp0 is picked up without a reload).
  */
 import type { PacketContext } from '../engine/stage';
-import type { Interfaces } from '../io/interfaces';
-import { globToRegExp } from '../io/interfaces';
+import { globToRegExp, type Interfaces } from '../io/interfaces';
+import { Kind } from '../packet/classify';
 import type { AddrRanges } from './addr';
 import type { NormSelector, Range } from './selector';
 import { addrClass, addrIndex, BitsetPool, IfCache, setBit, type AddrIndex } from './prefilter';
@@ -24,7 +24,6 @@ const R_SPORT = 0, R_DPORT = 1, R_SPI = 2, R_LEN = 3, R_QUEUE = 4, NR = 5;
 // 256-bit bitmaps (8 words) per rule.
 const B_PROTO = 0, B_ICMP = 1, B_DHCP = 2, B_IKE = 3, NB = 4;
 
-const KIND_DHCP = 5, KIND_IKE = 3, KIND_ESP = 1, KIND_ESP_IN_UDP = 2;
 const EMPTY: Uint32Array = new Uint32Array(1);
 const SIGN = 0x80000000 | 0;
 const flip = (x: number): number => (x ^ SIGN);
@@ -331,16 +330,16 @@ export class Matcher {
     }
     if (p & F_DHCP) {
       const v = info.dhcpMessageType & 255;
-      ok = info.kind === KIND_DHCP && ((this.bm[(r * NB + B_DHCP) * 8 + (v >>> 5)]! >>> (v & 31)) & 1) === 1;
+      ok = info.kind === Kind.DHCP && ((this.bm[(r * NB + B_DHCP) * 8 + (v >>> 5)]! >>> (v & 31)) & 1) === 1;
       if (ok === ((ng & F_DHCP) !== 0)) return false;
     }
     if (p & F_IKE) {
       const v = info.ikeExchange & 255;
-      ok = info.kind === KIND_IKE && ((this.bm[(r * NB + B_IKE) * 8 + (v >>> 5)]! >>> (v & 31)) & 1) === 1;
+      ok = info.kind === Kind.IKE && ((this.bm[(r * NB + B_IKE) * 8 + (v >>> 5)]! >>> (v & 31)) & 1) === 1;
       if (ok === ((ng & F_IKE) !== 0)) return false;
     }
     if (p & F_SPI) {
-      ok = (info.kind === KIND_ESP || info.kind === KIND_ESP_IN_UDP) && this.inRanges(r, R_SPI, info.espSpi ^ SIGN);
+      ok = (info.kind === Kind.ESP || info.kind === Kind.ESP_IN_UDP) && this.inRanges(r, R_SPI, info.espSpi ^ SIGN);
       if (ok === ((ng & F_SPI) !== 0)) return false;
     }
     if (p & F_KIND) {
