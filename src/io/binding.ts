@@ -10,16 +10,27 @@ import { join, resolve } from 'node:path';
 import { LAYOUT } from './batch-layout';
 
 export interface NativeQueueOptions {
+  /** Queue number (iptables `--queue-num`). */
   queue: number;
+  /** Bytes of each packet copied to userspace (max 65531; 0 = max). */
   copyRange?: number;
+  /** Kernel queue length before it drops (or bypasses with failOpen). */
   maxLen?: number;
+  /** NFQA_CFG_F_FAIL_OPEN: accept instead of drop when the kernel queue is full. */
   failOpen?: boolean;
+  /** NFQA_CFG_F_GSO: receive GSO packets unsegmented (M_SKB_FLAGS has SKB_GSO). */
   gso?: boolean;
+  /** NFQA_CFG_F_CONNTRACK (refused with EOPNOTSUPP on kernels without ctnetlink: the open throws). */
   conntrack?: boolean;
+  /** Netlink receive buffer; SO_RCVBUFFORCE (root), else SO_RCVBUF capped by rmem_max. */
   rcvbufBytes?: number;
+  /** NETLINK_NO_ENOBUFS (default true): overflows show up in the kernel's user_dropped, not as recv errors. */
   noEnobufs?: boolean;
+  /** Datagrams per recvmmsg and per JavaScript call (1..1024, default 64). */
   batchSize?: number;
+  /** Batches handled per wake-up before yielding to the event loop (default 16). */
   maxRounds?: number;
+  /** Verdict the addon sends for a packet whose handler threw before writing one (default V_ACCEPT). */
   defaultVerdict?: number;
 }
 
