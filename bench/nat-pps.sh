@@ -25,32 +25,8 @@ Q=7
 [ "$(id -u)" = 0 ] || { echo "bench/nat-pps.sh needs root (namespaces, iptables, NFQUEUE)" >&2; exit 1; }
 [ -f build/Release/sluice_native.node ] && [ -f dist/src/cli/main.js ] || { echo "run npm run build first" >&2; exit 1; }
 
-id=$$$RANDOM
-G=sl-natb-gen-$id R=sl-natb-rt-$id S=sl-natb-snk-$id
-TMP=$(mktemp -d /tmp/sluice-natbench-XXXX)
-PIDS=()
-GENS=()
-cleanup() {
-  # Generators run in their own process group (setsid): end the whole group, then make sure.
-  for p in "${GENS[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.3
-  for p in "${GENS[@]}"; do kill -KILL -- "-$p" 2>/dev/null || true; done
-  for n in "$G" "$R" "$S"; do ip netns del "$n" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-for n in "$G" "$R" "$S"; do ip netns add "$n"; ip -n "$n" link set lo up; done
-ip -n "$G" link add eth0 type veth peer name a0 netns "$R"
-ip -n "$S" link add eth0 type veth peer name b0 netns "$R"
-ip -n "$G" addr add 192.168.1.11/24 dev eth0; ip -n "$G" link set eth0 up
-ip -n "$S" addr add 203.0.113.10/24 dev eth0; ip -n "$S" link set eth0 up
-ip -n "$R" addr add 192.168.1.1/24 dev a0; ip -n "$R" link set a0 up
-ip -n "$R" addr add 203.0.113.1/24 dev b0; ip -n "$R" link set b0 up
-ip netns exec "$R" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0
-mac() { ip -n "$1" -br link show "$2" | awk '{print $3}'; }
-ip -n "$R" neigh replace 203.0.113.10 lladdr "$(mac "$S" eth0)" dev b0 nud permanent
+source "$ROOT/bench/lib.sh"
+bench_lab natb 192.168.1.11/24 192.168.1.1/24 203.0.113.1/24 203.0.113.10/24
 ip netns exec "$S" iptables -t raw -A PREROUTING -s 203.0.113.1 -p esp -j DROP
 ip netns exec "$S" iptables -t raw -A PREROUTING -p esp -j DROP
 
@@ -68,7 +44,6 @@ done
 # Same kernel rules for both modes: the NAT config's.
 node dist/src/cli/main.js rules --iptables -c "$TMP/nat.yaml" | ip netns exec "$R" iptables-restore --noflush
 
-hexmac() { echo "$1" | sed 's/^/0x/; s/:/, 0x/g'; }
 # 64-byte frame: Ethernet 14 + IPv4 20 (proto 50) + ESP SPI 4 + sequence 4 + 22 bytes of "ciphertext".
 cat > "$TMP/esp.cfg" <<EOF
 {
@@ -80,20 +55,11 @@ cat > "$TMP/esp.cfg" <<EOF
 }
 EOF
 
-counter() { ip netns exec "$1" cat "/sys/class/net/$2/statistics/$3"; }
 translated() { ip netns exec "$S" iptables -t raw -L PREROUTING -vnx | awk '$8=="203.0.113.1" {n=$1} END {print n+0}'; }
 # ESP that reached the sink with any other source: untranslated (a leak), must stay 0 with NAT on.
 untranslated() { ip netns exec "$S" iptables -t raw -L PREROUTING -vnx | awk '$8=="0.0.0.0/0" && $4=="50" {n=$1} END {print n+0}'; }
 # queue_dropped + user_dropped (0 when the queue is not bound)
 qstat() { ip netns exec "$R" awk -v q=$Q '$1==q {n=$6+$7} END {print n+0}' /proc/net/netfilter/nfnetlink_queue; }
-cputicks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-busy() { awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
-HZ=$(getconf CLK_TCK)
-background() {
-  local b0 t0 b1 t1
-  read -r b0 t0 < <(busy); sleep 2; read -r b1 t1 < <(busy)
-  awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.0f", (t > 0 ? 200 * b / t : 0) }'
-}
 echo "background CPU (other sessions) before: $(background)% of 200%"
 printf '%-7s %5s %12s %12s %9s %8s %8s %8s %12s %12s\n' mode round delivered_pps offered_pps loss_% cpu_% busy_% us/pkt translated_% untranslated
 RESULTS="$TMP/results"
@@ -103,16 +69,14 @@ for round in $(seq 1 "$ROUNDS"); do
     ip netns exec "$R" taskset -c 1 node "$ROOT/dist/src/cli/main.js" run -c "$TMP/$mode.yaml" >"$TMP/$mode.out" 2>&1 &
     cpid=$!; PIDS+=("$cpid")
     for _ in $(seq 100); do [ -S "$TMP/sluice.sock" ] && break; sleep 0.1; done
-    # Own process group, ended with SIGTERM (a background job of a script ignores SIGINT, and so would trafgen).
-    setsid ip netns exec "$G" taskset -c 0 trafgen --dev eth0 --conf "$TMP/esp.cfg" --cpus 1 --no-sock-mem -q >/dev/null 2>&1 &
-    gpid=$!; GENS+=("$gpid")
+    gen_start "$TMP/esp.cfg"
     sleep "$WARM"
     d0=$(counter "$S" eth0 rx_packets); o0=$(counter "$G" eth0 tx_packets); x0=$(translated); u0=$(untranslated); q0=$(qstat)
     c0=$(cputicks "$cpid"); read -r b0 t0 < <(busy)
     sleep "$DUR"
     d1=$(counter "$S" eth0 rx_packets); o1=$(counter "$G" eth0 tx_packets); x1=$(translated); u1=$(untranslated); q1=$(qstat)
     c1=$(cputicks "$cpid"); read -r b1 t1 < <(busy)
-    kill -TERM -- "-$gpid" 2>/dev/null || true; sleep 0.2; kill -KILL -- "-$gpid" 2>/dev/null || true; wait "$gpid" 2>/dev/null || true
+    gen_stop
     kill "$cpid"; wait "$cpid" 2>/dev/null || true
     awk -v m="$mode" -v r="$round" -v dur="$DUR" -v d=$((d1 - d0)) -v o=$((o1 - o0)) -v x=$((x1 - x0)) -v u=$((u1 - u0)) -v ql=$((q1 - q0)) \
         -v cpu=$((c1 - c0)) -v hz="$HZ" -v b=$((b1 - b0)) -v t=$((t1 - t0)) 'BEGIN {

@@ -9,7 +9,7 @@
 #
 # Consumers: sluice (`sluice run` with bench/pps/accept-all.yaml), sluice-raw (NfQueue, no engine),
 # nfq_batch (C, recvmmsg + VERDICT_BATCH), nfq_classic (C, nf-queue example loop), npm_nfqueue.
-# Each consumer runs ROUNDS × DUR seconds, interleaved round by round so drift hits all alike.
+# Topology, cleanup and measurement helpers: bench/lib.sh. Each consumer runs ROUNDS × DUR seconds, interleaved round by round so drift hits all alike.
 # Per window: delivered pps at the sink, offered pps (gen tx), queue loss (queue_dropped +
 # user_dropped from /proc/net/netfilter/nfnetlink_queue), consumer CPU %, and the machine's busy %
 # outside our two pinned processes (to spot a disturbed run).
@@ -41,32 +41,11 @@ if [ ! -f bench/node_modules/nfqueue/build/Release/nfqueue.node ]; then
     (cd bench/node_modules/nfqueue && npx --prefix "$ROOT" --no-install node-gyp rebuild --nodedir=/usr >/dev/null)
 fi
 
-id=$$$RANDOM
-G=sl-bench-gen-$id R=sl-bench-rt-$id S=sl-bench-snk-$id
-TMP=$(mktemp -d /tmp/sluice-bench-XXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.3
-  for n in "$G" "$R" "$S"; do ip netns del "$n" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-for n in "$G" "$R" "$S"; do ip netns add "$n"; ip -n "$n" link set lo up; done
-ip -n "$G" link add eth0 type veth peer name a0 netns "$R"
-ip -n "$S" link add eth0 type veth peer name b0 netns "$R"
-ip -n "$G" addr add 10.1.0.2/24 dev eth0; ip -n "$G" link set eth0 up
-ip -n "$S" addr add 10.2.0.2/24 dev eth0; ip -n "$S" link set eth0 up
-ip -n "$R" addr add 10.1.0.1/24 dev a0; ip -n "$R" link set a0 up
-ip -n "$R" addr add 10.2.0.1/24 dev b0; ip -n "$R" link set b0 up
-ip netns exec "$R" sysctl -qw net.ipv4.ip_forward=1
-mac() { ip -n "$1" -br link show "$2" | awk '{print $3}'; }
-ip -n "$R" neigh replace 10.2.0.2 lladdr "$(mac "$S" eth0)" dev b0 nud permanent
+source "$ROOT/bench/lib.sh"
+bench_lab bench 10.1.0.2/24 10.1.0.1/24 10.2.0.1/24 10.2.0.2/24
 ip netns exec "$R" iptables -A FORWARD -i a0 -p udp -j NFQUEUE --queue-num $Q
 ip netns exec "$S" iptables -t raw -A PREROUTING -p udp -j DROP
 
-hexmac() { echo "$1" | sed 's/^/0x/; s/:/, 0x/g'; }
 # 64-byte frame: Ethernet 14 + IPv4 20 + UDP 8 + 22 bytes of payload (UDP checksum 0: none).
 cat > "$TMP/udp.cfg" <<EOF
 {
@@ -102,18 +81,8 @@ consumer_cmd() {
     *) echo "unknown consumer $1" >&2; exit 2 ;;
   esac
 }
-counter() { ip netns exec "$1" cat "/sys/class/net/$2/statistics/$3"; }
 # queue_dropped (queue full, no id given), user_dropped (receive buffer full), id_sequence
 qstat() { ip netns exec "$R" awk -v q=$Q '$1==q {print $6, $7, $8}' /proc/net/netfilter/nfnetlink_queue; }
-cputicks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-busy() { awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
-HZ=$(getconf CLK_TCK)
-# CPU other sessions use while we run nothing (of 200% on 2 cores): a disturbed run shows up here.
-background() {
-  local b0 t0 b1 t1
-  read -r b0 t0 < <(busy); sleep 2; read -r b1 t1 < <(busy)
-  awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.0f", (t > 0 ? 200 * b / t : 0) }'
-}
 echo "background CPU (other sessions) before: $(background)% of 200%"
 
 printf '%-12s %5s %12s %12s %10s %10s %8s %8s %8s %9s\n' consumer round delivered_pps offered_pps qfull_pps rcvbuf_pps loss_% cpu_% busy_% us/packet
@@ -128,16 +97,14 @@ for round in $(seq 1 "$ROUNDS"); do
       [ -f "$TMP/sluice.sock" ] && [ "$c" = sluice ] && break
       sleep 0.1
     done
-    # timeout signals trafgen's whole process group (trafgen forks a worker per CPU it uses).
-    ip netns exec "$G" timeout -s INT $((WARM + DUR + 5)) taskset -c 0 trafgen --dev eth0 --conf "$TMP/udp.cfg" --cpus 1 --no-sock-mem -q >/dev/null 2>&1 &
-    gpid=$!; PIDS+=("$gpid")
+    gen_start "$TMP/udp.cfg"
     sleep "$WARM"
     d0=$(counter "$S" eth0 rx_packets); o0=$(counter "$G" eth0 tx_packets); read -r q0 u0 s0 < <(qstat)
     c0=$(cputicks "$cpid"); read -r b0 t0 < <(busy)
     sleep "$DUR"
     d1=$(counter "$S" eth0 rx_packets); o1=$(counter "$G" eth0 tx_packets); read -r q1 u1 s1 < <(qstat)
     c1=$(cputicks "$cpid"); read -r b1 t1 < <(busy)
-    kill "$gpid"; wait "$gpid" 2>/dev/null || true
+    gen_stop
     kill "$cpid"; wait "$cpid" 2>/dev/null || true
     rm -f "$TMP/sluice.sock"
     awk -v c="$c" -v r="$round" -v dur="$DUR" -v d=$((d1 - d0)) -v o=$((o1 - o0)) -v qd=$((q1 - q0)) -v ud=$((u1 - u0)) \
