@@ -96,12 +96,12 @@ export class Runtime {
 
   async reload(): Promise<{ config: string; stages: string[] }> {
     const next = loadConfig(this.file); // throws ConfigError: nothing changed
-    const queueText = (c: Config) => JSON.stringify(c.queues.map(({ capture: _c, ...q }) => q));
-    if (queueText(next) !== queueText(this.cfg)) this.log.warn({}, 'queue settings changed: they take effect at the next restart');
+    const sourceText = (c: Config) => JSON.stringify([c.queues.map(({ capture: _c, ...q }) => q), c.tun, c.control]);
+    if (sourceText(next) !== sourceText(this.cfg)) this.log.warn({}, 'queue, tun or control settings changed: they take effect at the next restart');
     const previous = this.cfg;
     // installPipeline compares against this.cfg to keep unchanged stages, so swap only after building.
     this.installPipeline(next);
-    this.cfg = { ...next, queues: previous.queues, control: previous.control };
+    this.cfg = { ...next, queues: previous.queues, tun: previous.tun, control: previous.control };
     return { config: this.file, stages: this.engine.pipeline.map((s) => s.name) };
   }
 
