@@ -4,7 +4,8 @@
  *   [cl] eth0 192.168.42.10 ─ p2p /32 ─ ppp0 192.168.42.1 [gw: dnsmasq, then sluice]
  *
  * Clients: dhcpcd -T (INFORM; its printed classless routes must equal the configured ones),
- * dhcping -i, and the scapy Windows-like INFORM (fixtures/dhcp_client.py) whose ACKs from both
+ * dhcping -i, nmap's dhcp-discover script (dhcptype=DHCPINFORM; its printed values must be the
+ * configured ones), and the scapy Windows-like INFORM (fixtures/dhcp_client.py) whose ACKs from both
  * servers are compared option by option. Variants: 55 with only 249, no 55, ciaddr 0, unknown
  * interface. Then the shared-address case (the ACK must leave eth0, where dnsmasq's goes into the
  * tunnel), a TUN device as the client-facing interface, and 10,000 garbage packets.
@@ -13,7 +14,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Lab, labSkipReason, type Namespace } from '../../src/lab/lab';
 import type { DhcpConfigInput } from '../../src/dhcp';
-import { startSluice, startDnsmasq, peer, capture, optionMap, PEER, type Reply } from './dhcp-lab';
+import { startSluice, startDnsmasq, peer, capture, optionMap, nmapInform, PEER, type Reply } from './dhcp-lab';
 
 const ROUTES_TEXT = '10.20.0.0/16 192.168.42.1 192.168.77.0/24 192.168.42.254';
 const DNSMASQ_OPTIONS = [
@@ -51,7 +52,7 @@ async function p2p(lab: Lab): Promise<{ gw: Namespace; cl: Namespace }> {
   return { gw, cl };
 }
 
-interface Answers { win: Reply | null; only249: Reply | null; noPrl: Reply | null; ciaddr0: Reply | null; dhcpcd: string; dhcping: string }
+interface Answers { win: Reply | null; only249: Reply | null; noPrl: Reply | null; ciaddr0: Reply | null; dhcpcd: string; dhcping: string; nmap: Awaited<ReturnType<typeof nmapInform>> }
 
 async function askAll(cl: Namespace): Promise<Answers> {
   const win = await peer(cl, ['inform', 'eth0', '192.168.42.10', '255.255.255.255', '192.168.42.10']);
@@ -60,12 +61,13 @@ async function askAll(cl: Namespace): Promise<Answers> {
   const ciaddr0 = await peer(cl, ['inform', 'eth0', '192.168.42.10', '255.255.255.255', '0.0.0.0', '--prl', '1,6']);
   const dhcpcd = (await cl.exec(['dhcpcd', '-4', '-d', '-1', '-T', '-t', '8', '-s', '192.168.42.10/32', 'eth0'], { allowFail: true, timeoutMs: 20000 })).stdout;
   const dhcping = (await cl.exec(['dhcping', '-i', '-c', '192.168.42.10', '-s', '192.168.42.1', '-h', '02:00:00:00:00:0c'], { allowFail: true, timeoutMs: 15000 })).stdout;
-  return { win, only249, noPrl, ciaddr0, dhcpcd, dhcping };
+  const nmap = await nmapInform(cl, 'eth0', '192.168.42.1');
+  return { win, only249, noPrl, ciaddr0, dhcpcd, dhcping, nmap };
 }
 
 const codes = (r: Reply | null): number[] => (r ? r.options.map((o) => o[0]) : []);
 
-test('INFORM on a point-to-point interface: sluice vs dnsmasq, dhcpcd, dhcping, scapy', { skip: labSkipReason(), timeout: 120000 }, async (t) => {
+test('INFORM on a point-to-point interface: sluice vs dnsmasq, dhcpcd, dhcping, nmap, scapy', { skip: labSkipReason(), timeout: 120000 }, async (t) => {
   const lab = await Lab.create('dhinf');
   t.after(() => lab.cleanup());
   const { gw, cl } = await p2p(lab);
@@ -85,6 +87,18 @@ test('INFORM on a point-to-point interface: sluice vs dnsmasq, dhcpcd, dhcping, 
   assert.match(got.dhcpcd, /new_dhcp_server_identifier='192\.168\.42\.1'/);
   assert.doesNotMatch(got.dhcpcd, /new_routers=/, 'RFC 3442: no option 3 beside a requested 121');
   assert.match(got.dhcping, /Got answer from: 192\.168\.42\.1/, got.dhcping);
+
+  // nmap dhcp-discover (unicast INFORM to 192.168.42.1): the configured values, under both servers.
+  // nmap asks for 3 and not 121, so sluice sends the router; dnsmasq alone adds 28 (Broadcast Address).
+  const want: [string, string][] = [['DHCP Message Type', 'DHCPACK'], ['Server Identifier', '192.168.42.1'],
+    ['Subnet Mask', '255.255.255.0'], ['Router', '192.168.42.1'], ['Domain Name Server', '192.168.42.1'], ['Domain Name', 'vpn.example']];
+  for (const [who, n] of [['dnsmasq', ref.nmap], ['sluice', got.nmap]] as const) {
+    assert.match(n.out, /67\/udp\s+open/, `${who}: nmap saw port 67 open\n${n.out}`);
+    for (const [k, v] of want) assert.equal(n.fields.get(k), v, `${who}: nmap prints ${k}: ${v}\n${n.out}`);
+  }
+  const nmapOnlyDnsmasq = [...ref.nmap.fields.keys()].filter((k) => !got.nmap.fields.has(k));
+  assert.deepEqual([...got.nmap.fields.keys()].filter((k) => !ref.nmap.fields.has(k)), [], 'nmap: nothing only sluice sent');
+  assert.deepEqual(nmapOnlyDnsmasq, ['Broadcast Address'], 'nmap: dnsmasq alone adds option 28');
 
   // The Windows-like INFORM, option by option.
   assert.ok(ref.win && got.win, 'both servers answered the Windows-like INFORM');

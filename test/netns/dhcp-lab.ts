@@ -65,3 +65,24 @@ export function optionMap(r: Reply): Map<number, string> {
   for (const [c, h] of r.options) m.set(c, (m.get(c) ?? '') + h);
   return m;
 }
+
+/**
+ * nmap's dhcp-discover NSE script as an INFORM client: it unicasts a DHCPINFORM (ciaddr = the
+ * interface's address, its own option 55) to target:67 from port 68 and prints the ACK's options.
+ * `-sU -p 67` is needed because the script only runs against an open|filtered UDP port 67; `-n -Pn`
+ * keep it from doing DNS or a ping first. Returns the printed output and its "Name: value" lines
+ * (lists come joined by ", "). nmap 7.93 has no entry for options 121 or 249, so it neither requests
+ * nor prints them.
+ */
+export async function nmapInform(ns: Namespace, dev: string, target: string): Promise<{ out: string; fields: Map<string, string> }> {
+  const r = await ns.exec(['nmap', '-n', '-Pn', '-sU', '-p', '67', '-e', dev, '--script', 'dhcp-discover',
+    '--script-args', 'dhcptype=DHCPINFORM', target], { allowFail: true, timeoutMs: 20000 });
+  const out = r.stdout + r.stderr;
+  const fields = new Map<string, string>();
+  const block = out.split('\n').filter((l) => /^\|/.test(l) && !/dhcp-discover:/.test(l));
+  for (const l of block) {
+    const m = /^\|[_ ]\s+([^:]+):\s*(.*)$/.exec(l);
+    if (m) fields.set(m[1]!.trim(), m[2]!.trim());
+  }
+  return { out, fields };
+}
