@@ -9,7 +9,10 @@
  * - 4 hosts negotiating at the same instant (their IKE_AUTHs serialized by the learning windows);
  * - kill -9 mid-traffic and a restart: the established SPIs keep working from the journal, no IKE;
  * - a server-initiated CHILD_SA rekey of all 4 hosts at the same instant;
- * - ESP larger than the MTU, as IP fragments both ways (the kernel reassembles before the queue).
+ * - ESP larger than the MTU, as IP fragments both ways (the kernel reassembles before the queue);
+ * - client- and server-initiated IKE SA rekeys of all 4 hosts at the same instant: the new IKE SPIs
+ *   (chosen inside encrypted payload) are learned for the right host, IKE on them reaches only that
+ *   host, ESP keeps flowing.
  * Peers: test/netns/fixtures/esp_peer.py (scapy; cleartext IKE headers, real ESP).
  */
 import { test } from 'node:test';
@@ -190,3 +193,47 @@ test('sluice NAT: ESP larger than the MTU travels as fragments and is reassemble
     assert.ok(po === 10 && bo / po > 3000, `${g.host}: outbound ESP seen whole in the queue (${po} packets, ${bo} bytes)`);
   }
 });
+
+for (const side of ['client', 'server'] as const) {
+  test(`sluice NAT: ${side}-initiated IKE SA rekeys of ${N} hosts at the same instant: the new IKE SPIs are learned for the right host, 0 misrouted`, { skip: sluiceSkip() }, async (t) => {
+    // RFC 7296 section 1.3.2: the new IKE SA's SPIs travel encrypted inside CREATE_CHILD_SA; the
+    // server's first message on the new IKE SA is the first sluice sees of them (both SPIs unknown).
+    const tp = await natTopo(side === 'client' ? 'natk' : 'natks', N);
+    t.after(() => tp.lab.cleanup());
+    const { sl } = await startSluice(tp, (s) => t.diagnostic(s));
+    const at = Date.now() / 1000 + 2.0;
+    const rekeyAt = (at + 1.5).toFixed(3);
+    const COUNT4 = 150;
+    const server = startServer(tp, 10, side === 'server' ? ['--ike-rekey-at', rekeyAt] : []);
+    const r = await runClients(tp, COUNT4, () => ['--at', at.toFixed(3), ...(side === 'client' ? ['--ike-rekey-at', rekeyAt] : ['--stay'])]);
+    const s = await serverResult(server);
+    t.diagnostic(`${side} IKE SA rekey: ${summary(r)} | ike_rekeyed ${r.map((c) => c.ike_rekeyed).join(',')} ike_new ${r.map((c) => c.ike_new).join(',')} ike_misrouted ${r.map((c) => c.ike_misrouted).join(',')}`);
+    const lat = r.map((c) => Math.round((c.ike_new_first - Number(rekeyAt)) * 1000));
+    t.diagnostic(`first request on the new IKE SA, ms after the rekey instant: ${lat.join(', ')}`);
+    t.diagnostic(`server=${JSON.stringify(s)}`);
+    t.diagnostic(`counters: ${await nonZero(sl)}`);
+    assert.equal(s.ike_rekeys_done, N, 'the server completed an IKE SA rekey with every client');
+    assert.equal(s.probes_stray, 0);
+    for (const [k, c] of r.entries()) {
+      const i = k + 1;
+      assert.equal(c.ike_rekeyed, 1, `client ${i}: its IKE SA rekey completed`);
+      assert.equal(c.ike_misrouted, 0, `client ${i} got another client's IKE`);
+      assert.ok(c.ike_new >= 3, `client ${i}: ${c.ike_new} requests arrived on its new IKE SA`);
+      assert.ok((s.probes_ok[String(i)] ?? 0) >= 3, `server: ${s.probes_ok[String(i)] ?? 0} answers on client ${i}'s new IKE SA`);
+      assert.equal(c.misrouted, 0, `client ${i} got another client's ESP`);
+      assert.equal(c.bad, 0);
+      assert.equal(c.missing.length, 0, `client ${i}: ${c.missing.length} ESP replies missing across the IKE SA rekey`);
+    }
+    assert.equal(await sl.counter('nat.window_learned'), 2 * N, 'every AUTH (ESP SPI) and every IKE SA rekey (IKE SPIs) learned in its own window');
+    assert.ok(await sl.counter('nat.held') > 0, 'simultaneous rekeys of different hosts were held behind each other');
+    for (const g of await saList(sl)) {
+      const i = Number(g.host.split('.')[3]) - 10;
+      const rows = g.ike as { spi: string; spi_r: string }[];
+      assert.equal(rows.length, 2, `${g.host}: old and new IKE SA side by side`);
+      for (const row of rows) {
+        assert.equal(parseInt(row.spi.slice(12), 16), i, `${g.host}: IKE SA ${row.spi} is this host's`);
+        assert.notEqual(row.spi_r, '0'.repeat(16), `${g.host}: responder SPI known`);
+      }
+    }
+  });
+}
