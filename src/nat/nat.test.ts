@@ -278,3 +278,31 @@ test('servers are opt-in', () => {
   const o2 = out(st, fs, esp(hosts[0], ip('192.0.2.9'), 0x1));
   assert.equal(srcOf(o2.bytes), PUB);
 });
+
+test('IKE SA rekey where the host speaks first on the new IKE SA: the window closes at once, no expectation left', () => {
+  const { st, fs } = mk();
+  initSa(st, fs, 0); initSa(st, fs, 1);
+  // Host 0 rekeys its IKE SA (CREATE_CHILD_SA on the old one; the new SPIs travel encrypted).
+  out(st, fs, ike(hosts[0], S, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: CREATE_CHILD_SA, msgId: 3 }));
+  const held = out(st, fs, ike(hosts[1], S, { ispi: ispiOf(1), rspi: rspiOf(1), exchange: CREATE_CHILD_SA, msgId: 3 }));
+  assert.equal(held.verdict, Verdict.HOLD);
+  inb(st, fs, ike(S, PUB, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: CREATE_CHILD_SA, flags: 0x20, msgId: 3 }));
+  // Host 0 sends first on the new IKE SA: both SPIs set, unknown to sluice. Nothing inbound is left
+  // to learn for this exchange, so the window must not sit open until window_max_ms.
+  const o = out(st, fs, ike(hosts[0], S, { ispi: 0x7000n, rspi: 0x8000n, exchange: INFORMATIONAL, msgId: 0 }));
+  assert.equal(o.verdict, Verdict.ACCEPT);
+  assert.equal(st.state.openWindows, 0, 'window closed by the host\'s first message on its new IKE SA');
+  const rel = drainReleased(st, fs);
+  assert.equal(rel.length, 1);
+  assert.equal(rel[0].verdict, Verdict.ACCEPT, 'host 1 no longer waits');
+  // Host 1's rekey: the server speaks first on the new IKE SA; learned for host 1, not ambiguous.
+  inb(st, fs, ike(S, PUB, { ispi: ispiOf(1), rspi: rspiOf(1), exchange: CREATE_CHILD_SA, flags: 0x20, msgId: 3 }));
+  const r = inb(st, fs, ike(S, PUB, { ispi: 0x7001n, rspi: 0x8001n, exchange: INFORMATIONAL, flags: 0x00 }));
+  assert.equal(r.verdict, Verdict.ACCEPT, r.reason);
+  assert.equal(dstOf(r.bytes), hosts[1]);
+  // Later: the server's traffic on host 0's new IKE SA, and the window's timeout left no expectation.
+  assert.equal(dstOf(inb(st, fs, ike(S, PUB, { ispi: 0x7000n, rspi: 0x8000n, exchange: INFORMATIONAL, flags: 0x20 })).bytes), hosts[0]);
+  fs.time += 60_000;
+  st.tick(fs.time);
+  assert.deepEqual(st.state.expectationHosts(st.state.peer(S, 0)), []);
+});

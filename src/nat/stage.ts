@@ -171,7 +171,14 @@ export class NatStage implements Stage {
         // the first message on an IKE SA rekeyed inside encrypted payload.
         id = s.addSa(SaKind.IKE, pub, server, h, ih, il, 0, now, true, this.wall());
         if (id < 0) { s.drop(d, refused(id)); return; }
-        if ((rh | rl) !== 0) { s.sas.rh[id] = rh; s.sas.rl[id] = rl; s.journalPut(id); }
+        if ((rh | rl) !== 0) {
+          s.sas.rh[id] = rh; s.sas.rl[id] = rl; s.journalPut(id);
+          // Both SPIs set: the host speaks first on an IKE SA rekeyed inside encrypted payload. That
+          // exchange has nothing left to learn inbound (RFC 7296 §1.3.2 creates no CHILD_SA with it),
+          // so the host's window closes now instead of holding other hosts until window_max_ms and
+          // then leaving an expectation that would make their learning ambiguous.
+          s.closeWindowOf(pub, server, info.src, now);
+        }
       }
       if (NatStage.saCreating(info.ikeVersion, info.ikeExchange) && !s.gate(pub, server, info.src, d, now)) return;
       s.sas.pkts[id]++; s.sas.bytes[id] += info.totalLength; s.sas.last[id] = now;

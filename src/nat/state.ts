@@ -194,6 +194,12 @@ export class NatState {
     }
   }
 
+  /** Closes (as learned) the peer's window if it is open for `hostAddr`: its exchange is resolved. */
+  closeWindowOf(pub: number, server: number, hostAddr: number, now: number): void {
+    const p = this.peer(server, pub);
+    if (p >= 0 && this.windowOpen(p, now) && this.winHost[p] === hostAddr) this.closeWindow(p, true, now);
+  }
+
   /**
    * An SA-creating IKE message between host `hostAddr` and `server` (either direction). Returns true
    * when it may pass; false when it was held or dropped (the decision is set).
