@@ -71,16 +71,9 @@ export class AddrRanges {
     return new AddrRanges(Uint32Array.from(out.map((r) => r[0])), Uint32Array.from(out.map((r) => r[1])));
   }
 
+  /** Flipping the sign bit keeps the order, so one search serves both forms. */
   has(a: number): boolean {
-    const lo = this.lo, hi = this.hi;
-    let l = 0, h = lo.length - 1;
-    while (l <= h) {
-      const m = (l + h) >>> 1;
-      if (a < lo[m]!) h = m - 1;
-      else if (a > hi[m]!) l = m + 1;
-      else return true;
-    }
-    return false;
+    return this.hasFlipped(a ^ 0x80000000);
   }
 
   /** Every address of `o` is in this set. */

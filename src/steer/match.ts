@@ -10,6 +10,7 @@
 import type { PacketContext } from '../engine/stage';
 import { globToRegExp, type Interfaces } from '../io/interfaces';
 import { Kind } from '../packet/classify';
+import { PROTO_TCP, PROTO_UDP } from '../packet/ipv4';
 import type { AddrRanges } from './addr';
 import type { NormSelector, Range } from './selector';
 import { addrClass, addrIndex, BitsetPool, IfCache, setBit, type AddrIndex } from './prefilter';
@@ -28,6 +29,7 @@ const EMPTY: Uint32Array = new Uint32Array(1);
 const SIGN = 0x80000000 | 0;
 const flip = (x: number): number => (x ^ SIGN);
 const unflip = (x: number): number => (x ^ SIGN) >>> 0;
+const hasPorts = (proto: number, laterFragment: boolean): boolean => (proto === PROTO_TCP || proto === PROTO_UDP) && !laterFragment;
 
 export class Matcher {
   readonly count: number;
@@ -394,8 +396,4 @@ export class Matcher {
     this.ifCache.set(index, bits);
     return bits;
   }
-}
-
-function hasPorts(proto: number, laterFragment: boolean): boolean {
-  return (proto === 6 || proto === 17) && !laterFragment;
 }
