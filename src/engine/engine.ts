@@ -61,6 +61,8 @@ export class Engine {
   readonly held: HeldPackets;
   readonly services: StageServices;
   private stages: Stage[] = [];
+  /** Smallest tick period any stage asked for (opts.tickMs by default). */
+  private tickPeriod = 1000;
   private stageDecisions = new Float64Array(0);
   private readonly sources: SourceEntry[] = [];
   private readonly info = new Classified();
@@ -122,6 +124,7 @@ export class Engine {
   setPipeline(stages: Stage[]): void {
     for (const s of stages) s.init?.(this.services);
     this.stages = stages;
+    this.tickPeriod = Math.min(this.opts.tickMs ?? 1000, ...stages.map((st) => st.tickMs ?? Infinity));
     this.stageDecisions = new Float64Array(stages.length * 5);
     this.ensureTimer();
   }
@@ -358,7 +361,7 @@ export class Engine {
   private maybeTick(): void {
     const now = Date.now();
     this.expireHeld(now);
-    if (now - this.lastTick >= (this.opts.tickMs ?? 1000)) {
+    if (now - this.lastTick >= this.tickPeriod) {
       this.lastTick = now;
       for (const s of this.stages) s.tick?.(now);
     }

@@ -109,6 +109,8 @@ export interface Stage {
   onHoldExpired?(handle: number): void;
   /** Periodic housekeeping (idle timeouts), called between batches at most every `tickMs`. */
   tick?(nowMs: number): void;
+  /** How often this stage wants tick() while packets are held (the engine ticks at the smallest). */
+  readonly tickMs?: number;
   /** Counters and state for `sluice stats` (plain JSON). */
   stats?(): Record<string, unknown>;
   /**

@@ -17,6 +17,13 @@ export interface SaListRow {
   age_s: number;
   idle_s: number;
   flags: string[];
+  /**
+   * Learning state: inbound ESP/IKE learned by `window`, `reply`, `elimination` or `outbound` (the
+   * host spoke first), else `seen` (cleartext) or `pinned`; ESP also says whether the other direction
+   * of its CHILD_SA is known (`paired`), which keeps both alive on one-way traffic.
+   */
+  learned?: string;
+  paired?: boolean;
 }
 
 export interface SaListEntry {
@@ -27,6 +34,9 @@ export interface SaListEntry {
   esp_in: SaListRow[];
   esp_out: SaListRow[];
 }
+
+const VIA_NAMES = ['seen', 'window', 'reply', 'elimination', 'outbound'];
+const TURN_NAMES = ['none', 'window', 'probe'];
 
 const hex8 = (n: number): string => (n >>> 0).toString(16).padStart(8, '0');
 
@@ -72,6 +82,8 @@ export function saList(stage: NatStage, args: Record<string, unknown>): SaListEn
       idle_s: Math.max(0, Math.round((now - sas.last[id]) / 1000)),
       flags,
     };
+    if (k !== SaKind.ESP_OUT) row.learned = VIA_NAMES[sas.via[id]] ?? 'seen';
+    if (k !== SaKind.IKE) row.paired = sas.pair[id] >= 0;
     if (k === SaKind.IKE) { row.spi_r = hex8(sas.rh[id]) + hex8(sas.rl[id]); g.ike.push(row); }
     else if (k === SaKind.ESP_IN) g.esp_in.push(row);
     else g.esp_out.push(row);
@@ -84,14 +96,24 @@ export function natCommand(stage: NatStage, name: string, args: Record<string, u
   switch (name) {
     case 'sa-list':
       return saList(stage, args);
+    case 'sa-learning':
     case 'sa-windows': {
+      // Per (public, server): the running learning turn, held packets, hosts still owed SAs, ambiguous SPIs.
       const now = s.services?.now() ?? 0;
+      const L = s.learning;
       const out = [];
-      for (let p = 0; p < s.peerServer.length; p++) {
+      for (let p = 0; p < L.peerServer.length; p++) {
+        const t = L.turnOf(p, now);
+        const owed = L.peerLinks[p].filter((l) => L.linkDebt[l] > 0)
+          .map((l) => ({ host: numberToIpv4(L.linkHost[l]), owed: L.linkDebt[l] }));
         out.push({
-          public: numberToIpv4(s.publics[s.peerPub[p]]), server: numberToIpv4(s.peerServer[p]),
-          window: s.winOpen[p] ? { host: numberToIpv4(s.winHost[p]), closes_in_ms: Math.max(0, s.winDeadline[p] - now) } : null,
-          held: s.held[p].length, expectations: s.expectationHosts(p).map(numberToIpv4),
+          public: numberToIpv4(s.publics[L.peerPub[p]]), server: numberToIpv4(L.peerServer[p]),
+          turn: t === 0 ? null : { kind: TURN_NAMES[t], host: numberToIpv4(L.linkHost[L.turnLink[p]]), ends_in_ms: Math.max(0, L.turnDeadline[p] - now) },
+          held: L.heldOf(p), owed,
+          pending: L.pendingOf(p).map((e) => ({
+            spi: e.kind === SaKind.IKE ? hex8(e.a) + hex8(e.b) : hex8(e.a), kind: e.kind === SaKind.IKE ? 'ike' : 'esp',
+            packets: e.packets, age_ms: now - e.first,
+          })),
         });
       }
       return out;
@@ -120,6 +142,7 @@ export function natCommand(stage: NatStage, name: string, args: Record<string, u
       } else {
         const id = s.addSa(SaKind.ESP_IN, pub, server, h, spi, 0, F_PINNED, now, true);
         if (id < 0) throw new Error(`refused: ${refused(id) === C.SA_CAP ? 'max_sas' : refused(id) === C.HOST_SA_CAP ? 'max_sas_per_host' : 'max_hosts_per_server'} reached`);
+        s.learning.pinned(id, now);
       }
       s.count(C.PINNED);
       return { pinned: { host: args.host, server: args.server, spi: hex8(spi), public: numberToIpv4(s.publics[pub]) } };
@@ -140,18 +163,19 @@ export function natCommand(stage: NatStage, name: string, args: Record<string, u
       return { removed };
     }
     default:
-      throw new Error(`unknown NAT command ${name} (sa-list, sa-windows, sa-pin, sa-unpin)`);
+      throw new Error(`unknown NAT command ${name} (sa-list, sa-learning, sa-pin, sa-unpin)`);
   }
 }
 
 /** `sa-list` as a terminal table, one line per SA (what `sluice sa` prints without --json). */
 export function formatSaTable(entries: SaListEntry[]): string {
   if (entries.length === 0) return 'no mappings\n';
-  const rows: string[][] = [['HOST', 'PUBLIC', 'SERVER', 'SA', 'SPI', 'PACKETS', 'BYTES', 'AGE', 'IDLE', 'FLAGS']];
+  const rows: string[][] = [['HOST', 'PUBLIC', 'SERVER', 'SA', 'SPI', 'PACKETS', 'BYTES', 'AGE', 'IDLE', 'LEARNED', 'FLAGS']];
   for (const e of entries) {
     const add = (kind: string, r: SaListRow): void => {
       rows.push([e.host, e.public, e.server, kind, r.spi_r !== undefined ? `${r.spi}_i ${r.spi_r}_r` : r.spi,
-        String(r.packets), String(r.bytes), `${r.age_s}s`, `${r.idle_s}s`, r.flags.join(',')]);
+        String(r.packets), String(r.bytes), `${r.age_s}s`, `${r.idle_s}s`,
+        [r.learned, r.paired === undefined ? undefined : r.paired ? 'paired' : 'unpaired'].filter(Boolean).join(','), r.flags.join(',')]);
     };
     for (const r of e.ike) add('IKE', r);
     for (const r of e.esp_in) add('ESP in', r);

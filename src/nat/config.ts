@@ -17,29 +17,45 @@ export const natLimitsSchema = z.object({
   max_sas: z.number().int().min(16).max(16_777_216).default(1_048_576),
   max_sas_per_host: z.number().int().min(2).default(256),
   max_hosts_per_server: z.number().int().min(1).default(4096),
-  /** Learning windows open at the same time (one per (public, server) at most). */
+  /** Learning turns (windows and probes) running at the same time, one per (public, server) at most. */
   max_windows: z.number().int().min(1).default(4096),
-  /** SA-creating IKE messages held while another host's window is open. */
+  /** Packets the NAT holds at once (IKE behind a window, first ESP behind a probe, ambiguous inbound). */
   max_held: z.number().int().min(0).default(1024),
+  /** ... of which one LAN host may cause (one host cannot starve the others). */
+  max_held_per_host: z.number().int().min(0).default(32),
+  /** ... of which one (public, server) may take. */
+  max_held_per_server: z.number().int().min(0).default(256),
+  /** Ambiguous inbound SPIs tracked per (public, server). */
+  max_pending: z.number().int().min(1).default(64),
   max_hosts: z.number().int().min(1).default(65536),
 }).strict();
 
 export const natTimeoutsSchema = z.object({
+  /** IKE SA records idle this long are removed; a host's owed SAs end with its last IKE SA to a server. */
   ike_idle_s: z.number().positive().default(3600),
+  /** ESP records idle this long in both directions of their SA are removed. */
   esp_idle_s: z.number().positive().default(900),
   /**
-   * Longest a learning window stays open. A CHILD_SA responder such as strongSwan keeps sending on
-   * the old SA until the delete exchange has finished, so the first ESP on the new inbound SPI comes
-   * one more round trip (and possibly one retransmission) after the CREATE_CHILD_SA response.
+   * Longest a learning window waits for its exchange's response while other hosts' SA-creating
+   * messages are held (clients retransmit IKE after 0.5–2 s: keep it near one second).
    */
-  window_max_ms: z.number().int().min(50).default(8000),
-  /** How long a window that closed without learning leaves its host an unresolved expectation. */
-  expectation_idle_s: z.number().positive().default(120),
-  /** Hold timeout for a held IKE message; longer than window_max_ms so a release normally comes first. */
+  window_max_ms: z.number().int().min(50).max(60_000).default(1000),
+  /** After the exchange's response, how long the window stays open for the server's first packet on the new SA. */
+  window_settle_ms: z.number().int().min(0).max(60_000).default(150),
+  /** How long a host's first packet on a new SA waits for the server's reply (other hosts' first packets held meanwhile). */
+  probe_ms: z.number().int().min(10).max(60_000).default(300),
+  /** How long an inbound packet on an ambiguous SPI is held before it is dropped (counted). */
+  pending_hold_ms: z.number().int().min(0).max(600_000).default(2000),
+  /** An ambiguous SPI with no packet for this long is forgotten. */
+  pending_idle_s: z.number().positive().default(120),
+  /** Longest any packet stays held by the NAT (it may wait through several learning turns); then dropped. */
   hold_ms: z.number().int().min(50).default(10000),
   /** A host with no SA, window or expectation left forgets its public-address binding after this. */
   host_idle_s: z.number().positive().default(3600),
-}).strict();
+}).strict().refine((t) => t.hold_ms >= t.window_max_ms + t.window_settle_ms && t.hold_ms >= t.probe_ms, {
+  message: 'hold_ms must be at least window_max_ms + window_settle_ms and at least probe_ms (a held message would time out before its turn ends)',
+  path: ['hold_ms'],
+});
 
 export const natConfigSchema = z.object({
   enabled: z.boolean().default(true),

@@ -87,7 +87,7 @@ test('unknown inbound SPI outside any window: dropped, counted, no state', () =>
   assert.equal(r.reason, 'nat.unknown_ike');
 });
 
-test('concurrent negotiations of 4 hosts with one server are serialized, none misrouted', () => {
+test('concurrent negotiations of 4 hosts with traffic right away are serialized by windows, none misrouted', () => {
   const { st, fs } = mk();
   for (let i = 0; i < 4; i++) initSa(st, fs, i);
   // All four send IKE_AUTH at the same instant.
@@ -95,6 +95,7 @@ test('concurrent negotiations of 4 hosts with one server are serialized, none mi
   assert.equal(res[0].verdict, Verdict.ACCEPT);
   for (let i = 1; i < 4; i++) assert.equal(res[i].verdict, Verdict.HOLD);
   const spiIn = (i: number): number => 0xc0000000 + i;
+  const L = st.state.learning;
   let windowHost = 0;
   const learned = new Set<number>();
   for (let round = 0; round < 4; round++) {
@@ -109,56 +110,188 @@ test('concurrent negotiations of 4 hosts with one server are serialized, none mi
     const passed = rel.filter((r) => r.verdict === Verdict.ACCEPT);
     if (round < 3) {
       assert.equal(passed.length, 1, 'exactly one released message opens the next window');
-      windowHost = [...Array(4).keys()].find((i) => !learned.has(i) && st.state.winHost[0] === hosts[i])!;
-      assert.ok(windowHost !== undefined);
+      const p = L.peer(S, 0);
+      windowHost = hosts.indexOf(L.linkHost[L.turnLink[p]]);
+      assert.ok(windowHost >= 0 && !learned.has(windowHost));
     }
   }
   assert.equal(learned.size, 4);
   // Every SPI still goes to its own host, in any order.
   for (const i of [3, 1, 0, 2]) assert.equal(dstOf(inb(st, fs, esp(S, PUB, spiIn(i), 9)).bytes), hosts[i]);
-  assert.equal(st.state.counters[15 /* WINDOW_LEARNED */], 4);
+  assert.equal(fs.counts.get('nat.window_learned'), 4);
 });
 
-test('window timeout leaves an expectation; sole expectation resolves, two are ambiguous', () => {
-  const { st, fs } = mk({ timeouts: { window_max_ms: 1000 } });
-  initSa(st, fs, 0); initSa(st, fs, 1);
-  out(st, fs, ike(hosts[0], S, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: IKE_AUTH, msgId: 1 }));
-  fs.time += 1500; st.tick(fs.time);
-  const late = inb(st, fs, esp(S, PUB, 0xd0));
-  assert.equal(dstOf(late.bytes), hosts[0], 'sole expectation: host 0');
-  // Two expectations now: host 0 and host 1 both time out.
-  out(st, fs, ike(hosts[0], S, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: CREATE_CHILD_SA, msgId: 2 }));
-  fs.time += 1500; st.tick(fs.time);
-  out(st, fs, ike(hosts[1], S, { ispi: ispiOf(1), rspi: rspiOf(1), exchange: IKE_AUTH, msgId: 1 }));
-  fs.time += 1500; st.tick(fs.time);
-  const amb = inb(st, fs, esp(S, PUB, 0xd1));
-  assert.equal(amb.verdict, Verdict.DROP);
-  assert.equal(amb.reason, 'nat.ambiguous');
-  // Expectations idle out: afterwards unknown, no state.
-  fs.time += 121_000; st.tick(fs.time);
-  assert.equal(inb(st, fs, esp(S, PUB, 0xd1)).reason, 'nat.unknown_spi');
+/** The LAN host whose outbound packet this was (the stage rewrote its source): its outbound ESP SA's host. */
+let lastStage: NatStage | null = null;
+function srcOfHost(r: { bytes: Uint8Array }): number {
+  const spi = new DataView(r.bytes.buffer, r.bytes.byteOffset).getUint32(20);
+  const sas = lastStage!.state.sas;
+  return sas.host[sas.find(SaKind.ESP_OUT, 0, S, spi, 0)];
+}
+
+/** 8 hosts with scripted first packets: SPIs 0x1000+i outbound, 0x2000+i inbound. */
+const many = Array.from({ length: 8 }, (_, i) => ip(`10.0.0.${21 + i}`));
+function manyInit(st: NatStage, fs: FakeServices, i: number): void {
+  out(st, fs, ike(many[i], S, { ispi: ispiOf(i), exchange: IKE_SA_INIT }));
+  inb(st, fs, ike(S, PUB, { ispi: ispiOf(i), rspi: rspiOf(i), exchange: IKE_SA_INIT, flags: 0x20 }));
+}
+
+test('8 hosts connect at once and stay silent: no IKE waits more than one window; first packets are serialized probes, 0 misrouted', () => {
+  const { st, fs } = mk();
+  lastStage = st;
+  for (let i = 0; i < 8; i++) manyInit(st, fs, i);
+  const auth = many.map((h, i) => out(st, fs, ike(h, S, { ispi: ispiOf(i), rspi: rspiOf(i), exchange: IKE_AUTH, msgId: 1 })));
+  assert.equal(auth[0].verdict, Verdict.ACCEPT);
+  assert.ok(auth.slice(1).every((r) => r.verdict === Verdict.HOLD), 'the others wait for host 0\'s window');
+  inb(st, fs, ike(S, PUB, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: IKE_AUTH, flags: 0x20, msgId: 1 }));
+  // Host 0 is idle: its window ends window_settle_ms after the response, not at window_max_ms.
+  fs.time += 160; st.tick(fs.time);
+  const rel = drainReleased(st, fs);
+  assert.equal(rel.length, 7);
+  assert.ok(rel.every((r) => r.verdict === Verdict.ACCEPT), 'once a host is owed an idle SA, later exchanges pass at once');
+  for (let i = 1; i < 8; i++) inb(st, fs, ike(S, PUB, { ispi: ispiOf(i), rspi: rspiOf(i), exchange: IKE_AUTH, flags: 0x20, msgId: 1 }));
+  assert.equal(fs.counts.get('nat.window_skipped'), 7);
+  fs.time += 10_000; st.tick(fs.time);
+  // All 8 send their first packet at the same instant (reverse order).
+  const first = [...many.keys()].reverse().map((i) => [i, out(st, fs, esp(many[i], S, 0x1000 + i))] as const);
+  assert.equal(first[0][1].verdict, Verdict.ACCEPT, 'host 7 probes');
+  assert.ok(first.slice(1).every(([, r]) => r.verdict === Verdict.HOLD), 'the others wait one round trip');
+  const order: number[] = [];
+  let prober = 7;
+  for (let k = 0; k < 8; k++) {
+    order.push(prober);
+    fs.time += 2;
+    const reply = inb(st, fs, esp(S, PUB, 0x2000 + prober));
+    assert.equal(reply.verdict, Verdict.ACCEPT);
+    assert.equal(dstOf(reply.bytes), many[prober], `reply to host ${prober}'s probe`);
+    const next = drainReleased(st, fs).filter((r) => r.verdict === Verdict.ACCEPT);
+    if (k < 7) {
+      assert.equal(next.length, 1, 'one released first packet takes the next probe');
+      // The next prober; the last host needs no probe: it is the only one still owed.
+      const L = st.state.learning;
+      const p = L.peer(S, 0);
+      prober = many.indexOf(L.turn[p] === 0 ? srcOfHost(next[0]) : L.linkHost[L.turnLink[p]]);
+    }
+  }
+  assert.deepEqual([...order].sort(), [0, 1, 2, 3, 4, 5, 6, 7]);
+  for (let i = 0; i < 8; i++) assert.equal(dstOf(inb(st, fs, esp(S, PUB, 0x2000 + i, 7)).bytes), many[i]);
+  assert.equal(fs.counts.get('nat.learned_reply'), 7);
+  assert.equal(fs.counts.get('nat.learned_elimination'), 1, 'the last host was the only one owed');
+  const list = st.command('sa-list', {}) as { esp_in: { learned: string; paired: boolean }[] }[];
+  assert.equal(list.filter((g) => g.esp_in[0].learned === 'reply').length, 7);
+  assert.ok(list.every((g) => g.esp_in.every((r) => r.paired)), 'both directions of every SA paired');
 });
 
-test('an expired window leaves an expectation that makes a later window ambiguous (never misroute)', () => {
-  // strongSwan order: host 0 finishes IKE_AUTH and stays idle, its window expires; host 1's window
-  // opens; host 0's first ESP (its SPI) arrives during host 1's window. It must not go to host 1.
-  const { st, fs } = mk({ timeouts: { window_max_ms: 1000 } });
-  initSa(st, fs, 0); initSa(st, fs, 1);
-  out(st, fs, ike(hosts[0], S, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: IKE_AUTH, msgId: 1 }));
-  fs.time += 1500; st.tick(fs.time);
-  out(st, fs, ike(hosts[1], S, { ispi: ispiOf(1), rspi: rspiOf(1), exchange: IKE_AUTH, msgId: 1 }));
-  const r = inb(st, fs, esp(S, PUB, 0xe0));
-  assert.equal(r.verdict, Verdict.DROP);
-  assert.equal(r.reason, 'nat.ambiguous');
-  assert.equal(st.state.sas.find(SaKind.ESP_IN, 0, S, 0xe0, 0), -1, 'no state for an ambiguous SPI');
-  // With no other host owed an SPI, a window learns as before, and clears its own host's expectation.
-  const { st: st2, fs: fs2 } = mk({ timeouts: { window_max_ms: 1000 } });
-  initSa(st2, fs2, 0);
-  out(st2, fs2, ike(hosts[0], S, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: IKE_AUTH, msgId: 1 }));
-  fs2.time += 1500; st2.tick(fs2.time);
-  out(st2, fs2, ike(hosts[0], S, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: CREATE_CHILD_SA, msgId: 2 }));
-  assert.equal(dstOf(inb(st2, fs2, esp(S, PUB, 0xe1)).bytes), hosts[0]);
-  assert.equal(st2.state.expectationHosts(st2.state.peer(S, 0)).length, 0);
+test('the server pushes first on one of two idle hosts\' new SAs: held, then resolved by elimination after the other host\'s probe', () => {
+  const { st, fs } = mk();
+  for (let i = 0; i < 2; i++) manyInit(st, fs, i);
+  for (let i = 0; i < 2; i++) {
+    out(st, fs, ike(many[i], S, { ispi: ispiOf(i), rspi: rspiOf(i), exchange: IKE_AUTH, msgId: 1 }));
+    inb(st, fs, ike(S, PUB, { ispi: ispiOf(i), rspi: rspiOf(i), exchange: IKE_AUTH, flags: 0x20, msgId: 1 }));
+    fs.time += 200; st.tick(fs.time); drainReleased(st, fs);
+  }
+  fs.time += 5000; st.tick(fs.time);
+  // The server pushes on host 1's SA: both hosts are owed one, so nobody gets it yet.
+  const push = inb(st, fs, esp(S, PUB, 0x2001));
+  assert.equal(push.verdict, Verdict.HOLD);
+  assert.equal(st.state.sas.find(SaKind.ESP_IN, 0, S, 0x2001, 0), -1);
+  fs.time += 50;
+  assert.equal(inb(st, fs, esp(S, PUB, 0x2001, 2)).verdict, Verdict.HOLD, 'still ambiguous');
+  // Host 0 speaks: its probe's reply arrives on a new SPI; host 1 is then the only one owed.
+  fs.time += 1000;
+  assert.equal(out(st, fs, esp(many[0], S, 0x1000)).verdict, Verdict.ACCEPT);
+  assert.equal(dstOf(inb(st, fs, esp(S, PUB, 0x2000)).bytes), many[0]);
+  const rel = drainReleased(st, fs);
+  assert.equal(rel.length, 2, 'both held pushes released');
+  for (const r of rel) assert.equal(dstOf(r.bytes), many[1], 'pushes delivered to host 1, by elimination');
+  assert.equal(fs.counts.get('nat.learned_reply'), 1);
+  assert.equal(fs.counts.get('nat.learned_elimination'), 1);
+  assert.equal(fs.counts.get('nat.pending_resolved'), 1);
+});
+
+test('a push on an ambiguous SPI that went quiet is claimed by its host\'s probe; a busy one is not', () => {
+  const { st, fs } = mk();
+  for (let i = 0; i < 3; i++) manyInit(st, fs, i);
+  for (let i = 0; i < 3; i++) {
+    out(st, fs, ike(many[i], S, { ispi: ispiOf(i), rspi: rspiOf(i), exchange: IKE_AUTH, msgId: 1 }));
+    fs.time += 1100; st.tick(fs.time); drainReleased(st, fs);
+  }
+  assert.equal(inb(st, fs, esp(S, PUB, 0x2001)).verdict, Verdict.HOLD);
+  fs.time += 1000; st.tick(fs.time);
+  // Host 1's first packet; the server's reply comes on the SPI it pushed a second ago: host 1's.
+  out(st, fs, esp(many[1], S, 0x1001));
+  fs.time += 3;
+  const r = inb(st, fs, esp(S, PUB, 0x2001, 2));
+  assert.equal(dstOf(r.bytes), many[1]);
+  assert.deepEqual(drainReleased(st, fs).map((x) => dstOf(x.bytes)), [many[1]], 'the held push follows');
+  // Now host 0 and host 2 are owed. A push on host 2's SPI keeps coming while host 0 probes: not host 0's.
+  fs.time += 1000; st.tick(fs.time);
+  inb(st, fs, esp(S, PUB, 0x2002, 1));
+  out(st, fs, esp(many[0], S, 0x1000));
+  fs.time += 1;
+  assert.equal(inb(st, fs, esp(S, PUB, 0x2002, 2)).verdict, Verdict.HOLD, 'a busy ambiguous SPI is no reply');
+  fs.time += 1;
+  assert.equal(dstOf(inb(st, fs, esp(S, PUB, 0x2000)).bytes), many[0], 'the new SPI is the reply');
+  const rel = drainReleased(st, fs);
+  assert.ok(rel.length >= 2 && rel.every((x) => dstOf(x.bytes) === many[2]), 'host 2 by elimination');
+});
+
+test('one-way traffic: a paired inbound SA lives while its outbound direction talks, past esp_idle_s', () => {
+  const { st, fs } = mk({ timeouts: { esp_idle_s: 10 } });
+  manyInit(st, fs, 0);
+  out(st, fs, ike(many[0], S, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: IKE_AUTH, msgId: 1 }));
+  out(st, fs, esp(many[0], S, 0x1000));
+  assert.equal(dstOf(inb(st, fs, esp(S, PUB, 0x2000)).bytes), many[0]);
+  for (let k = 0; k < 30; k++) { fs.time += 1000; out(st, fs, esp(many[0], S, 0x1000, k + 2)); st.tick(fs.time); }
+  const r = inb(st, fs, esp(S, PUB, 0x2000, 2));
+  assert.equal(r.verdict, Verdict.ACCEPT, r.reason);
+  assert.equal(dstOf(r.bytes), many[0]);
+  // Both directions quiet: both idle out.
+  fs.time += 12_000; st.tick(fs.time); fs.time += 1000; st.tick(fs.time);
+  assert.equal(st.state.sas.find(SaKind.ESP_IN, 0, S, 0x2000, 0), -1);
+});
+
+test('three child SAs in one burst (IKE_AUTH + 2 CREATE_CHILD_SA): all three inbound SPIs learned', () => {
+  const { st, fs } = mk();
+  for (let i = 0; i < 2; i++) manyInit(st, fs, i);
+  out(st, fs, ike(many[0], S, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: IKE_AUTH, msgId: 1 }));
+  inb(st, fs, ike(S, PUB, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: IKE_AUTH, flags: 0x20, msgId: 1 }));
+  for (const m of [2, 3]) {
+    out(st, fs, ike(many[0], S, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: CREATE_CHILD_SA, msgId: m }));
+    out(st, fs, ike(many[0], S, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: CREATE_CHILD_SA, msgId: m })); // retransmission
+    inb(st, fs, ike(S, PUB, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: CREATE_CHILD_SA, flags: 0x20, msgId: m }));
+  }
+  assert.equal(st.state.learning.owed(S, many[0], 0), 3, 'one owed SA per exchange, retransmissions not counted');
+  for (const spi of [0x2100, 0x2101, 0x2102]) assert.equal(dstOf(inb(st, fs, esp(S, PUB, spi)).bytes), many[0]);
+  assert.equal(st.state.learning.owed(S, many[0], 0), 0);
+  assert.equal(inb(st, fs, esp(S, PUB, 0x2103)).reason, 'nat.unknown_spi', 'a fourth is owed to nobody');
+});
+
+test('a failed or childless IKE_AUTH delays another host by at most one window; that host still learns by its probe', () => {
+  const { st, fs } = mk();
+  for (let i = 0; i < 2; i++) manyInit(st, fs, i);
+  out(st, fs, ike(many[0], S, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: IKE_AUTH, msgId: 1 }));
+  assert.equal(out(st, fs, ike(many[1], S, { ispi: ispiOf(1), rspi: rspiOf(1), exchange: IKE_AUTH, msgId: 1 })).verdict, Verdict.HOLD);
+  // The server answers AUTHENTICATION_FAILED (encrypted: sluice sees only a response).
+  inb(st, fs, ike(S, PUB, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: IKE_AUTH, flags: 0x20, msgId: 1 }));
+  fs.time += 160; st.tick(fs.time);
+  const rel = drainReleased(st, fs);
+  assert.equal(rel.length, 1);
+  assert.equal(rel[0].verdict, Verdict.ACCEPT, 'host 1 waited 160 ms');
+  // Even with no response at all, the wait ends at window_max_ms.
+  const { st: st2, fs: fs2 } = mk();
+  for (let i = 0; i < 2; i++) manyInit(st2, fs2, i);
+  out(st2, fs2, ike(many[0], S, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: IKE_AUTH, msgId: 1 }));
+  out(st2, fs2, ike(many[1], S, { ispi: ispiOf(1), rspi: rspiOf(1), exchange: IKE_AUTH, msgId: 1 }));
+  fs2.time += 1000; st2.tick(fs2.time);
+  assert.equal(drainReleased(st2, fs2)[0].verdict, Verdict.ACCEPT);
+  // Host 1 then learns through its first packet, although host 0 stays owed.
+  inb(st, fs, ike(S, PUB, { ispi: ispiOf(1), rspi: rspiOf(1), exchange: IKE_AUTH, flags: 0x20, msgId: 1 }));
+  out(st, fs, esp(many[1], S, 0x1001));
+  assert.equal(dstOf(inb(st, fs, esp(S, PUB, 0x2001)).bytes), many[1]);
+  assert.equal(st.state.learning.owed(S, many[0], 0), 1, 'host 0 stays owed until its IKE SA idles out');
+  fs.time += 3_600_001; st.tick(fs.time);
+  assert.equal(st.state.learning.owed(S, many[0], 0), 0);
 });
 
 test('server-initiated rekey opens a window; another host waits; old and new SAs side by side', () => {
@@ -180,14 +313,14 @@ test('server-initiated rekey opens a window; another host waits; old and new SAs
   assert.equal(dstOf(inb(st, fs, esp(S, PUB, 0xb0)).bytes), hosts[1]);
 });
 
-test('IKE SA rekey: unknown inbound IKE SPIs in the window belong to the window host', () => {
+test('IKE SA rekey: unknown inbound IKE SPIs go to the only host owed an SA', () => {
   const { st, fs } = mk();
   initSa(st, fs, 0);
   out(st, fs, ike(hosts[0], S, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: CREATE_CHILD_SA, msgId: 3 }));
   const r = inb(st, fs, ike(S, PUB, { ispi: 0x7777n, rspi: 0x8888n, exchange: INFORMATIONAL, flags: 0x00 }));
   assert.equal(r.verdict, Verdict.ACCEPT);
   assert.equal(dstOf(r.bytes), hosts[0]);
-  // An IKE_SA_INIT request from a server (no responder SPI) never gets learned into a window.
+  // An IKE_SA_INIT request from a server (no responder SPI) is never learned.
   out(st, fs, ike(hosts[0], S, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: CREATE_CHILD_SA, msgId: 4 }));
   assert.equal(inb(st, fs, ike(S, PUB, { ispi: 0x5555n, exchange: IKE_SA_INIT, flags: 0x08 })).reason, 'nat.unknown_ike');
 });
@@ -208,20 +341,22 @@ test('IKE SPI collision between hosts is refused and counted', () => {
   assert.equal(c.reason, 'nat.collision');
 });
 
-test('caps: SAs per host, held packets, windows', () => {
-  const { st, fs } = mk({ limits: { max_sas_per_host: 2, max_held: 1, max_windows: 1 }, public: ['203.0.113.1', '203.0.113.2'] });
-  // Hosts 0 and 1 land on different public addresses (least used): independent windows per public.
+test('caps: SAs per host, held packets', () => {
+  const { st, fs } = mk({ limits: { max_sas_per_host: 2, max_held: 1 }, public: ['203.0.113.1', '203.0.113.2'] });
+  // Hosts 0 and 1 land on different public addresses (least used): independent learning per public.
   initSa(st, fs, 0);
   const o1 = out(st, fs, ike(hosts[1], S, { ispi: ispiOf(1), exchange: IKE_SA_INIT }));
   assert.equal(srcOf(o1.bytes), PUB2, 'second host bound to the second public address');
   inb(st, fs, ike(S, PUB2, { ispi: ispiOf(1), rspi: rspiOf(1), exchange: IKE_SA_INIT, flags: 0x20 }));
   out(st, fs, ike(hosts[0], S, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: IKE_AUTH, msgId: 1 }));
-  const wc = out(st, fs, ike(hosts[1], S, { ispi: ispiOf(1), rspi: rspiOf(1), exchange: IKE_AUTH, msgId: 1 }));
-  assert.equal(wc.reason, 'nat.window_cap');
-  initSa(st, fs, 2); // host 2 on PUB (3 hosts: 0,2 on PUB)
-  assert.equal(out(st, fs, ike(hosts[2], S, { ispi: ispiOf(2), rspi: rspiOf(2), exchange: IKE_AUTH })).verdict, Verdict.HOLD);
+  assert.equal(out(st, fs, ike(hosts[1], S, { ispi: ispiOf(1), rspi: rspiOf(1), exchange: IKE_AUTH, msgId: 1 })).verdict, Verdict.ACCEPT,
+    'another public address has its own window');
+  // Hosts 2 and 3 (bound by least use: 2 on the first public, 3 on the second).
+  out(st, fs, ike(hosts[2], S, { ispi: ispiOf(2), exchange: IKE_SA_INIT }));
+  out(st, fs, ike(hosts[3], S, { ispi: ispiOf(3), exchange: IKE_SA_INIT }));
+  assert.equal(out(st, fs, ike(hosts[2], S, { ispi: ispiOf(2), rspi: rspiOf(2), exchange: IKE_AUTH, msgId: 1 })).verdict, Verdict.HOLD);
   // The held-packet cap (1) is reached: the next SA-creating message of another host is dropped.
-  assert.equal(out(st, fs, ike(hosts[2], S, { ispi: ispiOf(2), rspi: rspiOf(2), exchange: IKE_AUTH })).reason, 'nat.hold_cap');
+  assert.equal(out(st, fs, ike(hosts[3], S, { ispi: ispiOf(3), rspi: rspiOf(3), exchange: IKE_AUTH, msgId: 1 })).reason, 'nat.hold_cap');
   // Host 0 has 1 IKE SA; one ESP_IN learned makes 2; a third SA is refused.
   inb(st, fs, esp(S, PUB, 0xe0));
   out(st, fs, ike(hosts[0], S, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: CREATE_CHILD_SA, msgId: 2 }));
@@ -229,16 +364,55 @@ test('caps: SAs per host, held packets, windows', () => {
   assert.equal(capped.reason, 'nat.host_sa_cap');
 });
 
-test('hold expiry is accounted; held packet no longer released', () => {
-  const { st, fs } = mk();
+test('no host can starve the others: a retransmission replaces its held copy; holds are capped per host', () => {
+  const S2 = ip('198.51.100.20');
+  const { st, fs } = mk({ limits: { max_held_per_host: 4 } });
   initSa(st, fs, 0); initSa(st, fs, 1);
-  out(st, fs, ike(hosts[0], S, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: IKE_AUTH }));
-  assert.equal(out(st, fs, ike(hosts[1], S, { ispi: ispiOf(1), rspi: rspiOf(1), exchange: IKE_AUTH })).verdict, Verdict.HOLD);
-  assert.equal(st.state.heldCount, 1);
+  out(st, fs, ike(hosts[0], S, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: IKE_AUTH, msgId: 1 }));
+  // Host 1 re-sends one IKE_AUTH 1,100 times: one slot.
+  for (let k = 0; k < 1100; k++) {
+    assert.equal(out(st, fs, ike(hosts[1], S, { ispi: ispiOf(1), rspi: rspiOf(1), exchange: IKE_AUTH, msgId: 1 })).verdict, Verdict.HOLD);
+  }
+  assert.equal(st.state.learning.heldCount, 1);
+  assert.equal(fs.counts.get('nat.hold_replaced'), 1099);
+  assert.equal(fs.releasedWith.length, 1099, 'each replaced copy dropped (the peer retransmits)');
+  // Distinct messages from one host: capped per host.
+  const reasons = [];
+  for (let m = 2; m < 10; m++) reasons.push(out(st, fs, ike(hosts[1], S, { ispi: ispiOf(1), rspi: rspiOf(1), exchange: CREATE_CHILD_SA, msgId: m })).reason);
+  assert.equal(st.state.learning.heldCount, 4);
+  assert.deepEqual(reasons, ['', '', '', 'nat.hold_host_cap', 'nat.hold_host_cap', 'nat.hold_host_cap', 'nat.hold_host_cap', 'nat.hold_host_cap']);
+  // Another host, another server: unaffected.
+  out(st, fs, ike(hosts[2], S2, { ispi: ispiOf(2), exchange: IKE_SA_INIT }));
+  inb(st, fs, ike(S2, PUB, { ispi: ispiOf(2), rspi: rspiOf(2), exchange: IKE_SA_INIT, flags: 0x20 }));
+  assert.equal(out(st, fs, ike(hosts[2], S2, { ispi: ispiOf(2), rspi: rspiOf(2), exchange: IKE_AUTH, msgId: 1 })).verdict, Verdict.ACCEPT);
+});
+
+test('held packets that time out are dropped (never leave untranslated), also at shutdown', () => {
+  const { st, fs } = mk({ timeouts: { hold_ms: 2000 } });
+  initSa(st, fs, 0); initSa(st, fs, 1); initSa(st, fs, 2);
+  out(st, fs, ike(hosts[0], S, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: IKE_AUTH, msgId: 1 }));
+  assert.equal(out(st, fs, ike(hosts[1], S, { ispi: ispiOf(1), rspi: rspiOf(1), exchange: IKE_AUTH, msgId: 1 })).verdict, Verdict.HOLD);
+  assert.equal(st.state.learning.heldCount, 1);
+  // The engine timed it out first (its own verdict applies): accounted, never released later.
   st.onHoldExpired(1);
-  assert.equal(st.state.heldCount, 0);
+  assert.equal(st.state.learning.heldCount, 0);
   inb(st, fs, esp(S, PUB, 0xf0));
   assert.equal(fs.released.length, 0);
+  // Our own deadline: a pending inbound packet is dropped after pending_hold_ms.
+  const { st: st2, fs: fs2 } = mk();
+  for (let i = 0; i < 2; i++) manyInit(st2, fs2, i);
+  for (let i = 0; i < 2; i++) { out(st2, fs2, ike(many[i], S, { ispi: ispiOf(i), rspi: rspiOf(i), exchange: IKE_AUTH, msgId: 1 })); fs2.time += 1100; st2.tick(fs2.time); drainReleased(st2, fs2); }
+  assert.equal(inb(st2, fs2, esp(S, PUB, 0x2001)).verdict, Verdict.HOLD);
+  fs2.time += 2100; st2.tick(fs2.time);
+  assert.deepEqual(fs2.releasedWith.map((x) => x[1]), [Verdict.DROP]);
+  assert.equal(fs2.counts.get('nat.ambiguous'), 1);
+  assert.equal(inb(st2, fs2, esp(S, PUB, 0x2001, 2)).verdict, Verdict.HOLD);
+  st2.close();
+  assert.deepEqual(fs2.releasedWith.map((x) => x[1]), [Verdict.DROP, Verdict.DROP], 'shutdown drops what is held');
+});
+
+test('check: hold_ms shorter than a window is refused', () => {
+  assert.throws(() => natConfigSchema.parse({ public: ['203.0.113.1'], wan_interface: 'eth1', timeouts: { hold_ms: 500 } }), /hold_ms/);
 });
 
 test('pin and unpin', () => {
@@ -279,7 +453,7 @@ test('servers are opt-in', () => {
   assert.equal(srcOf(o2.bytes), PUB);
 });
 
-test('IKE SA rekey where the host speaks first on the new IKE SA: the window closes at once, no expectation left', () => {
+test('IKE SA rekey where the host speaks first on the new IKE SA: settled exactly, the window closes at once', () => {
   const { st, fs } = mk();
   initSa(st, fs, 0); initSa(st, fs, 1);
   // Host 0 rekeys its IKE SA (CREATE_CHILD_SA on the old one; the new SPIs travel encrypted).
@@ -288,10 +462,11 @@ test('IKE SA rekey where the host speaks first on the new IKE SA: the window clo
   assert.equal(held.verdict, Verdict.HOLD);
   inb(st, fs, ike(S, PUB, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: CREATE_CHILD_SA, flags: 0x20, msgId: 3 }));
   // Host 0 sends first on the new IKE SA: both SPIs set, unknown to sluice. Nothing inbound is left
-  // to learn for this exchange, so the window must not sit open until window_max_ms.
+  // to learn for this exchange, so the window must not sit open.
   const o = out(st, fs, ike(hosts[0], S, { ispi: 0x7000n, rspi: 0x8000n, exchange: INFORMATIONAL, msgId: 0 }));
   assert.equal(o.verdict, Verdict.ACCEPT);
-  assert.equal(st.state.openWindows, 0, 'window closed by the host\'s first message on its new IKE SA');
+  assert.equal(st.state.learning.turns, 0, 'window closed by the host\'s first message on its new IKE SA');
+  assert.equal(st.state.learning.owed(S, hosts[0], 0), 0);
   const rel = drainReleased(st, fs);
   assert.equal(rel.length, 1);
   assert.equal(rel[0].verdict, Verdict.ACCEPT, 'host 1 no longer waits');
@@ -300,9 +475,17 @@ test('IKE SA rekey where the host speaks first on the new IKE SA: the window clo
   const r = inb(st, fs, ike(S, PUB, { ispi: 0x7001n, rspi: 0x8001n, exchange: INFORMATIONAL, flags: 0x00 }));
   assert.equal(r.verdict, Verdict.ACCEPT, r.reason);
   assert.equal(dstOf(r.bytes), hosts[1]);
-  // Later: the server's traffic on host 0's new IKE SA, and the window's timeout left no expectation.
   assert.equal(dstOf(inb(st, fs, ike(S, PUB, { ispi: 0x7000n, rspi: 0x8000n, exchange: INFORMATIONAL, flags: 0x20 })).bytes), hosts[0]);
-  fs.time += 60_000;
-  st.tick(fs.time);
-  assert.deepEqual(st.state.expectationHosts(st.state.peer(S, 0)), []);
+});
+
+test('a held inbound IKE message on an ambiguous new IKE SA goes through once its host speaks on it', () => {
+  const { st, fs } = mk();
+  for (let i = 0; i < 2; i++) manyInit(st, fs, i);
+  for (let i = 0; i < 2; i++) { out(st, fs, ike(many[i], S, { ispi: ispiOf(i), rspi: rspiOf(i), exchange: CREATE_CHILD_SA, msgId: 2 })); fs.time += 1100; st.tick(fs.time); drainReleased(st, fs); }
+  const r = inb(st, fs, ike(S, PUB, { ispi: 0x7001n, rspi: 0x8001n, exchange: INFORMATIONAL, flags: 0x00 }));
+  assert.equal(r.verdict, Verdict.HOLD);
+  out(st, fs, ike(many[1], S, { ispi: 0x7001n, rspi: 0x8001n, exchange: INFORMATIONAL, msgId: 0, flags: 0x08 }));
+  const rel = drainReleased(st, fs);
+  assert.equal(rel.length, 1);
+  assert.equal(dstOf(rel[0].bytes), many[1]);
 });

@@ -7,8 +7,10 @@
  *   host and, from responses, the RSPI; ESP records (server, SPI) for listing; NAT keepalives pass.
  * Inbound (server → public), queued at mangle PREROUTING (before routing, so the new destination is
  *   routed to the LAN): ESP by (public, server, SPI), IKE by (public, server, ISPI); unknown SPIs go
- *   through state.learn(); keepalives are counted and dropped.
- * SA-creating IKE messages (IKEv2 IKE_AUTH / CREATE_CHILD_SA, IKEv1 Quick Mode) pass state.gate().
+ *   through learning.inbound(); keepalives are counted and dropped.
+ * SA-creating IKE messages (IKEv2 IKE_AUTH / CREATE_CHILD_SA, IKEv1 Quick Mode) pass
+ * learning.exchange(); outbound ESP on an SA without a known partner passes learning.outboundEsp().
+ * The two directions of a CHILD_SA, once paired, keep each other alive (one-way traffic).
  */
 import { Kind } from '../packet/classify';
 import { HOOK_POSTROUTING, HOOK_PREROUTING } from '../io/batch-layout';
@@ -18,6 +20,7 @@ import type { NatConfig } from './config';
 import { NatState } from './state';
 import { SaKind, F_PINNED, F_RESTORED } from './table';
 import { C, refusal, refused } from './counters';
+import { HELD } from './learning';
 import { Journal } from './journal';
 import { rewriteDestination, rewriteSource } from './rewrite';
 import { natCommand } from './commands';
@@ -104,6 +107,7 @@ export class NatStage implements Stage {
       s.sas.rl[id] = e.rl >>> 0;
     }
     s.journal = j;
+    s.learning.afterRestore();
     this.compact();
   }
 
@@ -173,14 +177,13 @@ export class NatStage implements Stage {
         if (id < 0) { s.drop(d, refused(id)); return; }
         if ((rh | rl) !== 0) {
           s.sas.rh[id] = rh; s.sas.rl[id] = rl; s.journalPut(id);
-          // Both SPIs set: the host speaks first on an IKE SA rekeyed inside encrypted payload. That
-          // exchange has nothing left to learn inbound (RFC 7296 §1.3.2 creates no CHILD_SA with it),
-          // so the host's window closes now instead of holding other hosts until window_max_ms and
-          // then leaving an expectation that would make their learning ambiguous.
-          s.closeWindowOf(pub, server, info.src, now);
+          // Both SPIs set: the host speaks first on an IKE SA rekeyed inside encrypted payload (RFC
+          // 7296 §1.3.2). That settles the SA its rekey exchange made it owed, exactly.
+          s.learning.outboundIke(id, now);
         }
       }
-      if (NatStage.saCreating(info.ikeVersion, info.ikeExchange) && !s.gate(pub, server, info.src, d, now)) return;
+      if (NatStage.saCreating(info.ikeVersion, info.ikeExchange)
+        && !s.learning.exchange(id, true, info.ikeVersion, info.ikeExchange, info.ikeFlags, info.ikeMsgId, d, now)) return;
       s.sas.pkts[id]++; s.sas.bytes[id] += info.totalLength; s.sas.last[id] = now;
     } else if (kind === Kind.NAT_KEEPALIVE) {
       s.count(C.KEEPALIVE_OUT);
@@ -189,10 +192,17 @@ export class NatStage implements Stage {
       if (spi === 0) { s.drop(d, C.BAD_SPI); return; }
       let id = s.sas.find(SaKind.ESP_OUT, pub, server, spi, 0);
       if (id >= 0 && s.sas.host[id] !== info.src) { s.removeSa(id); id = -1; } // the server reused its SPI
-      if (id < 0) id = s.addSa(SaKind.ESP_OUT, pub, server, h, spi, 0, 0, now, false, this.wall());
+      let isNew = false;
+      if (id < 0) { id = s.addSa(SaKind.ESP_OUT, pub, server, h, spi, 0, 0, now, false, this.wall()); isNew = true; }
       // Outbound does not depend on the record: at a cap the packet still goes out (cap counted).
       if (id < 0) s.counters[refused(id)]++;
-      else { s.sas.pkts[id]++; s.sas.bytes[id] += info.totalLength; s.sas.last[id] = now; }
+      else {
+        const sas = s.sas;
+        const x = sas.pair[id];
+        if (x >= 0) sas.last[x] = now; // the inbound direction of this SA lives while this one talks
+        else if (!s.learning.outboundEsp(id, isNew, d, now)) return;
+        sas.pkts[id]++; sas.bytes[id] += info.totalLength; sas.last[id] = now;
+      }
     }
     // Classified offsets are absolute positions in pkt.bytes (the batch slab), not packet-relative.
     rewriteSource(pkt.bytes, info.l3Offset, s.publics[pub], info.proto, info.proto === 17 ? info.l4Offset : -1);
@@ -247,18 +257,21 @@ export class NatStage implements Stage {
         s.count(C.STATIC_FORWARD);
       } else {
         // Both SPIs set but unknown: an IKE SA rekeyed inside encrypted payload.
-        id = s.learn(SaKind.IKE, pub, server, ih, il, rh, rl, now);
-        if (id < 0) { if (id === refusal(C.UNKNOWN)) this.unknown(d, C.UNKNOWN_IKE); else s.drop(d, refused(id)); return; }
+        id = s.learning.inbound(SaKind.IKE, pub, server, ih, il, rh, rl, d, now);
+        if (id < 0) { this.refuseInbound(d, id, C.UNKNOWN_IKE); return; }
       }
-      if (NatStage.saCreating(info.ikeVersion, info.ikeExchange) && !s.gate(pub, server, s.sas.host[id], d, now)) return;
+      if (NatStage.saCreating(info.ikeVersion, info.ikeExchange)
+        && !s.learning.exchange(id, false, info.ikeVersion, info.ikeExchange, info.ikeFlags, info.ikeMsgId, d, now)) return;
     } else {
       const spi = info.espSpi;
       id = s.sas.find(SaKind.ESP_IN, pub, server, spi, 0);
       if (id < 0) {
         if (spi === 0) { s.drop(d, C.BAD_SPI); return; }
-        id = s.learn(SaKind.ESP_IN, pub, server, spi, 0, 0, 0, now);
-        if (id < 0) { if (id === refusal(C.UNKNOWN)) this.unknown(d, C.UNKNOWN); else s.drop(d, refused(id)); return; }
+        id = s.learning.inbound(SaKind.ESP_IN, pub, server, spi, 0, 0, 0, d, now);
+        if (id < 0) { this.refuseInbound(d, id, C.UNKNOWN); return; }
       }
+      const y = s.sas.pair[id];
+      if (y >= 0) s.sas.last[y] = now; // and the outbound direction lives while this one talks
     }
     s.sas.pkts[id]++; s.sas.bytes[id] += info.totalLength; s.sas.last[id] = now;
     rewriteDestination(pkt.bytes, info.l3Offset, s.sas.host[id], info.proto, info.proto === 17 ? info.l4Offset : -1);
@@ -267,13 +280,27 @@ export class NatStage implements Stage {
     d.accept();
   }
 
-  onHoldExpired(handle: number): void {
-    this.state.onHoldExpired(handle);
+  /** An unknown inbound SPI that learning did not place: held (decided already), unknown, or refused. */
+  private refuseInbound(d: Decision, id: number, unknownCounter: C): void {
+    if (id === HELD) return;
+    if (id === refusal(C.UNKNOWN) || id === refusal(C.UNKNOWN_IKE)) this.unknown(d, unknownCounter);
+    else this.state.drop(d, refused(id));
   }
+
+  onHoldExpired(handle: number): void {
+    this.state.learning.onHoldExpired(handle);
+  }
+
+  /** Learning turns end within tens of milliseconds; the idle sweep still runs once a second. */
+  readonly tickMs = 20;
+  private lastSweep = 0;
 
   tick(now: number): void {
     const s = this.state;
-    s.tickPeers(now);
+    s.learning.tick(now);
+    if (s.journal?.needsCompaction(s.sas.count)) this.compact();
+    if (now - this.lastSweep < 1000) return;
+    this.lastSweep = now;
     // Idle sweep, a slice of the record space per tick.
     const sas = s.sas;
     let i = this.sweepCursor;
@@ -286,7 +313,6 @@ export class NatStage implements Stage {
     }
     this.sweepCursor = i >= sas.top ? 0 : i;
     if (this.sweepCursor === 0) this.sweepHosts(now);
-    if (s.journal?.needsCompaction(sas.count)) this.compact();
   }
 
   private sweepHosts(now: number): void {
@@ -303,7 +329,7 @@ export class NatStage implements Stage {
   stats(): Record<string, unknown> {
     const s = this.state;
     return {
-      sas: s.sas.count, hosts: s.hosts.count, windows_open: s.openWindows, held: s.heldCount,
+      sas: s.sas.count, hosts: s.hosts.count, turns: s.learning.turns, held: s.learning.heldCount,
       table_bytes: s.sas.byteLength,
       counters: Object.fromEntries(Array.from(s.counters, (v, i) => [i, v]).map(([i, v]) => [counterName(i), v])),
     };
@@ -314,6 +340,7 @@ export class NatStage implements Stage {
   }
 
   close(): void {
+    this.state.learning.dropAllHeld();
     this.state.journal?.close();
   }
 }

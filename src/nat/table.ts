@@ -17,6 +17,11 @@ export const F_PINNED = 1;
 export const F_LEARNED = 2;
 /** Came from the journal at start-up. */
 export const F_RESTORED = 4;
+/** IKE: the IKE_AUTH exchange of this IKE SA was counted as a debt (EAP rounds count once). */
+export const F_AUTH_COUNTED = 8;
+
+/** How an inbound record was learned (the `via` column; 0 = seen in cleartext or pinned). */
+export const enum Via { NONE = 0, WINDOW = 1, REPLY = 2, ELIMINATION = 3, OUTBOUND = 4 }
 
 function grownF64(a: Float64Array, n: number): Float64Array { const b = new Float64Array(n); b.set(a); return b; }
 function grownU32(a: Uint32Array, n: number): Uint32Array { const b = new Uint32Array(n); b.set(a); return b; }
@@ -41,6 +46,13 @@ export class SaTable {
   created: Float64Array;
   /** Monotonic ms of the last packet. */
   last: Float64Array;
+  /** ESP: the record of the other direction of the same CHILD_SA (-1 unknown); keeps both alive. */
+  pair: Int32Array;
+  /** How an inbound record was learned (Via). */
+  via: Uint8Array;
+  /** IKE: last request message IDs counted (v2: host's and server's, +1; v1: the last two Quick Modes). */
+  m1: Uint32Array;
+  m2: Uint32Array;
   private nextFree: Int32Array;
   private freeHead = -1;
   /** Records ever used (ids below this may be live). */
@@ -63,6 +75,10 @@ export class SaTable {
     this.bytes = new Float64Array(n);
     this.created = new Float64Array(n);
     this.last = new Float64Array(n);
+    this.pair = new Int32Array(n);
+    this.via = new Uint8Array(n);
+    this.m1 = new Uint32Array(n);
+    this.m2 = new Uint32Array(n);
     this.nextFree = new Int32Array(n);
   }
 
@@ -70,7 +86,7 @@ export class SaTable {
 
   /** Approximate bytes held by the table's arrays. */
   get byteLength(): number {
-    return this.index.byteLength + this.capacity * (3 + 6 * 4 + 4 * 8 + 4);
+    return this.index.byteLength + this.capacity * (4 + 9 * 4 + 4 * 8 + 4);
   }
 
   find(kind: SaKind, pub: number, server: number, a: number, b: number): number {
@@ -102,6 +118,10 @@ export class SaTable {
     this.bytes[id] = 0;
     this.created[id] = createdWall;
     this.last[id] = nowMono;
+    this.pair[id] = -1;
+    this.via[id] = 0;
+    this.m1[id] = 0;
+    this.m2[id] = 0;
     this.index.set(server, a, b, (pub << 8) | kind, id);
     this.count++;
     return id;
@@ -131,6 +151,10 @@ export class SaTable {
     this.bytes = grownF64(this.bytes, n);
     this.created = grownF64(this.created, n);
     this.last = grownF64(this.last, n);
+    this.pair = grownI32(this.pair, n);
+    this.via = grownU8(this.via, n);
+    this.m1 = grownU32(this.m1, n);
+    this.m2 = grownU32(this.m2, n);
     this.nextFree = grownI32(this.nextFree, n);
   }
 }

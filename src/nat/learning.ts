@@ -1,0 +1,642 @@
+/**
+ * Who owns an inbound SPI nobody has seen in cleartext. Per (public, server) "peer"; docs/nat.md has
+ * the state machine, every counter and the argument for why it never routes to a wrong host.
+ *
+ * The books: every SA-creating exchange a host has with a server (IKEv2 IKE_AUTH once per IKE SA,
+ * each CREATE_CHILD_SA, each IKEv1 Quick Mode; retransmissions counted once by message ID) makes the
+ * host *owed* one inbound SA. Owed counts only over-count (a failed exchange stays owed until the
+ * host's last IKE SA to that server idles out), so "only one host is owed anything" is a fact, never
+ * a guess. An unknown inbound SPI from the server then gets exactly one owner:
+ * 1. REPLY: a host sent its first packet on an outbound SA with no known partner (a probe), and this
+ *    is the first new SPI the server used since (or an ambiguous one that was quiet before the probe).
+ * 2. ELIMINATION: exactly one host is owed, and no more unknown SPIs are waiting than it is owed.
+ * 3. Otherwise it is ambiguous: its packets are held (bounded) until 1 or 2 resolves it, then dropped.
+ * Learning turns keep 1 and 2 available: while a host's probe runs, other hosts' first packets and
+ * SA-creating exchanges are held (one round trip); while the only owed host's exchange runs (a
+ * window), other hosts' SA-creating messages are held, so it stays the only one owed. A window is
+ * opened only when it keeps that property, and lasts only until the response plus window_settle_ms.
+ */
+import { SaKind, Via, F_LEARNED } from './table';
+import { KeyIndex } from './keyindex';
+import { C, refusal } from './counters';
+import { Verdict, type Decision } from '../engine/stage';
+import type { NatState } from './state';
+
+export const enum Turn { NONE = 0, WINDOW = 1, PROBE = 2 }
+const enum HoldKind { EXCHANGE = 0, FIRST_ESP = 1, PENDING = 2 }
+
+/** Returned by Learning.inbound() when the packet was held as ambiguous (the decision says HOLD). */
+export const HELD = refusal(C.HELD);
+
+interface HeldEntry { handle: number; host: number; kind: HoldKind; key: string; deadline: number }
+
+/** An inbound SPI that several hosts may own; its packets wait here. */
+export interface Pending {
+  kind: SaKind; a: number; b: number; rh: number; rl: number;
+  first: number; last: number; packets: number;
+}
+
+/** Inbound packets held per ambiguous SPI (the rest are dropped, counted). */
+const HELD_PER_PENDING = 16;
+
+const IKEV2_IKE_AUTH = 35;
+const IKEV2_F_RESPONSE = 0x20;
+const MAX_PROBE_BACKOFF = 6;
+/** Held packets get the engine's timeout this much after ours, so ours (a counted drop) comes first. */
+const ENGINE_SLACK_MS = 1000;
+
+export class Learning {
+  // ---- peers: (server, pub) ----
+  private readonly peers = new KeyIndex(256);
+  peerServer: number[] = [];
+  peerPub: number[] = [];
+  /** Links (host ↔ server) of each peer, and how many of them are owed an SA. */
+  peerLinks: number[][] = [];
+  peerDebtors: number[] = [];
+  turn: Turn[] = [];
+  turnLink: number[] = [];
+  turnStart: number[] = [];
+  turnDeadline: number[] = [];
+  /** Window: the opener's direction (true: the host sent the request), whether the response passed. */
+  turnFromHost: boolean[] = [];
+  turnSettled: boolean[] = [];
+  /** Probe: the outbound ESP record whose first packet started it. */
+  turnOut: number[] = [];
+  held: HeldEntry[][] = [];
+  pending: (Map<string, Pending> | null)[] = [];
+  /** Peers with a turn, held packets or pending SPIs (what tick() visits). */
+  private readonly busy = new Set<number>();
+  turns = 0;
+  heldCount = 0;
+  private readonly heldPerHost = new Map<number, number>();
+  private readonly heldPeer = new Map<number, number>();
+
+  // ---- links: (server, host, pub) ----
+  private readonly links = new KeyIndex(256);
+  linkServer: number[] = [];
+  linkHost: number[] = [];
+  linkPub: number[] = [];
+  linkPeer: number[] = [];
+  linkDebt: number[] = [];
+  linkIke: number[] = [];
+  linkIn: number[][] = [];
+  linkOut: number[][] = [];
+  linkProbeAfter: number[] = [];
+  linkProbeFails: number[] = [];
+  private readonly freeLinks: number[] = [];
+
+  constructor(private readonly s: NatState) {}
+
+  private get t() { return this.s.cfg.timeouts; }
+
+  // ---------------------------------------------------------------- peers and links
+
+  peer(server: number, pub: number): number {
+    return this.peers.get(server, pub, 0, 0);
+  }
+
+  private peerOf(server: number, pub: number): number {
+    let p = this.peers.get(server, pub, 0, 0);
+    if (p >= 0) return p;
+    p = this.peerServer.length;
+    this.peerServer.push(server); this.peerPub.push(pub); this.peerLinks.push([]); this.peerDebtors.push(0);
+    this.turn.push(Turn.NONE); this.turnLink.push(-1); this.turnStart.push(0); this.turnDeadline.push(0);
+    this.turnFromHost.push(false); this.turnSettled.push(false); this.turnOut.push(-1);
+    this.held.push([]); this.pending.push(null);
+    this.peers.set(server, pub, 0, 0, p);
+    return p;
+  }
+
+  link(server: number, host: number, pub: number): number {
+    return this.links.get(server, host, pub, 0);
+  }
+
+  private linkOf(server: number, host: number, pub: number): number {
+    let l = this.links.get(server, host, pub, 0);
+    if (l >= 0) return l;
+    const p = this.peerOf(server, pub);
+    l = this.freeLinks.pop() ?? this.linkServer.length;
+    this.linkServer[l] = server; this.linkHost[l] = host; this.linkPub[l] = pub; this.linkPeer[l] = p;
+    this.linkDebt[l] = 0; this.linkIke[l] = 0; this.linkIn[l] = []; this.linkOut[l] = [];
+    this.linkProbeAfter[l] = 0; this.linkProbeFails[l] = 0;
+    this.links.set(server, host, pub, 0, l);
+    this.peerLinks[p].push(l);
+    return l;
+  }
+
+  private freeLinkIfEmpty(l: number): void {
+    if (this.linkIke[l] > 0 || this.linkIn[l].length > 0 || this.linkOut[l].length > 0 || this.linkDebt[l] > 0) return;
+    const p = this.linkPeer[l];
+    if (this.turnLink[p] === l && this.turn[p] !== Turn.NONE) return;
+    this.links.delete(this.linkServer[l], this.linkHost[l], this.linkPub[l], 0);
+    const list = this.peerLinks[p];
+    const i = list.indexOf(l);
+    if (i >= 0) { list[i] = list[list.length - 1]; list.pop(); }
+    this.linkPeer[l] = -1;
+    this.freeLinks.push(l);
+  }
+
+  private setDebt(l: number, n: number): void {
+    const p = this.linkPeer[l];
+    const was = this.linkDebt[l];
+    n = Math.max(0, Math.min(n, this.s.cfg.limits.max_sas_per_host));
+    if ((was > 0) !== (n > 0)) this.peerDebtors[p] += n > 0 ? 1 : -1;
+    this.linkDebt[l] = n;
+  }
+
+  /** The one link of the peer that is owed an SA, or -1 (none or several). */
+  private soleDebtor(p: number): number {
+    if (this.peerDebtors[p] !== 1) return -1;
+    for (const l of this.peerLinks[p]) if (this.linkDebt[l] > 0) return l;
+    return -1;
+  }
+
+  /** Owed SAs of one host toward a server (listing, tests). */
+  owed(server: number, host: number, pub: number): number {
+    const l = this.link(server, host, pub);
+    return l < 0 ? 0 : this.linkDebt[l];
+  }
+
+  // ---------------------------------------------------------------- record bookkeeping (from NatState)
+
+  recordAdded(id: number): void {
+    const sas = this.s.sas;
+    const l = this.linkOf(sas.server[id], sas.host[id], sas.pub[id]);
+    const k = sas.kind[id];
+    if (k === SaKind.IKE) this.linkIke[l]++;
+    else if (k === SaKind.ESP_IN) this.linkIn[l].push(id);
+    else if (k === SaKind.ESP_OUT) this.linkOut[l].push(id);
+  }
+
+  recordRemoved(id: number): void {
+    const sas = this.s.sas;
+    const l = this.link(sas.server[id], sas.host[id], sas.pub[id]);
+    const partner = sas.pair[id];
+    if (partner >= 0 && sas.pair[partner] === id) sas.pair[partner] = -1;
+    if (l < 0) return;
+    const k = sas.kind[id];
+    if (k === SaKind.IKE) {
+      if (--this.linkIke[l] <= 0) {
+        this.linkIke[l] = 0;
+        // The host's last IKE SA with this server is gone: nothing it negotiated can still be owed.
+        if (this.linkDebt[l] > 0) { this.setDebt(l, 0); this.s.count(C.DEBTS_CLEARED); this.recheck(this.linkPeer[l], this.s.now()); }
+      }
+    } else {
+      const list = k === SaKind.ESP_IN ? this.linkIn[l] : this.linkOut[l];
+      const i = list.indexOf(id);
+      if (i >= 0) { list[i] = list[list.length - 1]; list.pop(); }
+    }
+    this.freeLinkIfEmpty(l);
+  }
+
+  private unpaired(list: number[]): number {
+    const pair = this.s.sas.pair;
+    let n = 0;
+    for (const id of list) if (pair[id] < 0) n++;
+    return n;
+  }
+
+  private firstUnpaired(list: number[]): number {
+    const pair = this.s.sas.pair;
+    for (const id of list) if (pair[id] < 0) return id;
+    return -1;
+  }
+
+  /** Pairs the two directions of one CHILD_SA when the link leaves no doubt which records they are. */
+  private pairIfOne(l: number): void {
+    if (this.unpaired(this.linkIn[l]) !== 1 || this.unpaired(this.linkOut[l]) !== 1) return;
+    const x = this.firstUnpaired(this.linkIn[l]);
+    const y = this.firstUnpaired(this.linkOut[l]);
+    this.s.sas.pair[x] = y;
+    this.s.sas.pair[y] = x;
+  }
+
+  /** After a journal replay: a host with an IKE SA but no inbound ESP was owed one when we stopped. */
+  afterRestore(): void {
+    for (let l = 0; l < this.linkServer.length; l++) {
+      if (this.linkPeer[l] < 0) continue;
+      if (this.linkIke[l] > 0 && this.linkIn[l].length === 0 && this.linkDebt[l] === 0) this.setDebt(l, 1);
+      this.pairIfOne(l);
+    }
+  }
+
+  // ---------------------------------------------------------------- turns
+
+  /** The peer's running turn, ending it first when its deadline has passed. */
+  turnOf(p: number, now: number): Turn {
+    const t = this.turn[p];
+    if (t !== Turn.NONE && now >= this.turnDeadline[p]) {
+      this.endTurn(p, false, now);
+      return Turn.NONE;
+    }
+    return t;
+  }
+
+  private startTurn(p: number, kind: Turn, l: number, now: number, deadline: number): void {
+    this.turn[p] = kind;
+    this.turnLink[p] = l;
+    this.turnStart[p] = now;
+    this.turnDeadline[p] = deadline;
+    this.turnSettled[p] = false;
+    this.turnOut[p] = -1;
+    this.turns++;
+    this.busy.add(p);
+  }
+
+  private endTurn(p: number, learned: boolean, now: number): void {
+    const kind = this.turn[p];
+    if (kind === Turn.NONE) return;
+    const l = this.turnLink[p];
+    this.turn[p] = Turn.NONE;
+    this.turnLink[p] = -1;
+    this.turns--;
+    if (kind === Turn.PROBE) {
+      if (learned) this.linkProbeFails[l] = 0;
+      else {
+        this.s.count(C.PROBE_EXPIRED);
+        // A host whose server does not answer (one-way traffic) goes to the back of the line.
+        this.linkProbeFails[l] = Math.min(MAX_PROBE_BACKOFF, this.linkProbeFails[l] + 1);
+        this.linkProbeAfter[l] = now + this.t.probe_ms * (1 << this.linkProbeFails[l]);
+      }
+    } else if (!learned && this.linkDebt[l] > 0) {
+      this.s.count(C.WINDOW_EXPIRED);
+    }
+    this.releaseWaiting(p);
+    if (this.linkPeer[l] >= 0) this.freeLinkIfEmpty(l);
+  }
+
+  /** Lets every packet held behind a turn run again (in arrival order: the first takes the next turn). */
+  private releaseWaiting(p: number): void {
+    const list = this.held[p];
+    if (list.length === 0) return;
+    const keep: HeldEntry[] = [];
+    for (const e of list) {
+      if (e.kind === HoldKind.PENDING) { keep.push(e); continue; }
+      this.forget(e);
+      this.s.count(C.RELEASED);
+      this.s.services?.release(e.handle);
+    }
+    this.held[p] = keep;
+  }
+
+  // ---------------------------------------------------------------- holds
+
+  private hold(p: number, host: number, kind: HoldKind, key: string, d: Decision, now: number): boolean {
+    const lim = this.s.cfg.limits;
+    const list = this.held[p];
+    if (kind === HoldKind.EXCHANGE) {
+      // A retransmission takes its held copy's place (and keeps its place in line).
+      for (const e of list) {
+        if (e.kind !== HoldKind.EXCHANGE || e.key !== key || e.host !== host) continue;
+        const handle = this.engineHold(kind);
+        if (handle < 0) { this.s.drop(d, C.HOLD_CAP); return false; }
+        this.heldPeer.delete(e.handle);
+        this.s.services?.releaseWith(e.handle, Verdict.DROP);
+        e.handle = handle;
+        e.deadline = now + this.t.hold_ms;
+        this.heldPeer.set(handle, p);
+        this.s.count(C.HOLD_REPLACED);
+        d.verdict = Verdict.HOLD;
+        return true;
+      }
+    }
+    if (this.heldCount >= lim.max_held) { this.s.drop(d, C.HOLD_CAP); return false; }
+    if (list.length >= lim.max_held_per_server) { this.s.drop(d, C.HOLD_PEER_CAP); return false; }
+    const perHost = this.heldPerHost.get(host) ?? 0;
+    if (host !== 0 && perHost >= lim.max_held_per_host) { this.s.drop(d, C.HOLD_HOST_CAP); return false; }
+    const handle = this.engineHold(kind);
+    if (handle < 0) { this.s.drop(d, C.HOLD_CAP); return false; }
+    const deadline = now + (kind === HoldKind.PENDING ? this.t.pending_hold_ms : this.t.hold_ms);
+    list.push({ handle, host, kind, key, deadline });
+    this.heldPeer.set(handle, p);
+    this.heldCount++;
+    if (host !== 0) this.heldPerHost.set(host, perHost + 1);
+    this.busy.add(p);
+    this.s.count(C.HELD);
+    d.verdict = Verdict.HOLD;
+    return true;
+  }
+
+  private engineHold(kind: HoldKind): number {
+    const ms = (kind === HoldKind.PENDING ? this.t.pending_hold_ms : this.t.hold_ms) + ENGINE_SLACK_MS;
+    return this.s.services ? this.s.services.hold(ms) : -1;
+  }
+
+  private forget(e: HeldEntry): void {
+    this.heldPeer.delete(e.handle);
+    this.heldCount--;
+    if (e.host !== 0) {
+      const n = (this.heldPerHost.get(e.host) ?? 1) - 1;
+      if (n <= 0) this.heldPerHost.delete(e.host); else this.heldPerHost.set(e.host, n);
+    }
+  }
+
+  /** The engine timed a held packet out before we did (it already applied its verdict). */
+  onHoldExpired(handle: number): void {
+    const p = this.heldPeer.get(handle);
+    if (p === undefined) return;
+    const list = this.held[p];
+    const i = list.findIndex((e) => e.handle === handle);
+    if (i < 0) return;
+    this.forget(list[i]);
+    list.splice(i, 1);
+    this.s.count(C.HOLD_EXPIRED);
+  }
+
+  private dropExpired(p: number, now: number): void {
+    const list = this.held[p];
+    if (list.length === 0) return;
+    let w = 0;
+    for (const e of list) {
+      if (e.deadline > now) { list[w++] = e; continue; }
+      this.forget(e);
+      this.s.count(e.kind === HoldKind.PENDING ? C.AMBIGUOUS : C.HOLD_EXPIRED);
+      this.s.services?.releaseWith(e.handle, Verdict.DROP);
+    }
+    list.length = w;
+  }
+
+  // ---------------------------------------------------------------- SA-creating IKE exchanges
+
+  /**
+   * An SA-creating IKE message (IKEv2 IKE_AUTH / CREATE_CHILD_SA, IKEv1 Quick Mode) between the host of
+   * IKE record `ike` and its server, either direction. Counts the exchange once and runs the window
+   * rules; false when the message was held or dropped (the decision says which).
+   */
+  exchange(ike: number, fromHost: boolean, version: number, exch: number, flags: number, msgid: number,
+    d: Decision, now: number): boolean {
+    const sas = this.s.sas;
+    const l = this.linkOf(sas.server[ike], sas.host[ike], sas.pub[ike]);
+    const p = this.linkPeer[l];
+    const t = this.turnOf(p, now);
+    if (t !== Turn.NONE && this.turnLink[p] !== l) {
+      this.hold(p, sas.host[ike], HoldKind.EXCHANGE, `${ike}:${msgid}:${fromHost ? 1 : 0}`, d, now);
+      return false;
+    }
+    const isResponse = version === 2 ? (flags & IKEV2_F_RESPONSE) !== 0 : false;
+    if (t === Turn.WINDOW) {
+      // The other side's message of the exchange ends the wait for it; the window then lasts only
+      // as long as the server's first packet on the new SA may take.
+      const answer = version === 2 ? isResponse : fromHost !== this.turnFromHost[p];
+      if (answer && !this.turnSettled[p]) {
+        this.turnSettled[p] = true;
+        this.turnDeadline[p] = Math.min(this.turnDeadline[p], now + this.t.window_settle_ms);
+      }
+    }
+    const counted = this.count(ike, fromHost, version, exch, isResponse, msgid);
+    if (counted) { this.setDebt(l, this.linkDebt[l] + 1); this.s.count(C.DEBT_COUNTED); }
+    if (t === Turn.NONE && counted) {
+      // A window only helps while this host is the only one owed: then whatever new SPI the server
+      // uses next is its own, and holding the others keeps it so for one exchange.
+      if (this.peerDebtors[p] > 1) this.s.count(C.WINDOW_SKIPPED);
+      else if (this.turns >= this.s.cfg.limits.max_windows) this.s.count(C.WINDOW_CAP);
+      else {
+        this.startTurn(p, Turn.WINDOW, l, now, now + this.t.window_max_ms);
+        this.turnFromHost[p] = fromHost;
+        this.s.count(C.WINDOW_OPENED);
+      }
+    }
+    return true;
+  }
+
+  /** True when this message starts an SA-creating exchange not counted before (retransmissions are not). */
+  private count(ike: number, fromHost: boolean, version: number, exch: number, isResponse: boolean, msgid: number): boolean {
+    const sas = this.s.sas;
+    if (version === 2) {
+      if (isResponse) return false;
+      if (exch === IKEV2_IKE_AUTH) {
+        // EAP runs several IKE_AUTH rounds; the CHILD_SA comes with the last: count the IKE SA once.
+        if (sas.flags[ike] & 8) return false;
+        sas.flags[ike] |= 8;
+        return true;
+      }
+      const m = (msgid >>> 0) + 1;
+      if (fromHost) { if (m <= sas.m1[ike]) return false; sas.m1[ike] = m; }
+      else { if (m <= sas.m2[ike]) return false; sas.m2[ike] = m; }
+      return true;
+    }
+    // IKEv1 Quick Mode: random message IDs, three messages each; remember the last two.
+    const m = msgid >>> 0;
+    if (m === sas.m1[ike] || m === sas.m2[ike]) return false;
+    sas.m2[ike] = sas.m1[ike];
+    sas.m1[ike] = m;
+    return true;
+  }
+
+  // ---------------------------------------------------------------- outbound ESP: probes
+
+  /**
+   * An outbound ESP packet on record `id` (created just now when `isNew`). A first packet on an SA
+   * with no known inbound partner, from a host that is owed one while others are too, starts a probe
+   * (or waits behind another host's turn). False when held or dropped.
+   */
+  outboundEsp(id: number, isNew: boolean, d: Decision, now: number): boolean {
+    const sas = this.s.sas;
+    if (sas.pair[id] >= 0) return true;
+    const l = this.link(sas.server[id], sas.host[id], sas.pub[id]);
+    if (l < 0) return true;
+    if (isNew) {
+      this.pairIfOne(l);
+      if (sas.pair[id] >= 0) return true;
+      if (this.linkDebt[l] === 0 && this.unpaired(this.linkIn[l]) === 0) {
+        // A new SA the server chose for this host: the host chose one for the server too.
+        this.setDebt(l, 1);
+        this.s.count(C.DEBT_OUTBOUND);
+        this.recheck(this.linkPeer[l], now);
+      }
+    }
+    if (this.linkDebt[l] === 0) return true;
+    const p = this.linkPeer[l];
+    if (this.peerDebtors[p] === 1) return true; // the only host owed: elimination will place its SPI
+    const t = this.turnOf(p, now);
+    if (t !== Turn.NONE) {
+      if (this.turnLink[p] === l) return true;
+      if (this.hold(p, sas.host[id], HoldKind.FIRST_ESP, '', d, now)) this.s.count(C.PROBE_HELD);
+      return false;
+    }
+    if (now < this.linkProbeAfter[l]) return true;
+    if (this.turns >= this.s.cfg.limits.max_windows) { this.s.count(C.WINDOW_CAP); return true; }
+    this.startTurn(p, Turn.PROBE, l, now, now + this.t.probe_ms);
+    this.turnOut[p] = id;
+    this.s.count(C.PROBE_STARTED);
+    return true;
+  }
+
+  // ---------------------------------------------------------------- inbound: unknown SPIs
+
+  /**
+   * Who owns an unknown inbound SPI (ESP: a = SPI; IKE: a/b = initiator SPI, rh/rl = responder SPI):
+   * a new record id, HELD (ambiguous, the decision says HOLD), or a refusal(counter).
+   */
+  inbound(kind: SaKind, pub: number, server: number, a: number, b: number, rh: number, rl: number,
+    d: Decision, now: number): number {
+    const p = this.peer(server, pub);
+    if (p < 0) return refusal(C.UNKNOWN);
+    // Nobody owed and nothing waiting: refuse before building anything (floods of random SPIs).
+    if (this.peerDebtors[p] === 0 && this.pending[p] === null) return refusal(kind === SaKind.IKE ? C.UNKNOWN_IKE : C.UNKNOWN);
+    const key = kind === SaKind.IKE ? `i${a}:${b}` : `e${a}`;
+    const pend = this.pending[p]?.get(key);
+    const prev = pend ? pend.last : 0;
+    if (pend) { pend.last = now; pend.packets++; }
+    const t = this.turnOf(p, now);
+    let owner = -1;
+    let via = Via.ELIMINATION;
+    if (kind === SaKind.ESP_IN && t === Turn.PROBE && this.linkDebt[this.turnLink[p]] > 0) {
+      // The reply to the probe: the first SPI the server starts using after it, or one that had
+      // been quiet for a probe's length before it.
+      if (!pend || prev <= this.turnStart[p] - this.t.probe_ms) { owner = this.turnLink[p]; via = Via.REPLY; }
+    }
+    if (owner < 0) {
+      const l = this.soleDebtor(p);
+      const waiting = (this.pending[p]?.size ?? 0) + (pend ? 0 : 1);
+      if (l >= 0 && waiting <= this.linkDebt[l]) {
+        owner = l;
+        via = t === Turn.WINDOW && this.turnLink[p] === l ? Via.WINDOW : Via.ELIMINATION;
+      }
+    }
+    if (owner < 0) {
+      if (this.peerDebtors[p] === 0 && !pend) return refusal(kind === SaKind.IKE ? C.UNKNOWN_IKE : C.UNKNOWN);
+      return this.holdPending(p, key, pend, kind, a, b, rh, rl, d, now);
+    }
+    return this.assign(owner, kind, a, b, rh, rl, via, now);
+  }
+
+  private holdPending(p: number, key: string, pend: Pending | undefined, kind: SaKind, a: number, b: number,
+    rh: number, rl: number, d: Decision, now: number): number {
+    if (!pend) {
+      let m = this.pending[p];
+      if (!m) { m = new Map(); this.pending[p] = m; }
+      if (m.size >= this.s.cfg.limits.max_pending) { this.s.drop(d, C.PENDING_CAP); return HELD; }
+      pend = { kind, a, b, rh, rl, first: now, last: now, packets: 1 };
+      m.set(key, pend);
+      this.busy.add(p);
+    }
+    let n = 0;
+    for (const e of this.held[p]) if (e.kind === HoldKind.PENDING && e.key === key) n++;
+    if (n >= HELD_PER_PENDING) { this.s.drop(d, C.AMBIGUOUS); return HELD; }
+    if (this.hold(p, 0, HoldKind.PENDING, key, d, now)) this.s.count(C.PENDING_HELD);
+    return HELD;
+  }
+
+  /** Creates the inbound record for link l's host, settles one owed SA, resolves what waited on it. */
+  private assign(l: number, kind: SaKind, a: number, b: number, rh: number, rl: number, via: Via, now: number): number {
+    const s = this.s;
+    const p = this.linkPeer[l];
+    const pub = this.linkPub[l];
+    const h = s.host(this.linkHost[l], now);
+    if (h < 0) return refusal(C.HOST_CAP);
+    if (s.hosts.pub[h] !== pub) return refusal(C.UNKNOWN); // binding changed since; never route across publics
+    const id = s.addSa(kind, pub, this.peerServer[p], h, a, b, F_LEARNED, now, false);
+    if (id < 0) return id;
+    const sas = s.sas;
+    sas.rh[id] = rh;
+    sas.rl[id] = rl;
+    sas.via[id] = via;
+    s.journalPut(id);
+    this.setDebt(l, this.linkDebt[l] - 1);
+    s.count(via === Via.REPLY ? C.LEARNED_REPLY : via === Via.WINDOW ? C.WINDOW_LEARNED : C.LEARNED_ELIMINATION);
+    if (kind === SaKind.ESP_IN) {
+      const y = via === Via.REPLY ? this.turnOut[p] : -1;
+      if (y >= 0 && sas.kind[y] === SaKind.ESP_OUT && sas.pair[y] < 0 && sas.host[y] === this.linkHost[l]) {
+        sas.pair[id] = y;
+        sas.pair[y] = id;
+      } else this.pairIfOne(l);
+    }
+    this.resolvePending(p, kind === SaKind.IKE ? `i${a}:${b}` : `e${a}`);
+    if (via === Via.REPLY) this.endTurn(p, true, now);
+    else if (this.turn[p] === Turn.WINDOW && this.turnLink[p] === l && this.linkDebt[l] === 0) this.endTurn(p, true, now);
+    this.recheck(p, now);
+    return id;
+  }
+
+  /** Releases the packets that waited on an ambiguous SPI (they run again and find its record). */
+  private resolvePending(p: number, key: string): void {
+    const m = this.pending[p];
+    if (!m || !m.delete(key)) return;
+    this.s.count(C.PENDING_RESOLVED);
+    const list = this.held[p];
+    let w = 0;
+    for (const e of list) {
+      if (e.kind !== HoldKind.PENDING || e.key !== key) { list[w++] = e; continue; }
+      this.forget(e);
+      this.s.count(C.RELEASED);
+      this.s.services?.release(e.handle);
+    }
+    list.length = w;
+  }
+
+  /** Elimination after the books changed: ambiguous SPIs go to the only host still owed, if it is owed enough. */
+  recheck(p: number, now: number): void {
+    const m = this.pending[p];
+    if (!m || m.size === 0) return;
+    const l = this.soleDebtor(p);
+    if (l < 0 || m.size > this.linkDebt[l]) return;
+    const waiting = [...m.values()].sort((x, y) => x.first - y.first);
+    for (const e of waiting) {
+      if (this.linkDebt[l] <= 0) break;
+      const id = this.assign(l, e.kind, e.a, e.b, e.rh, e.rl, Via.ELIMINATION, now);
+      if (id < 0) break;
+    }
+  }
+
+  /**
+   * The host spoke first on an IKE SA rekeyed inside encrypted payload (record `ike`, both SPIs seen
+   * in cleartext): one owed SA settled exactly, and the server's messages waiting on it go through.
+   */
+  outboundIke(ike: number, now: number): void {
+    const sas = this.s.sas;
+    const l = this.link(sas.server[ike], sas.host[ike], sas.pub[ike]);
+    if (l < 0) return;
+    const p = this.linkPeer[l];
+    sas.via[ike] = Via.OUTBOUND;
+    if (this.linkDebt[l] > 0) { this.setDebt(l, this.linkDebt[l] - 1); this.s.count(C.LEARNED_OUTBOUND); }
+    this.resolvePending(p, `i${sas.a[ike]}:${sas.b[ike]}`);
+    if (this.turn[p] === Turn.WINDOW && this.turnLink[p] === l && this.linkDebt[l] === 0) this.endTurn(p, true, now);
+    this.recheck(p, now);
+  }
+
+  /** An operator pinned record `id` (an inbound ESP SPI) to its host: it settles one owed SA. */
+  pinned(id: number, now: number): void {
+    const sas = this.s.sas;
+    const l = this.link(sas.server[id], sas.host[id], sas.pub[id]);
+    if (l < 0) return;
+    if (this.linkDebt[l] > 0) this.setDebt(l, this.linkDebt[l] - 1);
+    this.resolvePending(this.linkPeer[l], `e${sas.a[id]}`);
+    this.pairIfOne(l);
+    this.recheck(this.linkPeer[l], now);
+  }
+
+  /** Ends turns past their deadline, drops held packets past theirs, forgets quiet ambiguous SPIs. */
+  tick(now: number): void {
+    const idle = this.t.pending_idle_s * 1000;
+    for (const p of this.busy) {
+      this.turnOf(p, now);
+      this.dropExpired(p, now);
+      const m = this.pending[p];
+      if (m) {
+        for (const [key, e] of m) {
+          if (now - e.last > idle) { m.delete(key); this.s.count(C.PENDING_EXPIRED); }
+        }
+        if (m.size === 0) this.pending[p] = null;
+      }
+      if (this.turn[p] === Turn.NONE && this.held[p].length === 0 && !this.pending[p]) this.busy.delete(p);
+    }
+  }
+
+  /** Drops everything held (shutdown): a held packet never leaves untranslated. */
+  dropAllHeld(): void {
+    for (let p = 0; p < this.held.length; p++) {
+      for (const e of this.held[p]) { this.forget(e); this.s.services?.releaseWith(e.handle, Verdict.DROP); }
+      this.held[p] = [];
+    }
+  }
+
+  /** Pending SPIs of a peer (listing). */
+  pendingOf(p: number): Pending[] {
+    return [...(this.pending[p]?.values() ?? [])];
+  }
+
+  heldOf(p: number): number {
+    return this.held[p].length;
+  }
+}
