@@ -97,7 +97,8 @@ export async function natDemo(lab: Lab, say: (s: string) => void = (s) => proces
     say('  all 4 clients start IKE_SA_INIT + IKE_AUTH at the same instant, then 20 ESP packets each');
     table(via, say);
     const held = (await sl.counter('nat.held'));
-    say(`  learning windows: ${await sl.counter('nat.window_learned')} learned, ${held} IKE messages held while another host's window was open`);
+    const [win, reply, elim] = await Promise.all(['nat.window_learned', 'nat.learned_reply', 'nat.learned_elimination'].map((c) => sl.counter(c)));
+    say(`  inbound SPIs learned: ${win} in a window, ${reply} as a probe's reply, ${elim} by elimination; ${held} packets held meanwhile (docs/nat.md)`);
     say('\n$ sluice sa');
     const r = await gw.exec([process.execPath, SLUICE_MAIN, 'sa', '-s', sl.socket], { allowFail: true });
     say((r.stdout || r.stderr).replace(/\n$/, ''));

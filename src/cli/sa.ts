@@ -1,14 +1,18 @@
 /** `sluice sa`: the NAT stage's mappings, and pins, through the control socket. */
 import { controlRequest } from '../control/client';
-import { formatSaTable, type SaListEntry } from '../nat';
+import { formatLearning, formatSaTable, type LearningEntry, type SaListEntry } from '../nat';
 import { parse, socketOptions, socketPath, UsageError } from './args';
 
 const HELP = `Usage: sluice sa [-c FILE | -s SOCKET] [--json]    list ESP/IKE NAT mappings
   sluice sa pin --host H --server S --spi X         route inbound ESP SPI X from server S to host H
   sluice sa unpin --server S --spi X                remove a pin
+  sluice sa learning [--json]                       per public address and server: the learning turn
+                                                    running, packets held, hosts still owed an SA,
+                                                    and inbound SPIs that are still ambiguous
 
 The list shows, per LAN host: its public address, the server, IKE SPIs, ESP SPIs in and out,
-packets, bytes, age and idle time (like swanctl --list-sas). SPIs are hex (0x...) or decimal.
+packets, bytes, age and idle time (like swanctl --list-sas), and how each inbound SPI was learned
+(window, reply, elimination, outbound; docs/nat.md). SPIs are hex (0x...) or decimal.
 `;
 
 export async function saCommand(argv: string[]): Promise<number> {
@@ -23,6 +27,11 @@ export async function saCommand(argv: string[]): Promise<number> {
     const args: Record<string, unknown> = { host, server, spi, public: a.values.public };
     const r = await controlRequest(path, { cmd: 'stage', stage: 'nat', name: `sa-${sub}`, args });
     process.stdout.write(`${typeof r === 'string' ? r : JSON.stringify(r)}\n`);
+    return 0;
+  }
+  if (sub === 'learning') {
+    const r = await controlRequest(path, { cmd: 'stage', stage: 'nat', name: 'sa-learning', args: {} });
+    process.stdout.write(a.values.json ? `${JSON.stringify(r, null, 2)}\n` : formatLearning(r as LearningEntry[]));
     return 0;
   }
   if (sub !== 'list') throw new UsageError(`unknown sa subcommand "${sub}"\n\n${HELP}`);

@@ -98,10 +98,10 @@ export function natCommand(stage: NatStage, name: string, args: Record<string, u
       return saList(stage, args);
     case 'sa-learning':
     case 'sa-windows': {
+      const out: LearningEntry[] = [];
       // Per (public, server): the running learning turn, held packets, hosts still owed SAs, ambiguous SPIs.
       const now = s.services?.now() ?? 0;
       const L = s.learning;
-      const out = [];
       for (let p = 0; p < L.peerServer.length; p++) {
         const t = L.turnOf(p, now);
         const owed = L.peerLinks[p].filter((l) => L.linkDebt[l] > 0)
@@ -165,6 +165,30 @@ export function natCommand(stage: NatStage, name: string, args: Record<string, u
     default:
       throw new Error(`unknown NAT command ${name} (sa-list, sa-learning, sa-pin, sa-unpin)`);
   }
+}
+
+/** One (public, server) in `sa-learning`. */
+export interface LearningEntry {
+  public: string;
+  server: string;
+  turn: { kind: string; host: string; ends_in_ms: number } | null;
+  held: number;
+  owed: { host: string; owed: number }[];
+  pending: { spi: string; kind: string; packets: number; age_ms: number }[];
+}
+
+/** `sa-learning` for a terminal: one line per (public, server) with anything going on. */
+export function formatLearning(entries: LearningEntry[]): string {
+  const busy = entries.filter((e) => e.turn || e.held || e.owed.length || e.pending.length);
+  if (busy.length === 0) return `nothing to learn (${entries.length} public/server pairs known)\n`;
+  return busy.map((e) => {
+    const parts = [`${e.public} -> ${e.server}:`];
+    parts.push(e.turn ? `${e.turn.kind} for ${e.turn.host} (${e.turn.ends_in_ms} ms left)` : 'no turn');
+    parts.push(`held ${e.held}`);
+    parts.push(`owed ${e.owed.length ? e.owed.map((o) => `${o.host}×${o.owed}`).join(' ') : '-'}`);
+    parts.push(`ambiguous ${e.pending.length ? e.pending.map((p) => `${p.kind} ${p.spi} (${p.packets} pkts, ${p.age_ms} ms)`).join(' ') : '-'}`);
+    return parts.join('  ');
+  }).join('\n') + '\n';
 }
 
 /** `sa-list` as a terminal table, one line per SA (what `sluice sa` prints without --json). */

@@ -17,50 +17,17 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { labSkipReason, sleep, until } from '../../src/lab/lab';
 import type { SluiceProcess as SluiceProcessT } from '../../src/lab/sluice';
 import {
-  applyNatRules, natSection, natTopo, natYaml, runClients, serverResult, startServer, summary, type NatTopo,
+  natTopo, nonZero, runClients, serverResult, sluiceSkip, startServer, startSluice, summary, type NatTopo,
 } from './fixtures/nat-lab';
 
 const N = 4;
 const COUNT = 20;
 
-/** Why sluice cannot run its NAT here (root, build, CLI wiring). */
-function sluiceSkip(): string | false {
-  const lab = labSkipReason();
-  if (lab) return lab;
-  if (!existsSync(resolve(__dirname, '../../src/cli/main.js'))) return 'dist/src/cli/main.js missing (build first)';
-  if (!existsSync(resolve(__dirname, '../../src/io/nfqueue.js'))) return 'NFQUEUE binding (src/io/nfqueue) not built yet';
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const p = require(resolve(__dirname, '../../src/cli/pipeline.js')) as { AREAS: { key: string }[] };
-    if (!p.AREAS.some((a) => a.key === 'nat')) return 'the CLI pipeline does not build the nat stage (src/cli/pipeline.ts AREAS)';
-  } catch (e) {
-    return `CLI pipeline not loadable: ${(e as Error).message}`;
-  }
-  return false;
-}
-
-async function startSluice(tp: NatTopo, diag: (s: string) => void, extra: Record<string, unknown> = {}): Promise<{ sl: SluiceProcessT; yaml: string }> {
-  const { SluiceProcess } = await import('../../src/lab/sluice');
-  const nat = natSection(tp.lab, extra);
-  const yaml = natYaml(nat);
-  const file = SluiceProcess.write(tp.lab, 'rules.yaml', yaml);
-  diag(`kernel rules from ${await applyNatRules(tp.gw, nat, file)}`);
-  return { sl: await SluiceProcess.start(tp.lab, tp.gw, yaml), yaml };
-}
-
 type SaList = { host: string; esp_in: { spi: string; packets: number; bytes: number }[]; esp_out: { spi: string; packets: number; bytes: number }[]; ike: unknown[] }[];
 const saList = async (sl: SluiceProcessT): Promise<SaList> => await sl.request('stage', { stage: 'nat', name: 'sa-list', args: {} }) as SaList;
-
-/** Non-zero nat.* and engine drop counters, for diagnostics. */
-async function nonZero(sl: SluiceProcessT): Promise<string> {
-  const st = await sl.stats();
-  return st.counters.filter((c) => c.value !== 0 && (c.name.startsWith('nat.') || c.name.startsWith('engine.'))).map((c) => `${c.name}=${c.value}`).join(' ');
-}
 
 /** Lines tcpdump prints on the gateway's WAN side for a filter (started before, read after). */
 async function capture(tp: NatTopo, filter: string) {
