@@ -17,18 +17,16 @@
  * opened only when it keeps that property, and lasts only until the response plus window_settle_ms.
  */
 import { SaKind, Via, F_LEARNED } from './table';
-import { KeyIndex } from './keyindex';
 import { C, refusal } from './counters';
-import { Verdict, type Decision } from '../engine/stage';
+import type { Decision } from '../engine/stage';
 import type { NatState } from './state';
+import { Books } from './books';
+import { HoldKind, NatHolds } from './held';
 
 export const enum Turn { NONE = 0, WINDOW = 1, PROBE = 2 }
-const enum HoldKind { EXCHANGE = 0, FIRST_ESP = 1, PENDING = 2 }
 
 /** Returned by Learning.inbound() when the packet was held as ambiguous (the decision says HOLD). */
 export const HELD = refusal(C.HELD);
-
-interface HeldEntry { handle: number; host: number; kind: HoldKind; key: string; deadline: number }
 
 /** An inbound SPI that several hosts may own; its packets wait here. */
 export interface Pending {
@@ -42,17 +40,8 @@ const HELD_PER_PENDING = 16;
 const IKEV2_IKE_AUTH = 35;
 const IKEV2_F_RESPONSE = 0x20;
 const MAX_PROBE_BACKOFF = 6;
-/** Held packets get the engine's timeout this much after ours, so ours (a counted drop) comes first. */
-const ENGINE_SLACK_MS = 1000;
 
-export class Learning {
-  // ---- peers: (server, pub) ----
-  private readonly peers = new KeyIndex(256);
-  peerServer: number[] = [];
-  peerPub: number[] = [];
-  /** Links (host ↔ server) of each peer, and how many of them are owed an SA. */
-  peerLinks: number[][] = [];
-  peerDebtors: number[] = [];
+export class Learning extends Books {
   turn: Turn[] = [];
   turnLink: number[] = [];
   turnStart: number[] = [];
@@ -62,163 +51,31 @@ export class Learning {
   turnSettled: boolean[] = [];
   /** Probe: the outbound ESP record whose first packet started it. */
   turnOut: number[] = [];
-  held: HeldEntry[][] = [];
   pending: (Map<string, Pending> | null)[] = [];
   /** Peers with a turn, held packets or pending SPIs (what tick() visits). */
   private readonly busy = new Set<number>();
   turns = 0;
-  heldCount = 0;
-  private readonly heldPerHost = new Map<number, number>();
-  private readonly heldPeer = new Map<number, number>();
+  readonly held: NatHolds;
 
-  // ---- links: (server, host, pub) ----
-  private readonly links = new KeyIndex(256);
-  linkServer: number[] = [];
-  linkHost: number[] = [];
-  linkPub: number[] = [];
-  linkPeer: number[] = [];
-  linkDebt: number[] = [];
-  linkIke: number[] = [];
-  linkIn: number[][] = [];
-  linkOut: number[][] = [];
-  linkProbeAfter: number[] = [];
-  linkProbeFails: number[] = [];
-  private readonly freeLinks: number[] = [];
-
-  constructor(private readonly s: NatState) {}
-
-  private get t() { return this.s.cfg.timeouts; }
-
-  // ---------------------------------------------------------------- peers and links
-
-  peer(server: number, pub: number): number {
-    return this.peers.get(server, pub, 0, 0);
+  constructor(s: NatState) {
+    super(s);
+    this.held = new NatHolds(s);
   }
 
-  private peerOf(server: number, pub: number): number {
-    let p = this.peers.get(server, pub, 0, 0);
-    if (p >= 0) return p;
-    p = this.peerServer.length;
-    this.peerServer.push(server); this.peerPub.push(pub); this.peerLinks.push([]); this.peerDebtors.push(0);
+  get heldCount(): number { return this.held.count; }
+
+  protected peerAdded(): void {
     this.turn.push(Turn.NONE); this.turnLink.push(-1); this.turnStart.push(0); this.turnDeadline.push(0);
     this.turnFromHost.push(false); this.turnSettled.push(false); this.turnOut.push(-1);
-    this.held.push([]); this.pending.push(null);
-    this.peers.set(server, pub, 0, 0, p);
-    return p;
+    this.pending.push(null);
   }
 
-  link(server: number, host: number, pub: number): number {
-    return this.links.get(server, host, pub, 0);
-  }
-
-  private linkOf(server: number, host: number, pub: number): number {
-    let l = this.links.get(server, host, pub, 0);
-    if (l >= 0) return l;
-    const p = this.peerOf(server, pub);
-    l = this.freeLinks.pop() ?? this.linkServer.length;
-    this.linkServer[l] = server; this.linkHost[l] = host; this.linkPub[l] = pub; this.linkPeer[l] = p;
-    this.linkDebt[l] = 0; this.linkIke[l] = 0; this.linkIn[l] = []; this.linkOut[l] = [];
-    this.linkProbeAfter[l] = 0; this.linkProbeFails[l] = 0;
-    this.links.set(server, host, pub, 0, l);
-    this.peerLinks[p].push(l);
-    return l;
-  }
-
-  private freeLinkIfEmpty(l: number): void {
-    if (this.linkIke[l] > 0 || this.linkIn[l].length > 0 || this.linkOut[l].length > 0 || this.linkDebt[l] > 0) return;
+  protected linkBusy(l: number): boolean {
     const p = this.linkPeer[l];
-    if (this.turnLink[p] === l && this.turn[p] !== Turn.NONE) return;
-    this.links.delete(this.linkServer[l], this.linkHost[l], this.linkPub[l], 0);
-    const list = this.peerLinks[p];
-    const i = list.indexOf(l);
-    if (i >= 0) { list[i] = list[list.length - 1]; list.pop(); }
-    this.linkPeer[l] = -1;
-    this.freeLinks.push(l);
+    return this.turnLink[p] === l && this.turn[p] !== Turn.NONE;
   }
 
-  private setDebt(l: number, n: number): void {
-    const p = this.linkPeer[l];
-    const was = this.linkDebt[l];
-    n = Math.max(0, Math.min(n, this.s.cfg.limits.max_sas_per_host));
-    if ((was > 0) !== (n > 0)) this.peerDebtors[p] += n > 0 ? 1 : -1;
-    this.linkDebt[l] = n;
-  }
-
-  /** The one link of the peer that is owed an SA, or -1 (none or several). */
-  private soleDebtor(p: number): number {
-    if (this.peerDebtors[p] !== 1) return -1;
-    for (const l of this.peerLinks[p]) if (this.linkDebt[l] > 0) return l;
-    return -1;
-  }
-
-  /** Owed SAs of one host toward a server (listing, tests). */
-  owed(server: number, host: number, pub: number): number {
-    const l = this.link(server, host, pub);
-    return l < 0 ? 0 : this.linkDebt[l];
-  }
-
-  // ---------------------------------------------------------------- record bookkeeping (from NatState)
-
-  recordAdded(id: number): void {
-    const sas = this.s.sas;
-    const l = this.linkOf(sas.server[id], sas.host[id], sas.pub[id]);
-    const k = sas.kind[id];
-    if (k === SaKind.IKE) this.linkIke[l]++;
-    else if (k === SaKind.ESP_IN) this.linkIn[l].push(id);
-    else if (k === SaKind.ESP_OUT) this.linkOut[l].push(id);
-  }
-
-  recordRemoved(id: number): void {
-    const sas = this.s.sas;
-    const l = this.link(sas.server[id], sas.host[id], sas.pub[id]);
-    const partner = sas.pair[id];
-    if (partner >= 0 && sas.pair[partner] === id) sas.pair[partner] = -1;
-    if (l < 0) return;
-    const k = sas.kind[id];
-    if (k === SaKind.IKE) {
-      if (--this.linkIke[l] <= 0) {
-        this.linkIke[l] = 0;
-        // The host's last IKE SA with this server is gone: nothing it negotiated can still be owed.
-        if (this.linkDebt[l] > 0) { this.setDebt(l, 0); this.s.count(C.DEBTS_CLEARED); this.recheck(this.linkPeer[l], this.s.now()); }
-      }
-    } else {
-      const list = k === SaKind.ESP_IN ? this.linkIn[l] : this.linkOut[l];
-      const i = list.indexOf(id);
-      if (i >= 0) { list[i] = list[list.length - 1]; list.pop(); }
-    }
-    this.freeLinkIfEmpty(l);
-  }
-
-  private unpaired(list: number[]): number {
-    const pair = this.s.sas.pair;
-    let n = 0;
-    for (const id of list) if (pair[id] < 0) n++;
-    return n;
-  }
-
-  private firstUnpaired(list: number[]): number {
-    const pair = this.s.sas.pair;
-    for (const id of list) if (pair[id] < 0) return id;
-    return -1;
-  }
-
-  /** Pairs the two directions of one CHILD_SA when the link leaves no doubt which records they are. */
-  private pairIfOne(l: number): void {
-    if (this.unpaired(this.linkIn[l]) !== 1 || this.unpaired(this.linkOut[l]) !== 1) return;
-    const x = this.firstUnpaired(this.linkIn[l]);
-    const y = this.firstUnpaired(this.linkOut[l]);
-    this.s.sas.pair[x] = y;
-    this.s.sas.pair[y] = x;
-  }
-
-  /** After a journal replay: a host with an IKE SA but no inbound ESP was owed one when we stopped. */
-  afterRestore(): void {
-    for (let l = 0; l < this.linkServer.length; l++) {
-      if (this.linkPeer[l] < 0) continue;
-      if (this.linkIke[l] > 0 && this.linkIn[l].length === 0 && this.linkDebt[l] === 0) this.setDebt(l, 1);
-      this.pairIfOne(l);
-    }
-  }
+  private get t() { return this.s.cfg.timeouts; }
 
   // ---------------------------------------------------------------- turns
 
@@ -267,93 +124,17 @@ export class Learning {
 
   /** Lets every packet held behind a turn run again (in arrival order: the first takes the next turn). */
   private releaseWaiting(p: number): void {
-    const list = this.held[p];
-    if (list.length === 0) return;
-    const keep: HeldEntry[] = [];
-    for (const e of list) {
-      if (e.kind === HoldKind.PENDING) { keep.push(e); continue; }
-      this.forget(e);
-      this.s.count(C.RELEASED);
-      this.s.services?.release(e.handle);
-    }
-    this.held[p] = keep;
+    this.held.release(p, (e) => e.kind !== HoldKind.PENDING);
   }
 
-  // ---------------------------------------------------------------- holds
-
   private hold(p: number, host: number, kind: HoldKind, key: string, d: Decision, now: number): boolean {
-    const lim = this.s.cfg.limits;
-    const list = this.held[p];
-    if (kind === HoldKind.EXCHANGE) {
-      // A retransmission takes its held copy's place (and keeps its place in line).
-      for (const e of list) {
-        if (e.kind !== HoldKind.EXCHANGE || e.key !== key || e.host !== host) continue;
-        const handle = this.engineHold(kind);
-        if (handle < 0) { this.s.drop(d, C.HOLD_CAP); return false; }
-        this.heldPeer.delete(e.handle);
-        this.s.services?.releaseWith(e.handle, Verdict.DROP);
-        e.handle = handle;
-        e.deadline = now + this.t.hold_ms;
-        this.heldPeer.set(handle, p);
-        this.s.count(C.HOLD_REPLACED);
-        d.verdict = Verdict.HOLD;
-        return true;
-      }
-    }
-    if (this.heldCount >= lim.max_held) { this.s.drop(d, C.HOLD_CAP); return false; }
-    if (list.length >= lim.max_held_per_server) { this.s.drop(d, C.HOLD_PEER_CAP); return false; }
-    const perHost = this.heldPerHost.get(host) ?? 0;
-    if (host !== 0 && perHost >= lim.max_held_per_host) { this.s.drop(d, C.HOLD_HOST_CAP); return false; }
-    const handle = this.engineHold(kind);
-    if (handle < 0) { this.s.drop(d, C.HOLD_CAP); return false; }
-    const deadline = now + (kind === HoldKind.PENDING ? this.t.pending_hold_ms : this.t.hold_ms);
-    list.push({ handle, host, kind, key, deadline });
-    this.heldPeer.set(handle, p);
-    this.heldCount++;
-    if (host !== 0) this.heldPerHost.set(host, perHost + 1);
+    if (!this.held.hold(p, host, kind, key, d, now)) return false;
     this.busy.add(p);
-    this.s.count(C.HELD);
-    d.verdict = Verdict.HOLD;
     return true;
   }
 
-  private engineHold(kind: HoldKind): number {
-    const ms = (kind === HoldKind.PENDING ? this.t.pending_hold_ms : this.t.hold_ms) + ENGINE_SLACK_MS;
-    return this.s.services ? this.s.services.hold(ms) : -1;
-  }
-
-  private forget(e: HeldEntry): void {
-    this.heldPeer.delete(e.handle);
-    this.heldCount--;
-    if (e.host !== 0) {
-      const n = (this.heldPerHost.get(e.host) ?? 1) - 1;
-      if (n <= 0) this.heldPerHost.delete(e.host); else this.heldPerHost.set(e.host, n);
-    }
-  }
-
-  /** The engine timed a held packet out before we did (it already applied its verdict). */
   onHoldExpired(handle: number): void {
-    const p = this.heldPeer.get(handle);
-    if (p === undefined) return;
-    const list = this.held[p];
-    const i = list.findIndex((e) => e.handle === handle);
-    if (i < 0) return;
-    this.forget(list[i]);
-    list.splice(i, 1);
-    this.s.count(C.HOLD_EXPIRED);
-  }
-
-  private dropExpired(p: number, now: number): void {
-    const list = this.held[p];
-    if (list.length === 0) return;
-    let w = 0;
-    for (const e of list) {
-      if (e.deadline > now) { list[w++] = e; continue; }
-      this.forget(e);
-      this.s.count(e.kind === HoldKind.PENDING ? C.AMBIGUOUS : C.HOLD_EXPIRED);
-      this.s.services?.releaseWith(e.handle, Verdict.DROP);
-    }
-    list.length = w;
+    this.held.onExpired(handle);
   }
 
   // ---------------------------------------------------------------- SA-creating IKE exchanges
@@ -511,9 +292,7 @@ export class Learning {
       m.set(key, pend);
       this.busy.add(p);
     }
-    let n = 0;
-    for (const e of this.held[p]) if (e.kind === HoldKind.PENDING && e.key === key) n++;
-    if (n >= HELD_PER_PENDING) { this.s.drop(d, C.AMBIGUOUS); return HELD; }
+    if (this.held.countKey(p, key) >= HELD_PER_PENDING) { this.s.drop(d, C.AMBIGUOUS); return HELD; }
     if (this.hold(p, 0, HoldKind.PENDING, key, d, now)) this.s.count(C.PENDING_HELD);
     return HELD;
   }
@@ -554,15 +333,7 @@ export class Learning {
     const m = this.pending[p];
     if (!m || !m.delete(key)) return;
     this.s.count(C.PENDING_RESOLVED);
-    const list = this.held[p];
-    let w = 0;
-    for (const e of list) {
-      if (e.kind !== HoldKind.PENDING || e.key !== key) { list[w++] = e; continue; }
-      this.forget(e);
-      this.s.count(C.RELEASED);
-      this.s.services?.release(e.handle);
-    }
-    list.length = w;
+    this.held.release(p, (e) => e.kind === HoldKind.PENDING && e.key === key);
   }
 
   /** Elimination after the books changed: ambiguous SPIs go to the only host still owed, if it is owed enough. */
@@ -611,7 +382,7 @@ export class Learning {
     const idle = this.t.pending_idle_s * 1000;
     for (const p of this.busy) {
       this.turnOf(p, now);
-      this.dropExpired(p, now);
+      this.held.dropExpired(p, now);
       const m = this.pending[p];
       if (m) {
         for (const [key, e] of m) {
@@ -619,16 +390,13 @@ export class Learning {
         }
         if (m.size === 0) this.pending[p] = null;
       }
-      if (this.turn[p] === Turn.NONE && this.held[p].length === 0 && !this.pending[p]) this.busy.delete(p);
+      if (this.turn[p] === Turn.NONE && this.held.size(p) === 0 && !this.pending[p]) this.busy.delete(p);
     }
   }
 
   /** Drops everything held (shutdown): a held packet never leaves untranslated. */
   dropAllHeld(): void {
-    for (let p = 0; p < this.held.length; p++) {
-      for (const e of this.held[p]) { this.forget(e); this.s.services?.releaseWith(e.handle, Verdict.DROP); }
-      this.held[p] = [];
-    }
+    this.held.dropAll();
   }
 
   /** Pending SPIs of a peer (listing). */
@@ -637,6 +405,6 @@ export class Learning {
   }
 
   heldOf(p: number): number {
-    return this.held[p].length;
+    return this.held.size(p);
   }
 }

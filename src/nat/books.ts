@@ -1,0 +1,168 @@
+/**
+ * The NAT's books per (public, server) "peer" and per (LAN host, server) "link": how many inbound SAs
+ * each host is owed (docs/nat.md, "The books"), its SA records by kind, and which inbound and
+ * outbound ESP records are the two directions of one CHILD_SA. Learning (learning.ts) builds on it.
+ */
+import { SaKind } from './table';
+import { KeyIndex } from './keyindex';
+import { C } from './counters';
+import type { NatState } from './state';
+
+export abstract class Books {
+  private readonly peers = new KeyIndex(256);
+  peerServer: number[] = [];
+  peerPub: number[] = [];
+  /** Links (host ↔ server) of each peer, and how many of them are owed an SA. */
+  peerLinks: number[][] = [];
+  peerDebtors: number[] = [];
+
+  // ---- links: (server, host, pub) ----
+  private readonly links = new KeyIndex(256);
+  linkServer: number[] = [];
+  linkHost: number[] = [];
+  linkPub: number[] = [];
+  linkPeer: number[] = [];
+  linkDebt: number[] = [];
+  linkIke: number[] = [];
+  linkIn: number[][] = [];
+  linkOut: number[][] = [];
+  linkProbeAfter: number[] = [];
+  linkProbeFails: number[] = [];
+  private readonly freeLinks: number[] = [];
+
+  constructor(protected readonly s: NatState) {}
+
+  /** A peer was created (the subclass sizes its per-peer state). */
+  protected abstract peerAdded(p: number): void;
+  /** True while link l must not be freed (its host holds the peer's learning turn). */
+  protected abstract linkBusy(l: number): boolean;
+  /** The books of peer p changed in a way that may place waiting SPIs. */
+  abstract recheck(p: number, now: number): void;
+
+  peer(server: number, pub: number): number {
+    return this.peers.get(server, pub, 0, 0);
+  }
+
+  protected peerOf(server: number, pub: number): number {
+    let p = this.peers.get(server, pub, 0, 0);
+    if (p >= 0) return p;
+    p = this.peerServer.length;
+    this.peerServer.push(server); this.peerPub.push(pub); this.peerLinks.push([]); this.peerDebtors.push(0);
+    this.peers.set(server, pub, 0, 0, p);
+    this.peerAdded(p);
+    return p;
+  }
+
+  link(server: number, host: number, pub: number): number {
+    return this.links.get(server, host, pub, 0);
+  }
+
+  protected linkOf(server: number, host: number, pub: number): number {
+    let l = this.links.get(server, host, pub, 0);
+    if (l >= 0) return l;
+    const p = this.peerOf(server, pub);
+    l = this.freeLinks.pop() ?? this.linkServer.length;
+    this.linkServer[l] = server; this.linkHost[l] = host; this.linkPub[l] = pub; this.linkPeer[l] = p;
+    this.linkDebt[l] = 0; this.linkIke[l] = 0; this.linkIn[l] = []; this.linkOut[l] = [];
+    this.linkProbeAfter[l] = 0; this.linkProbeFails[l] = 0;
+    this.links.set(server, host, pub, 0, l);
+    this.peerLinks[p].push(l);
+    return l;
+  }
+
+  protected freeLinkIfEmpty(l: number): void {
+    if (this.linkIke[l] > 0 || this.linkIn[l].length > 0 || this.linkOut[l].length > 0 || this.linkDebt[l] > 0) return;
+    const p = this.linkPeer[l];
+    if (this.linkBusy(l)) return;
+    this.links.delete(this.linkServer[l], this.linkHost[l], this.linkPub[l], 0);
+    const list = this.peerLinks[p];
+    const i = list.indexOf(l);
+    if (i >= 0) { list[i] = list[list.length - 1]; list.pop(); }
+    this.linkPeer[l] = -1;
+    this.freeLinks.push(l);
+  }
+
+  protected setDebt(l: number, n: number): void {
+    const p = this.linkPeer[l];
+    const was = this.linkDebt[l];
+    n = Math.max(0, Math.min(n, this.s.cfg.limits.max_sas_per_host));
+    if ((was > 0) !== (n > 0)) this.peerDebtors[p] += n > 0 ? 1 : -1;
+    this.linkDebt[l] = n;
+  }
+
+  /** The one link of the peer that is owed an SA, or -1 (none or several). */
+  protected soleDebtor(p: number): number {
+    if (this.peerDebtors[p] !== 1) return -1;
+    for (const l of this.peerLinks[p]) if (this.linkDebt[l] > 0) return l;
+    return -1;
+  }
+
+  /** Owed SAs of one host toward a server (listing, tests). */
+  owed(server: number, host: number, pub: number): number {
+    const l = this.link(server, host, pub);
+    return l < 0 ? 0 : this.linkDebt[l];
+  }
+
+  // ---------------------------------------------------------------- record bookkeeping (from NatState)
+
+  recordAdded(id: number): void {
+    const sas = this.s.sas;
+    const l = this.linkOf(sas.server[id], sas.host[id], sas.pub[id]);
+    const k = sas.kind[id];
+    if (k === SaKind.IKE) this.linkIke[l]++;
+    else if (k === SaKind.ESP_IN) this.linkIn[l].push(id);
+    else if (k === SaKind.ESP_OUT) this.linkOut[l].push(id);
+  }
+
+  recordRemoved(id: number): void {
+    const sas = this.s.sas;
+    const l = this.link(sas.server[id], sas.host[id], sas.pub[id]);
+    const partner = sas.pair[id];
+    if (partner >= 0 && sas.pair[partner] === id) sas.pair[partner] = -1;
+    if (l < 0) return;
+    const k = sas.kind[id];
+    if (k === SaKind.IKE) {
+      if (--this.linkIke[l] <= 0) {
+        this.linkIke[l] = 0;
+        // The host's last IKE SA with this server is gone: nothing it negotiated can still be owed.
+        if (this.linkDebt[l] > 0) { this.setDebt(l, 0); this.s.count(C.DEBTS_CLEARED); this.recheck(this.linkPeer[l], this.s.now()); }
+      }
+    } else {
+      const list = k === SaKind.ESP_IN ? this.linkIn[l] : this.linkOut[l];
+      const i = list.indexOf(id);
+      if (i >= 0) { list[i] = list[list.length - 1]; list.pop(); }
+    }
+    this.freeLinkIfEmpty(l);
+  }
+
+  protected unpaired(list: number[]): number {
+    const pair = this.s.sas.pair;
+    let n = 0;
+    for (const id of list) if (pair[id] < 0) n++;
+    return n;
+  }
+
+  protected firstUnpaired(list: number[]): number {
+    const pair = this.s.sas.pair;
+    for (const id of list) if (pair[id] < 0) return id;
+    return -1;
+  }
+
+  /** Pairs the two directions of one CHILD_SA when the link leaves no doubt which records they are. */
+  protected pairIfOne(l: number): void {
+    if (this.unpaired(this.linkIn[l]) !== 1 || this.unpaired(this.linkOut[l]) !== 1) return;
+    const x = this.firstUnpaired(this.linkIn[l]);
+    const y = this.firstUnpaired(this.linkOut[l]);
+    this.s.sas.pair[x] = y;
+    this.s.sas.pair[y] = x;
+  }
+
+  /** After a journal replay: a host with an IKE SA but no inbound ESP was owed one when we stopped. */
+  afterRestore(): void {
+    for (let l = 0; l < this.linkServer.length; l++) {
+      if (this.linkPeer[l] < 0) continue;
+      if (this.linkIke[l] > 0 && this.linkIn[l].length === 0 && this.linkDebt[l] === 0) this.setDebt(l, 1);
+      this.pairIfOne(l);
+    }
+  }
+}
