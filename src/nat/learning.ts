@@ -8,13 +8,14 @@
  * host's last IKE SA to that server idles out), so "only one host is owed anything" is a fact, never
  * a guess. An unknown inbound SPI from the server then gets exactly one owner:
  * 1. REPLY: a host sent its first packet on an outbound SA with no known partner (a probe), and this
- *    is the first new SPI the server used since (or an ambiguous one that was quiet before the probe).
+ *    is the first new SPI the server used since (or an ambiguous one that was quiet before the probe);
+ *    likewise the first new SPI after a window's exchange completed (WINDOW).
  * 2. ELIMINATION: exactly one host is owed, and no more unknown SPIs are waiting than it is owed.
  * 3. Otherwise it is ambiguous: its packets are held (bounded) until 1 or 2 resolves it, then dropped.
  * Learning turns keep 1 and 2 available: while a host's probe runs, other hosts' first packets and
- * SA-creating exchanges are held (one round trip); while the only owed host's exchange runs (a
- * window), other hosts' SA-creating messages are held, so it stays the only one owed. A window is
- * opened only when it keeps that property, and lasts only until the response plus window_settle_ms.
+ * SA-creating exchanges are held (one round trip); while a host's exchange runs (a window), other
+ * hosts' SA-creating messages are held. A window opens when its host is the only one owed, or for a
+ * rekey; it lasts only until the response plus window_settle_ms.
  */
 import { SaKind, Via, F_LEARNED } from './table';
 import { C, refusal } from './counters';
@@ -167,9 +168,13 @@ export class Learning extends Books {
     const counted = this.count(ike, fromHost, version, exch, isResponse, msgid);
     if (counted) { this.setDebt(l, this.linkDebt[l] + 1); this.s.count(C.DEBT_COUNTED); }
     if (t === Turn.NONE && counted) {
-      // A window only helps while this host is the only one owed: then whatever new SPI the server
-      // uses next is its own, and holding the others keeps it so for one exchange.
-      if (this.peerDebtors[p] > 1) this.s.count(C.WINDOW_SKIPPED);
+      // A window helps while this host is the only one owed (whatever new SPI the server uses next is
+      // its own, and holding the others keeps it so), and for a rekey even when idle hosts are owed
+      // too: a server that rekeys a busy tunnel switches to the new SA at once, and the first new SPI
+      // right after the exchange is its reply. A new connection (IKE_AUTH) of an idle host buys
+      // nothing by waiting: its first packet will probe.
+      const rekey = version === 2 ? exch !== IKEV2_IKE_AUTH : true;
+      if (this.peerDebtors[p] > 1 && !rekey) this.s.count(C.WINDOW_SKIPPED);
       else if (this.turns >= this.s.cfg.limits.max_windows) this.s.count(C.WINDOW_CAP);
       else {
         this.startTurn(p, Turn.WINDOW, l, now, now + this.t.window_max_ms);
@@ -266,6 +271,11 @@ export class Learning extends Books {
       // The reply to the probe: the first SPI the server starts using after it, or one that had
       // been quiet for a probe's length before it.
       if (!pend || prev <= this.turnStart[p] - this.t.probe_ms) { owner = this.turnLink[p]; via = Via.REPLY; }
+    } else if (t === Turn.WINDOW && this.turnSettled[p] && !pend && this.linkDebt[this.turnLink[p]] > 0) {
+      // The first new SPI after the window's exchange completed: the server started using the SA it
+      // just made (nobody else could start an exchange or send a first packet meanwhile).
+      owner = this.turnLink[p];
+      via = Via.WINDOW;
     }
     if (owner < 0) {
       const l = this.soleDebtor(p);

@@ -294,6 +294,28 @@ test('a failed or childless IKE_AUTH delays another host by at most one window; 
   assert.equal(st.state.learning.owed(S, many[0], 0), 0);
 });
 
+test('an idle owed host does not stop a busy host\'s server-initiated rekey from being learned in its window', () => {
+  const { st, fs } = mk();
+  for (let i = 0; i < 2; i++) manyInit(st, fs, i);
+  // Host 0 connects and stays idle (owed one SA); host 1 connects and talks.
+  out(st, fs, ike(many[0], S, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: IKE_AUTH, msgId: 1 }));
+  fs.time += 1100; st.tick(fs.time);
+  out(st, fs, ike(many[1], S, { ispi: ispiOf(1), rspi: rspiOf(1), exchange: IKE_AUTH, msgId: 1 }));
+  out(st, fs, esp(many[1], S, 0x1001));
+  assert.equal(dstOf(inb(st, fs, esp(S, PUB, 0x2001)).bytes), many[1], 'host 1 by its probe');
+  // The server rekeys host 1's CHILD_SA and switches to the new SA at once; host 1 still sends on the old one.
+  inb(st, fs, ike(S, PUB, { ispi: ispiOf(1), rspi: rspiOf(1), exchange: CREATE_CHILD_SA, flags: 0x00, msgId: 0 }));
+  out(st, fs, ike(many[1], S, { ispi: ispiOf(1), rspi: rspiOf(1), exchange: CREATE_CHILD_SA, flags: 0x28, msgId: 0 }));
+  fs.time += 2;
+  const r = inb(st, fs, esp(S, PUB, 0x3001));
+  assert.equal(r.verdict, Verdict.ACCEPT, r.reason);
+  assert.equal(dstOf(r.bytes), many[1], 'the first new SPI right after the exchange: host 1\'s');
+  assert.equal(st.state.learning.owed(S, many[0], 0), 1, 'host 0 still owed');
+  // A push on host 0's SA long after the window: ambiguous no more (host 0 is the only one owed).
+  fs.time += 5000; st.tick(fs.time);
+  assert.equal(dstOf(inb(st, fs, esp(S, PUB, 0x2000)).bytes), many[0]);
+});
+
 test('server-initiated rekey opens a window; another host waits; old and new SAs side by side', () => {
   const { st, fs } = mk();
   initSa(st, fs, 0); initSa(st, fs, 1);
