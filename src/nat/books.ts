@@ -108,6 +108,7 @@ export abstract class Books {
   recordAdded(id: number): void {
     const sas = this.s.sas;
     const l = this.linkOf(sas.server[id], sas.host[id], sas.pub[id]);
+    sas.link[id] = l;
     const k = sas.kind[id];
     if (k === SaKind.IKE) this.linkIke[l]++;
     else if (k === SaKind.ESP_IN) this.linkIn[l].push(id);

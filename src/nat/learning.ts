@@ -219,7 +219,7 @@ export class Learning extends Books {
   outboundEsp(id: number, isNew: boolean, d: Decision, now: number): boolean {
     const sas = this.s.sas;
     if (sas.pair[id] >= 0) return true;
-    const l = this.link(sas.server[id], sas.host[id], sas.pub[id]);
+    const l = sas.link[id];
     if (l < 0) return true;
     if (isNew) {
       this.pairIfOne(l);

@@ -50,6 +50,8 @@ export class SaTable {
   pair: Int32Array;
   /** How an inbound record was learned (Via). */
   via: Uint8Array;
+  /** The learning books' link (host, server) of this record (books.ts; stable while the record lives). */
+  link: Int32Array;
   /** IKE: last request message IDs counted (v2: host's and server's, +1; v1: the last two Quick Modes). */
   m1: Uint32Array;
   m2: Uint32Array;
@@ -77,6 +79,7 @@ export class SaTable {
     this.last = new Float64Array(n);
     this.pair = new Int32Array(n);
     this.via = new Uint8Array(n);
+    this.link = new Int32Array(n);
     this.m1 = new Uint32Array(n);
     this.m2 = new Uint32Array(n);
     this.nextFree = new Int32Array(n);
@@ -86,7 +89,7 @@ export class SaTable {
 
   /** Approximate bytes held by the table's arrays. */
   get byteLength(): number {
-    return this.index.byteLength + this.capacity * (4 + 9 * 4 + 4 * 8 + 4);
+    return this.index.byteLength + this.capacity * (4 + 10 * 4 + 4 * 8 + 4);
   }
 
   find(kind: SaKind, pub: number, server: number, a: number, b: number): number {
@@ -120,6 +123,7 @@ export class SaTable {
     this.last[id] = nowMono;
     this.pair[id] = -1;
     this.via[id] = 0;
+    this.link[id] = -1;
     this.m1[id] = 0;
     this.m2[id] = 0;
     this.index.set(server, a, b, (pub << 8) | kind, id);
@@ -153,6 +157,7 @@ export class SaTable {
     this.last = grownF64(this.last, n);
     this.pair = grownI32(this.pair, n);
     this.via = grownU8(this.via, n);
+    this.link = grownI32(this.link, n);
     this.m1 = grownU32(this.m1, n);
     this.m2 = grownU32(this.m2, n);
     this.nextFree = grownI32(this.nextFree, n);
