@@ -55,6 +55,24 @@ test('journal: a restarted stage (no close, as after kill -9) keeps every learne
   }
 });
 
+test('journal: a host restored with an IKE SA but no inbound ESP SA is owed one (its exchange was in flight)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-nat-'));
+  try {
+    const path = join(dir, 'nat.journal');
+    const a = mk({ journal: { path } });
+    out(a.st, a.fs, ike(A, S, { ispi: 0x1111n, exchange: IKE_SA_INIT }));
+    inb(a.st, a.fs, ike(S, PUB, { ispi: 0x1111n, rspi: 0x2222n, exchange: IKE_SA_INIT, flags: 0x20 }));
+    out(a.st, a.fs, ike(A, S, { ispi: 0x1111n, rspi: 0x2222n, exchange: IKE_AUTH, msgId: 1 }));
+    // Stopped before the server used the new SA; after the restart it does.
+    const b = mk({ journal: { path } });
+    assert.equal(b.st.state.learning.owed(S, A, 0), 1);
+    assert.equal(dstOf(inb(b.st, b.fs, esp(S, PUB, 0xcafe)).bytes), A, 'placed by elimination after the restart');
+    b.st.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('journal compaction keeps the file proportional to live records', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-nat-'));
   try {
