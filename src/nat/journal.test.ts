@@ -25,14 +25,19 @@ function mk(over: Partial<NatConfigInput>): { st: NatStage; fs: FakeServices } {
   return { st, fs };
 }
 
+/** Host A's IKE_SA_INIT and IKE_AUTH request with S (the SA it creates not used yet). */
+function negotiate(a: { st: NatStage; fs: FakeServices }): void {
+    out(a.st, a.fs, ike(A, S, { ispi: 0x1111n, exchange: IKE_SA_INIT }));
+    inb(a.st, a.fs, ike(S, PUB, { ispi: 0x1111n, rspi: 0x2222n, exchange: IKE_SA_INIT, flags: 0x20 }));
+    out(a.st, a.fs, ike(A, S, { ispi: 0x1111n, rspi: 0x2222n, exchange: IKE_AUTH, msgId: 1 }));
+}
+
 test('journal: a restarted stage (no close, as after kill -9) keeps every learned mapping', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-nat-'));
   try {
     const path = join(dir, 'nat.journal');
     const a = mk({ journal: { path } });
-    out(a.st, a.fs, ike(A, S, { ispi: 0x1111n, exchange: IKE_SA_INIT }));
-    inb(a.st, a.fs, ike(S, PUB, { ispi: 0x1111n, rspi: 0x2222n, exchange: IKE_SA_INIT, flags: 0x20 }));
-    out(a.st, a.fs, ike(A, S, { ispi: 0x1111n, rspi: 0x2222n, exchange: IKE_AUTH, msgId: 1 }));
+    negotiate(a);
     assert.equal(dstOf(inb(a.st, a.fs, esp(S, PUB, 0xcafe)).bytes), A);
     a.st.command('sa-pin', { host: '10.0.0.12', server: '198.51.100.10', spi: '0xbeef' });
     appendFileSync(path, 'P 1 2 3'); // a torn last line, as a crash mid-write leaves
@@ -60,9 +65,7 @@ test('journal: a host restored with an IKE SA but no inbound ESP SA is owed one 
   try {
     const path = join(dir, 'nat.journal');
     const a = mk({ journal: { path } });
-    out(a.st, a.fs, ike(A, S, { ispi: 0x1111n, exchange: IKE_SA_INIT }));
-    inb(a.st, a.fs, ike(S, PUB, { ispi: 0x1111n, rspi: 0x2222n, exchange: IKE_SA_INIT, flags: 0x20 }));
-    out(a.st, a.fs, ike(A, S, { ispi: 0x1111n, rspi: 0x2222n, exchange: IKE_AUTH, msgId: 1 }));
+    negotiate(a);
     // Stopped before the server used the new SA; after the restart it does.
     const b = mk({ journal: { path } });
     assert.equal(b.st.state.learning.owed(S, A, 0), 1);
