@@ -57,6 +57,7 @@ export class Learning extends Books {
   private readonly busy = new Set<number>();
   turns = 0;
   readonly held: NatHolds;
+  private rechecking = false;
 
   constructor(s: NatState) {
     super(s);
@@ -212,18 +213,17 @@ export class Learning extends Books {
   // ---------------------------------------------------------------- outbound ESP: probes
 
   /**
-   * An outbound ESP packet on record `id` (created just now when `isNew`). A first packet on an SA
-   * with no known inbound partner, from a host that is owed one while others are too, starts a probe
-   * (or waits behind another host's turn). False when held or dropped.
+   * An outbound ESP packet on record `id` (created just now when `isNew`) of a host that is owed an SA
+   * while others are too: its reply could come on the SPI nobody knows yet, so it starts a probe, or
+   * waits while another host's turn runs (that turn is placing the next new SPI). False when held or
+   * dropped.
    */
   outboundEsp(id: number, isNew: boolean, d: Decision, now: number): boolean {
     const sas = this.s.sas;
-    if (sas.pair[id] >= 0) return true;
     const l = sas.link[id];
     if (l < 0) return true;
     if (isNew) {
-      this.pairIfOne(l);
-      if (sas.pair[id] >= 0) return true;
+      this.pairIfOne(l); // for liveness only: a guess at pairs never decides who owns an SPI
       if (this.linkDebt[l] === 0 && this.unpaired(this.linkIn[l]) === 0) {
         // A new SA the server chose for this host: the host chose one for the server too.
         this.setDebt(l, 1);
@@ -236,7 +236,12 @@ export class Learning extends Books {
     if (this.peerDebtors[p] === 1) return true; // the only host owed: elimination will place its SPI
     const t = this.turnOf(p, now);
     if (t !== Turn.NONE) {
-      if (this.turnLink[p] === l) return true;
+      if (this.turnLink[p] === l) {
+        // The probing host talks on another unconfirmed SA too: its reply still names the host, but
+        // no longer which of its SAs it belongs to.
+        if (t === Turn.PROBE && this.turnOut[p] !== id) this.turnOut[p] = -1;
+        return true;
+      }
       if (this.hold(p, sas.host[id], HoldKind.FIRST_ESP, '', d, now)) this.s.count(C.PROBE_HELD);
       return false;
     }
@@ -312,6 +317,8 @@ export class Learning extends Books {
     const s = this.s;
     const p = this.linkPeer[l];
     const pub = this.linkPub[l];
+    const existing = s.sas.find(kind, pub, this.peerServer[p], a, b);
+    if (existing >= 0) return existing; // placed already (never two records for one key)
     const h = s.host(this.linkHost[l], now);
     if (h < 0) return refusal(C.HOST_CAP);
     if (s.hosts.pub[h] !== pub) return refusal(C.UNKNOWN); // binding changed since; never route across publics
@@ -326,7 +333,10 @@ export class Learning extends Books {
     s.count(via === Via.REPLY ? C.LEARNED_REPLY : via === Via.WINDOW ? C.WINDOW_LEARNED : C.LEARNED_ELIMINATION);
     if (kind === SaKind.ESP_IN) {
       const y = via === Via.REPLY ? this.turnOut[p] : -1;
-      if (y >= 0 && sas.kind[y] === SaKind.ESP_OUT && sas.pair[y] < 0 && sas.host[y] === this.linkHost[l]) {
+      if (y >= 0 && sas.kind[y] === SaKind.ESP_OUT && sas.host[y] === this.linkHost[l]) {
+        // The probing SA's partner, most likely (pairs only keep both directions alive).
+        const old = sas.pair[y];
+        if (old >= 0 && sas.pair[old] === y) sas.pair[old] = -1;
         sas.pair[id] = y;
         sas.pair[y] = id;
       } else this.pairIfOne(l);
@@ -348,17 +358,26 @@ export class Learning extends Books {
 
   /** Elimination after the books changed: ambiguous SPIs go to the only host still owed, if it is owed enough. */
   recheck(p: number, now: number): void {
-    const m = this.pending[p];
-    if (!m || m.size === 0) return;
-    const l = this.soleDebtor(p);
-    if (l < 0 || m.size > this.linkDebt[l]) return;
-    const waiting = [...m.values()].sort((x, y) => x.first - y.first);
-    for (const e of waiting) {
-      if (this.linkDebt[l] <= 0) break;
-      const id = this.assign(l, e.kind, e.a, e.b, e.rh, e.rl, Via.ELIMINATION, now);
-      if (id < 0) break;
+    if (this.rechecking) return; // assign() below calls back in; the loop here sees its effect
+    this.rechecking = true;
+    try {
+      for (;;) {
+        const m = this.pending[p];
+        if (!m || m.size === 0) return;
+        const l = this.soleDebtor(p);
+        if (l < 0 || m.size > this.linkDebt[l]) return;
+        let oldest: Pending | null = null;
+        for (const e of m.values()) if (!oldest || e.first < oldest.first) oldest = e;
+        if (this.assign(l, oldest!.kind, oldest!.a, oldest!.b, oldest!.rh, oldest!.rl, Via.ELIMINATION, now) < 0) {
+          // Refused (a cap): it stays ambiguous and waits; nothing else can be placed before it.
+          return;
+        }
+      }
+    } finally {
+      this.rechecking = false;
     }
   }
+
 
   /**
    * The host spoke first on an IKE SA rekeyed inside encrypted payload (record `ike`, both SPIs seen

@@ -200,7 +200,9 @@ export class NatStage implements Stage {
         const sas = s.sas;
         const x = sas.pair[id];
         if (x >= 0) sas.last[x] = now; // the inbound direction of this SA lives while this one talks
-        else if (!s.learning.outboundEsp(id, isNew, d, now)) return;
+        // While its host is owed an SA, any packet could draw the server onto an SPI nobody knows yet
+        // (which SA of a host a reply belongs to is never certain): learning decides whether it waits.
+        if ((isNew || s.learning.linkDebt[sas.link[id]] > 0) && !s.learning.outboundEsp(id, isNew, d, now)) return;
         sas.pkts[id]++; sas.bytes[id] += info.totalLength; sas.last[id] = now;
       }
     }

@@ -20,6 +20,7 @@ export const F_RESTORED = 4;
 /** IKE: the IKE_AUTH exchange of this IKE SA was counted as a debt (EAP rounds count once). */
 export const F_AUTH_COUNTED = 8;
 
+
 /** How an inbound record was learned (the `via` column; 0 = seen in cleartext or pinned). */
 export const enum Via { NONE = 0, WINDOW = 1, REPLY = 2, ELIMINATION = 3, OUTBOUND = 4 }
 
