@@ -52,7 +52,7 @@ export const COUNTER_DEFS: readonly (readonly [string, string])[] = [
   ['nat.probe_started', 'probes: a host\'s first packet on a new SA, awaiting the server\'s reply'],
   ['nat.probe_expired', 'probes that saw no new inbound SPI within probe_ms'],
   ['nat.learned_reply', 'SPIs learned as the reply to their host\'s probe'],
-  ['nat.probe_held', 'first packets on a new SA held while another host\'s learning turn ran'],
+  ['nat.probe_held', 'ESP of hosts owed an SA held while another host\'s learning turn ran'],
   ['nat.pending_held', 'inbound packets held on an ambiguous SPI'],
   ['nat.pending_resolved', 'ambiguous SPIs resolved (by elimination, a reply or the host speaking first)'],
   ['nat.pending_expired', 'ambiguous SPIs forgotten after pending_idle_s without a packet'],
