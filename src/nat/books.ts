@@ -3,7 +3,7 @@
  * each host is owed (docs/nat.md, "The books"), its SA records by kind, and which inbound and
  * outbound ESP records are the two directions of one CHILD_SA. Learning (learning.ts) builds on it.
  */
-import { SaKind } from './table';
+import { SaKind, F_CONFIRMED } from './table';
 import { KeyIndex } from './keyindex';
 import { C } from './counters';
 import type { NatState } from './state';
@@ -28,6 +28,8 @@ export abstract class Books {
   linkOut: number[][] = [];
   linkProbeAfter: number[] = [];
   linkProbeFails: number[] = [];
+  /** When a packet or exchange of this host last passed while it was owed (its answer may still come). */
+  linkLastPass: number[] = [];
   private readonly freeLinks: number[] = [];
 
   constructor(protected readonly s: NatState) {}
@@ -64,7 +66,7 @@ export abstract class Books {
     l = this.freeLinks.pop() ?? this.linkServer.length;
     this.linkServer[l] = server; this.linkHost[l] = host; this.linkPub[l] = pub; this.linkPeer[l] = p;
     this.linkDebt[l] = 0; this.linkIke[l] = 0; this.linkIn[l] = []; this.linkOut[l] = [];
-    this.linkProbeAfter[l] = 0; this.linkProbeFails[l] = 0;
+    this.linkProbeAfter[l] = 0; this.linkProbeFails[l] = 0; this.linkLastPass[l] = -Infinity;
     this.links.set(server, host, pub, 0, l);
     this.peerLinks[p].push(l);
     return l;
@@ -119,7 +121,7 @@ export abstract class Books {
     const sas = this.s.sas;
     const l = this.link(sas.server[id], sas.host[id], sas.pub[id]);
     const partner = sas.pair[id];
-    if (partner >= 0 && sas.pair[partner] === id) sas.pair[partner] = -1;
+    if (partner >= 0 && sas.pair[partner] === id) { sas.pair[partner] = -1; sas.flags[partner] &= ~F_CONFIRMED; }
     if (l < 0) return;
     const k = sas.kind[id];
     if (k === SaKind.IKE) {

@@ -36,7 +36,7 @@ export interface SaListEntry {
 }
 
 const VIA_NAMES = ['seen', 'window', 'reply', 'elimination', 'outbound'];
-const TURN_NAMES = ['none', 'window', 'probe'];
+const TURN_NAMES = ['none', 'window', 'probe', 'clearing'];
 
 const hex8 = (n: number): string => (n >>> 0).toString(16).padStart(8, '0');
 

@@ -42,8 +42,13 @@ export const natTimeoutsSchema = z.object({
   window_max_ms: z.number().int().min(50).max(60_000).default(1000),
   /** After the exchange's response, how long the window stays open for the server's first packet on the new SA. */
   window_settle_ms: z.number().int().min(0).max(60_000).default(150),
-  /** How long a host's first packet on a new SA waits for the server's reply (other hosts' first packets held meanwhile). */
-  probe_ms: z.number().int().min(10).max(60_000).default(300),
+  /**
+   * How long a probe (a host's first packet on a new SA) waits for the server's reply while other
+   * hosts wait; it ends as soon as the reply comes. A reply later than this may be taken for the next
+   * prober's: keep it above the servers' reply time (strongSwan with kernel-libipsec under load: a
+   * few hundred ms).
+   */
+  probe_ms: z.number().int().min(10).max(60_000).default(1000),
   /** How long an inbound packet on an ambiguous SPI is held before it is dropped (counted). */
   pending_hold_ms: z.number().int().min(0).max(600_000).default(2000),
   /** An ambiguous SPI with no packet for this long is forgotten. */

@@ -17,14 +17,19 @@
  * hosts' SA-creating messages are held. A window opens when its host is the only one owed, or for a
  * rekey; it lasts only until the response plus window_settle_ms.
  */
-import { SaKind, Via, F_LEARNED } from './table';
+import { SaKind, Via, F_LEARNED, F_AUTH_COUNTED, F_CONFIRMED } from './table';
 import { C, refusal } from './counters';
 import type { Decision } from '../engine/stage';
 import type { NatState } from './state';
 import { Books } from './books';
 import { HoldKind, NatHolds } from './held';
 
-export const enum Turn { NONE = 0, WINDOW = 1, PROBE = 2 }
+/**
+ * A peer's learning turn. CLEARING precedes a window or probe while another owed host's packet or
+ * exchange passed less than probe_ms ago (its answer could still come and be taken for this turn's):
+ * everyone owed waits until that time is over.
+ */
+export const enum Turn { NONE = 0, WINDOW = 1, PROBE = 2, CLEARING = 3 }
 
 /** Returned by Learning.inbound() when the packet was held as ambiguous (the decision says HOLD). */
 export const HELD = refusal(C.HELD);
@@ -50,9 +55,14 @@ export class Learning extends Books {
   /** Window: the opener's direction (true: the host sent the request), whether the response passed. */
   turnFromHost: boolean[] = [];
   turnSettled: boolean[] = [];
-  /** Probe: the outbound ESP record whose first packet started it. */
+  /**
+   * Probe: the outbound ESP record whose packet started it, while an answer can only be to that SA
+   * (its host sent nothing else unconfirmed for probe_ms before and during the probe); else -1.
+   */
   turnOut: number[] = [];
   pending: (Map<string, Pending> | null)[] = [];
+  /** Records placed while the peer's current turn runs (their held packets are no answer to it). */
+  private placedInTurn: number[][] = [];
   /** Peers with a turn, held packets or pending SPIs (what tick() visits). */
   private readonly busy = new Set<number>();
   turns = 0;
@@ -70,6 +80,7 @@ export class Learning extends Books {
     this.turn.push(Turn.NONE); this.turnLink.push(-1); this.turnStart.push(0); this.turnDeadline.push(0);
     this.turnFromHost.push(false); this.turnSettled.push(false); this.turnOut.push(-1);
     this.pending.push(null);
+    this.placedInTurn.push([]);
   }
 
   protected linkBusy(l: number): boolean {
@@ -98,6 +109,7 @@ export class Learning extends Books {
     this.turnDeadline[p] = deadline;
     this.turnSettled[p] = false;
     this.turnOut[p] = -1;
+    this.placedInTurn[p].length = 0;
     this.turns++;
     this.busy.add(p);
   }
@@ -117,7 +129,7 @@ export class Learning extends Books {
         this.linkProbeFails[l] = Math.min(MAX_PROBE_BACKOFF, this.linkProbeFails[l] + 1);
         this.linkProbeAfter[l] = now + this.t.probe_ms * (1 << this.linkProbeFails[l]);
       }
-    } else if (!learned && this.linkDebt[l] > 0) {
+    } else if (kind === Turn.WINDOW && !learned && this.linkDebt[l] > 0) {
       this.s.count(C.WINDOW_EXPIRED);
     }
     this.releaseWaiting(p);
@@ -152,11 +164,32 @@ export class Learning extends Books {
     const l = this.linkOf(sas.server[ike], sas.host[ike], sas.pub[ike]);
     const p = this.linkPeer[l];
     const t = this.turnOf(p, now);
-    if (t !== Turn.NONE && this.turnLink[p] !== l) {
-      this.hold(p, sas.host[ike], HoldKind.EXCHANGE, `${ike}:${msgid}:${fromHost ? 1 : 0}`, d, now);
+    const key = `${ike}:${msgid}:${fromHost ? 1 : 0}`;
+    if (t !== Turn.NONE && (this.turnLink[p] !== l || t === Turn.CLEARING)) {
+      this.hold(p, sas.host[ike], HoldKind.EXCHANGE, key, d, now);
       return false;
     }
+    if (t === Turn.PROBE) this.turnOut[p] = -1; // its own exchange may bring what answers now
     const isResponse = version === 2 ? (flags & IKEV2_F_RESPONSE) !== 0 : false;
+    const fresh = this.isNewExchange(ike, fromHost, version, exch, isResponse, msgid);
+    if (t === Turn.NONE && fresh) {
+      // A window helps while this host is the only one owed (whatever new SPI the server uses next is
+      // its own, and holding the others keeps it so), and for a rekey even when idle hosts are owed
+      // too: a server that rekeys a busy tunnel switches to the new SA at once, and the first new SPI
+      // right after the exchange is its reply. A new connection (IKE_AUTH) of an idle host buys
+      // nothing by waiting: its first packet will probe.
+      const rekey = version === 2 ? exch !== IKEV2_IKE_AUTH : true;
+      const othersOwed = this.peerDebtors[p] - (this.linkDebt[l] > 0 ? 1 : 0) > 0;
+      if (othersOwed && !rekey) this.s.count(C.WINDOW_SKIPPED);
+      else if (this.turns >= this.s.cfg.limits.max_windows) this.s.count(C.WINDOW_CAP);
+      else if (!this.beginTurn(p, Turn.WINDOW, l, now)) {
+        this.hold(p, sas.host[ike], HoldKind.EXCHANGE, key, d, now);
+        return false;
+      } else {
+        this.turnFromHost[p] = fromHost;
+        this.s.count(C.WINDOW_OPENED);
+      }
+    }
     if (t === Turn.WINDOW) {
       // The other side's message of the exchange ends the wait for it; the window then lasts only
       // as long as the server's first packet on the new SA may take.
@@ -166,48 +199,58 @@ export class Learning extends Books {
         this.turnDeadline[p] = Math.min(this.turnDeadline[p], now + this.t.window_settle_ms);
       }
     }
-    const counted = this.count(ike, fromHost, version, exch, isResponse, msgid);
-    if (counted) { this.setDebt(l, this.linkDebt[l] + 1); this.s.count(C.DEBT_COUNTED); }
-    if (t === Turn.NONE && counted) {
-      // A window helps while this host is the only one owed (whatever new SPI the server uses next is
-      // its own, and holding the others keeps it so), and for a rekey even when idle hosts are owed
-      // too: a server that rekeys a busy tunnel switches to the new SA at once, and the first new SPI
-      // right after the exchange is its reply. A new connection (IKE_AUTH) of an idle host buys
-      // nothing by waiting: its first packet will probe.
-      const rekey = version === 2 ? exch !== IKEV2_IKE_AUTH : true;
-      if (this.peerDebtors[p] > 1 && !rekey) this.s.count(C.WINDOW_SKIPPED);
-      else if (this.turns >= this.s.cfg.limits.max_windows) this.s.count(C.WINDOW_CAP);
-      else {
-        this.startTurn(p, Turn.WINDOW, l, now, now + this.t.window_max_ms);
-        this.turnFromHost[p] = fromHost;
-        this.s.count(C.WINDOW_OPENED);
-      }
+    if (fresh) {
+      this.markExchange(ike, fromHost, version, exch, msgid);
+      this.setDebt(l, this.linkDebt[l] + 1);
+      this.s.count(C.DEBT_COUNTED);
     }
+    // The server may use what this exchange creates at once: another host's turn must not start
+    // before that time has passed.
+    this.linkLastPass[l] = now;
+    return true;
+  }
+
+  /**
+   * Starts a window or probe for link l, or CLEARING first while another owed host passed something
+   * less than probe_ms ago (false then: the caller holds its packet until the clearing ends).
+   */
+  private beginTurn(p: number, kind: Turn, l: number, now: number): boolean {
+    let clearAt = 0;
+    for (const o of this.peerLinks[p]) {
+      if (o !== l && this.linkDebt[o] > 0) clearAt = Math.max(clearAt, this.linkLastPass[o] + this.t.probe_ms);
+    }
+    if (clearAt > now) {
+      this.startTurn(p, Turn.CLEARING, l, now, clearAt);
+      return false;
+    }
+    this.startTurn(p, kind, l, now, now + (kind === Turn.WINDOW ? this.t.window_max_ms : this.t.probe_ms));
     return true;
   }
 
   /** True when this message starts an SA-creating exchange not counted before (retransmissions are not). */
-  private count(ike: number, fromHost: boolean, version: number, exch: number, isResponse: boolean, msgid: number): boolean {
+  private isNewExchange(ike: number, fromHost: boolean, version: number, exch: number, isResponse: boolean, msgid: number): boolean {
     const sas = this.s.sas;
     if (version === 2) {
       if (isResponse) return false;
-      if (exch === IKEV2_IKE_AUTH) {
-        // EAP runs several IKE_AUTH rounds; the CHILD_SA comes with the last: count the IKE SA once.
-        if (sas.flags[ike] & 8) return false;
-        sas.flags[ike] |= 8;
-        return true;
-      }
-      const m = (msgid >>> 0) + 1;
-      if (fromHost) { if (m <= sas.m1[ike]) return false; sas.m1[ike] = m; }
-      else { if (m <= sas.m2[ike]) return false; sas.m2[ike] = m; }
-      return true;
+      // EAP runs several IKE_AUTH rounds; the CHILD_SA comes with the last: count the IKE SA once.
+      if (exch === IKEV2_IKE_AUTH) return (sas.flags[ike] & F_AUTH_COUNTED) === 0;
+      return (msgid >>> 0) + 1 > (fromHost ? sas.m1[ike] : sas.m2[ike]);
     }
-    // IKEv1 Quick Mode: random message IDs, three messages each; remember the last two.
+    // IKEv1 Quick Mode: random message IDs, three messages each; the last two are remembered.
     const m = msgid >>> 0;
-    if (m === sas.m1[ike] || m === sas.m2[ike]) return false;
+    return m !== sas.m1[ike] && m !== sas.m2[ike];
+  }
+
+  private markExchange(ike: number, fromHost: boolean, version: number, exch: number, msgid: number): void {
+    const sas = this.s.sas;
+    if (version === 2) {
+      if (exch === IKEV2_IKE_AUTH) sas.flags[ike] |= F_AUTH_COUNTED;
+      else if (fromHost) sas.m1[ike] = (msgid >>> 0) + 1;
+      else sas.m2[ike] = (msgid >>> 0) + 1;
+      return;
+    }
     sas.m2[ike] = sas.m1[ike];
-    sas.m1[ike] = m;
-    return true;
+    sas.m1[ike] = msgid >>> 0;
   }
 
   // ---------------------------------------------------------------- outbound ESP: probes
@@ -233,23 +276,32 @@ export class Learning extends Books {
     }
     if (this.linkDebt[l] === 0) return true;
     const p = this.linkPeer[l];
-    if (this.peerDebtors[p] === 1) return true; // the only host owed: elimination will place its SPI
     const t = this.turnOf(p, now);
     if (t !== Turn.NONE) {
-      if (this.turnLink[p] === l) {
-        // The probing host talks on another unconfirmed SA too: its reply still names the host, but
-        // no longer which of its SAs it belongs to.
+      if (this.turnLink[p] === l && t !== Turn.CLEARING) {
+        // The probing host talks on another SA too: its reply still names the host, but no longer
+        // which of its SAs it belongs to.
         if (t === Turn.PROBE && this.turnOut[p] !== id) this.turnOut[p] = -1;
+        this.linkLastPass[l] = now;
         return true;
       }
       if (this.hold(p, sas.host[id], HoldKind.FIRST_ESP, '', d, now)) this.s.count(C.PROBE_HELD);
       return false;
     }
-    if (now < this.linkProbeAfter[l]) return true;
-    if (this.turns >= this.s.cfg.limits.max_windows) { this.s.count(C.WINDOW_CAP); return true; }
-    this.startTurn(p, Turn.PROBE, l, now, now + this.t.probe_ms);
-    this.turnOut[p] = id;
+    // Alone in being owed (elimination will place its SPI), or backed off after probes that saw no
+    // reply: it passes, and its answer may come within probe_ms, which the next turn waits out.
+    if (this.peerDebtors[p] === 1 || now < this.linkProbeAfter[l] || this.turns >= this.s.cfg.limits.max_windows) {
+      if (this.peerDebtors[p] !== 1 && now >= this.linkProbeAfter[l]) this.s.count(C.WINDOW_CAP);
+      this.linkLastPass[l] = now;
+      return true;
+    }
+    if (!this.beginTurn(p, Turn.PROBE, l, now)) {
+      if (this.hold(p, sas.host[id], HoldKind.FIRST_ESP, '', d, now)) this.s.count(C.PROBE_HELD);
+      return false;
+    }
+    this.turnOut[p] = this.linkLastPass[l] <= now - this.t.probe_ms ? id : -1;
     this.s.count(C.PROBE_STARTED);
+    this.linkLastPass[l] = now;
     return true;
   }
 
@@ -330,16 +382,12 @@ export class Learning extends Books {
     sas.via[id] = via;
     s.journalPut(id);
     this.setDebt(l, this.linkDebt[l] - 1);
+    if (this.turn[p] !== Turn.NONE) this.placedInTurn[p].push(id);
     s.count(via === Via.REPLY ? C.LEARNED_REPLY : via === Via.WINDOW ? C.WINDOW_LEARNED : C.LEARNED_ELIMINATION);
     if (kind === SaKind.ESP_IN) {
       const y = via === Via.REPLY ? this.turnOut[p] : -1;
-      if (y >= 0 && sas.kind[y] === SaKind.ESP_OUT && sas.host[y] === this.linkHost[l]) {
-        // The probing SA's partner, most likely (pairs only keep both directions alive).
-        const old = sas.pair[y];
-        if (old >= 0 && sas.pair[old] === y) sas.pair[old] = -1;
-        sas.pair[id] = y;
-        sas.pair[y] = id;
-      } else this.pairIfOne(l);
+      if (y >= 0 && sas.kind[y] === SaKind.ESP_OUT && sas.host[y] === this.linkHost[l]) this.confirm(y, id);
+      else this.pairIfOne(l);
     }
     this.resolvePending(p, kind === SaKind.IKE ? `i${a}:${b}` : `e${a}`);
     if (via === Via.REPLY) this.endTurn(p, true, now);
@@ -354,6 +402,41 @@ export class Learning extends Books {
     if (!m || !m.delete(key)) return;
     this.s.count(C.PENDING_RESOLVED);
     this.held.release(p, (e) => e.kind === HoldKind.PENDING && e.key === key);
+  }
+
+  /** Out record y and in record x are the two directions of one CHILD_SA, for sure. */
+  private confirm(y: number, x: number): void {
+    const sas = this.s.sas;
+    for (const r of [y, x]) {
+      const old = sas.pair[r];
+      if (old >= 0 && sas.pair[old] === r) { sas.pair[old] = -1; sas.flags[old] &= ~F_CONFIRMED; }
+    }
+    sas.pair[y] = x;
+    sas.pair[x] = y;
+    sas.flags[y] |= F_CONFIRMED;
+  }
+
+  /**
+   * Inbound ESP on known record x while a turn runs: when x belongs to the probing host, is no
+   * confirmed SA's partner and was quiet before the probe, it answers an unconfirmed SA of that host,
+   * and the probing SA is the only one it sent on (turnOut): x is its partner, the probe is over.
+   */
+  knownInbound(x: number, now: number): void {
+    const sas = this.s.sas;
+    const l = sas.link[x];
+    if (l < 0) return;
+    const p = this.linkPeer[l];
+    if (this.turn[p] !== Turn.PROBE || this.turnLink[p] !== l || this.turnOf(p, now) !== Turn.PROBE) return;
+    const y = this.turnOut[p];
+    if (y < 0 || sas.kind[y] !== SaKind.ESP_OUT || this.placedInTurn[p].includes(x)) return;
+    // An SA already confirmed as another SA's partner answers that SA's packets, not the probe's.
+    const z = sas.pair[x];
+    if (z >= 0 && sas.pair[z] === x && (sas.flags[z] & F_CONFIRMED) !== 0) return;
+    // A push stream on x would be no answer: x must have been quiet for probe_ms before the probe.
+    if (sas.last[x] > this.turnStart[p] - this.t.probe_ms) return;
+    this.confirm(y, x);
+    this.s.count(C.PROBE_ANSWERED);
+    this.endTurn(p, true, now);
   }
 
   /** Elimination after the books changed: ambiguous SPIs go to the only host still owed, if it is owed enough. */

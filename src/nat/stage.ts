@@ -18,7 +18,7 @@ import { ipv4ToNumber } from '../io/interfaces';
 import type { Decision, PacketContext, Stage, StageServices } from '../engine/stage';
 import type { NatConfig } from './config';
 import { NatState } from './state';
-import { SaKind, F_PINNED, F_RESTORED } from './table';
+import { SaKind, F_PINNED, F_RESTORED, F_CONFIRMED } from './table';
 import { C, refusal, refused } from './counters';
 import { HELD } from './learning';
 import { Journal } from './journal';
@@ -200,9 +200,10 @@ export class NatStage implements Stage {
         const sas = s.sas;
         const x = sas.pair[id];
         if (x >= 0) sas.last[x] = now; // the inbound direction of this SA lives while this one talks
-        // While its host is owed an SA, any packet could draw the server onto an SPI nobody knows yet
-        // (which SA of a host a reply belongs to is never certain): learning decides whether it waits.
-        if ((isNew || s.learning.linkDebt[sas.link[id]] > 0) && !s.learning.outboundEsp(id, isNew, d, now)) return;
+        // While its host is owed an SA, a packet on an SA whose partner is not confirmed could draw the
+        // server onto an SPI nobody knows yet: learning decides whether it waits.
+        if ((isNew || ((sas.flags[id] & F_CONFIRMED) === 0 && s.learning.linkDebt[sas.link[id]] > 0))
+          && !s.learning.outboundEsp(id, isNew, d, now)) return;
         sas.pkts[id]++; sas.bytes[id] += info.totalLength; sas.last[id] = now;
       }
     }
@@ -274,6 +275,7 @@ export class NatStage implements Stage {
       }
       const y = s.sas.pair[id];
       if (y >= 0) s.sas.last[y] = now; // and the outbound direction lives while this one talks
+      if (s.learning.turns !== 0) s.learning.knownInbound(id, now);
     }
     s.sas.pkts[id]++; s.sas.bytes[id] += info.totalLength; s.sas.last[id] = now;
     rewriteDestination(pkt.bytes, info.l3Offset, s.sas.host[id], info.proto, info.proto === 17 ? info.l4Offset : -1);

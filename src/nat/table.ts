@@ -19,6 +19,11 @@ export const F_LEARNED = 2;
 export const F_RESTORED = 4;
 /** IKE: the IKE_AUTH exchange of this IKE SA was counted as a debt (EAP rounds count once). */
 export const F_AUTH_COUNTED = 8;
+/**
+ * ESP out: its inbound partner (`pair`) is known, seen answering this SA's probe while nothing else of
+ * its host could have drawn an answer. Packets on it cannot bring an unknown SPI: they never wait.
+ */
+export const F_CONFIRMED = 16;
 
 
 /** How an inbound record was learned (the `via` column; 0 = seen in cleartext or pinned). */

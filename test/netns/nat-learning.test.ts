@@ -145,10 +145,10 @@ for (const first of ['other', 'owner'] as const) {
     t.after(() => tp.lab.cleanup());
     const { sl } = await startSluice(tp, (s) => t.diagnostic(s));
     // Both connect at once and idle; the server pushes to host 2 from +3 s for 2 s. 'other': host 1
-    // speaks at +4 s (pushes still held: elimination); 'owner': host 2 speaks at +6 s, after the
-    // pushes went quiet (its reply claims the SPI).
-    const { rs, sv } = await scenario(tp, ['9', '--push', '2:3'], (i) => ['--idle', first === 'other' ? (i === 1 ? '4' : '6') : (i === 2 ? '6' : '7'),
-      '--count', '5', '--interval', '0.1', '--until', '8.5']);
+    // speaks at +4 s (pushes still held: elimination); 'owner': host 2 speaks at +6.5 s, after the
+    // pushes have been quiet longer than probe_ms (its reply claims the SPI).
+    const { rs, sv } = await scenario(tp, ['9.5', '--push', '2:3'], (i) => ['--idle', first === 'other' ? (i === 1 ? '4' : '6') : (i === 2 ? '6.5' : '7.5'),
+      '--count', '5', '--interval', '0.1', '--until', '9']);
     await report(t, sl, rs, sv);
     for (const [k, r] of rs.entries()) {
       assert.equal(r!.misrouted, 0, `host ${k + 1}: another host's packets arrived`);
