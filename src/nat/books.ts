@@ -3,10 +3,12 @@
  * each host is owed (docs/nat.md, "The books"), its SA records by kind, and which inbound and
  * outbound ESP records are the two directions of one CHILD_SA. Learning (learning.ts) builds on it.
  */
-import { SaKind, F_CONFIRMED } from './table';
+import { SaKind, F_CONFIRMED, F_AUTH_COUNTED } from './table';
 import { KeyIndex } from './keyindex';
 import { C } from './counters';
 import type { NatState } from './state';
+
+export const IKEV2_IKE_AUTH = 35;
 
 export abstract class Books {
   private readonly peers = new KeyIndex(256);
@@ -167,5 +169,31 @@ export abstract class Books {
       if (this.linkIke[l] > 0 && this.linkIn[l].length === 0 && this.linkDebt[l] === 0) this.setDebt(l, 1);
       this.pairIfOne(l);
     }
+  }
+
+  /** True when this message starts an SA-creating exchange not counted before (retransmissions are not). */
+  protected isNewExchange(ike: number, fromHost: boolean, version: number, exch: number, isResponse: boolean, msgid: number): boolean {
+    const sas = this.s.sas;
+    if (version === 2) {
+      if (isResponse) return false;
+      // EAP runs several IKE_AUTH rounds; the CHILD_SA comes with the last: count the IKE SA once.
+      if (exch === IKEV2_IKE_AUTH) return (sas.flags[ike] & F_AUTH_COUNTED) === 0;
+      return (msgid >>> 0) + 1 > (fromHost ? sas.m1[ike] : sas.m2[ike]);
+    }
+    // IKEv1 Quick Mode: random message IDs, three messages each; the last two are remembered.
+    const m = msgid >>> 0;
+    return m !== sas.m1[ike] && m !== sas.m2[ike];
+  }
+
+  protected markExchange(ike: number, fromHost: boolean, version: number, exch: number, msgid: number): void {
+    const sas = this.s.sas;
+    if (version === 2) {
+      if (exch === IKEV2_IKE_AUTH) sas.flags[ike] |= F_AUTH_COUNTED;
+      else if (fromHost) sas.m1[ike] = (msgid >>> 0) + 1;
+      else sas.m2[ike] = (msgid >>> 0) + 1;
+      return;
+    }
+    sas.m2[ike] = sas.m1[ike];
+    sas.m1[ike] = msgid >>> 0;
   }
 }

@@ -17,11 +17,11 @@
  * hosts' SA-creating messages are held. A window opens when its host is the only one owed, or for a
  * rekey; it lasts only until the response plus window_settle_ms.
  */
-import { SaKind, Via, F_LEARNED, F_AUTH_COUNTED, F_CONFIRMED } from './table';
+import { SaKind, Via, F_LEARNED, F_CONFIRMED } from './table';
 import { C, refusal } from './counters';
 import type { Decision } from '../engine/stage';
 import type { NatState } from './state';
-import { Books } from './books';
+import { Books, IKEV2_IKE_AUTH } from './books';
 import { HoldKind, NatHolds } from './held';
 
 /**
@@ -43,7 +43,6 @@ export interface Pending {
 /** Inbound packets held per ambiguous SPI (the rest are dropped, counted). */
 const HELD_PER_PENDING = 16;
 
-const IKEV2_IKE_AUTH = 35;
 const IKEV2_F_RESPONSE = 0x20;
 const MAX_PROBE_BACKOFF = 6;
 
@@ -225,32 +224,6 @@ export class Learning extends Books {
     }
     this.startTurn(p, kind, l, now, now + (kind === Turn.WINDOW ? this.t.window_max_ms : this.t.probe_ms));
     return true;
-  }
-
-  /** True when this message starts an SA-creating exchange not counted before (retransmissions are not). */
-  private isNewExchange(ike: number, fromHost: boolean, version: number, exch: number, isResponse: boolean, msgid: number): boolean {
-    const sas = this.s.sas;
-    if (version === 2) {
-      if (isResponse) return false;
-      // EAP runs several IKE_AUTH rounds; the CHILD_SA comes with the last: count the IKE SA once.
-      if (exch === IKEV2_IKE_AUTH) return (sas.flags[ike] & F_AUTH_COUNTED) === 0;
-      return (msgid >>> 0) + 1 > (fromHost ? sas.m1[ike] : sas.m2[ike]);
-    }
-    // IKEv1 Quick Mode: random message IDs, three messages each; the last two are remembered.
-    const m = msgid >>> 0;
-    return m !== sas.m1[ike] && m !== sas.m2[ike];
-  }
-
-  private markExchange(ike: number, fromHost: boolean, version: number, exch: number, msgid: number): void {
-    const sas = this.s.sas;
-    if (version === 2) {
-      if (exch === IKEV2_IKE_AUTH) sas.flags[ike] |= F_AUTH_COUNTED;
-      else if (fromHost) sas.m1[ike] = (msgid >>> 0) + 1;
-      else sas.m2[ike] = (msgid >>> 0) + 1;
-      return;
-    }
-    sas.m2[ike] = sas.m1[ike];
-    sas.m1[ike] = msgid >>> 0;
   }
 
   // ---------------------------------------------------------------- outbound ESP: probes
