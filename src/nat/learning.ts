@@ -177,7 +177,8 @@ export class Learning extends Books {
       // too: a server that rekeys a busy tunnel switches to the new SA at once, and the first new SPI
       // right after the exchange is its reply. A new connection (IKE_AUTH) of an idle host buys
       // nothing by waiting: its first packet will probe.
-      const rekey = version === 2 ? exch !== IKEV2_IKE_AUTH : true;
+      // IKEv1 has no IKE_AUTH: an ISAKMP SA's first Quick Mode is the new connection's.
+      const rekey = version === 2 ? exch !== IKEV2_IKE_AUTH : sas.m1[ike] !== 0;
       const othersOwed = this.peerDebtors[p] - (this.linkDebt[l] > 0 ? 1 : 0) > 0;
       if (othersOwed && !rekey) this.s.count(C.WINDOW_SKIPPED);
       else if (this.turns >= this.s.cfg.limits.max_windows) this.s.count(C.WINDOW_CAP);
@@ -203,9 +204,9 @@ export class Learning extends Books {
       this.setDebt(l, this.linkDebt[l] + 1);
       this.s.count(C.DEBT_COUNTED);
     }
-    // The server may use what this exchange creates at once: another host's turn must not start
-    // before that time has passed.
-    this.linkLastPass[l] = now;
+    // The server may start using what this exchange creates right after it (a busy tunnel's rekey):
+    // another host's turn waits window_settle_ms, as this host's own window would have.
+    this.linkLastPass[l] = Math.max(this.linkLastPass[l], now - this.t.probe_ms + this.t.window_settle_ms);
     return true;
   }
 
