@@ -47,6 +47,10 @@ test('journal: a restarted stage (no close, as after kill -9) keeps every learne
     const e = inb(b.st, b.fs, esp(S, PUB, 0xcafe, 7));
     assert.equal(e.verdict, Verdict.ACCEPT, 'no window needed after restart');
     assert.equal(dstOf(e.bytes), A);
+    // Outbound SAs are not journaled: the host's next packet makes a new record, paired with the
+    // restored inbound one, and owes nothing (before: counted as owed, and every packet probed).
+    assert.equal(out(b.st, b.fs, esp(A, S, 0xd00d)).verdict, Verdict.ACCEPT);
+    assert.equal(b.st.state.learning.owed(S, A, 0), 0);
     const i = inb(b.st, b.fs, ike(S, PUB, { ispi: 0x1111n, rspi: 0x2222n, exchange: 37, flags: 0x20 }));
     assert.equal(dstOf(i.bytes), A, 'IKE SA with its responder SPI restored');
     assert.equal(dstOf(inb(b.st, b.fs, esp(S, PUB, 0xbeef)).bytes), ip('10.0.0.12'), 'pin restored');

@@ -241,7 +241,7 @@ export class Learning extends Books {
     if (l < 0) return true;
     if (isNew) {
       this.pairIfOne(l); // for liveness only: a guess at pairs never decides who owns an SPI
-      if (this.linkDebt[l] === 0 && this.unpaired(this.linkIn[l]) === 0) {
+      if (this.linkDebt[l] === 0 && sas.pair[id] < 0 && this.unpaired(this.linkIn[l]) === 0) {
         // A new SA the server chose for this host: the host chose one for the server too.
         this.setDebt(l, 1);
         this.s.count(C.DEBT_OUTBOUND);
