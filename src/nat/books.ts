@@ -3,7 +3,7 @@
  * each host is owed (docs/nat.md, "The books"), its SA records by kind, and which inbound and
  * outbound ESP records are the two directions of one CHILD_SA. Learning (learning.ts) builds on it.
  */
-import { SaKind, F_CONFIRMED, F_AUTH_COUNTED } from './table';
+import { SaKind, F_CONFIRMED, F_AUTH_COUNTED, F_RESTORED, OWED_MAX, OWED_SHIFT } from './table';
 import { KeyIndex } from './keyindex';
 import { C } from './counters';
 import type { NatState } from './state';
@@ -26,6 +26,8 @@ export abstract class Books {
   linkPeer: number[] = [];
   linkDebt: number[] = [];
   linkIke: number[] = [];
+  /** The link's IKE records (the newest last): the journal keeps the owed count on them. */
+  linkIkeIds: number[][] = [];
   linkIn: number[][] = [];
   linkOut: number[][] = [];
   linkProbeAfter: number[] = [];
@@ -67,7 +69,7 @@ export abstract class Books {
     const p = this.peerOf(server, pub);
     l = this.freeLinks.pop() ?? this.linkServer.length;
     this.linkServer[l] = server; this.linkHost[l] = host; this.linkPub[l] = pub; this.linkPeer[l] = p;
-    this.linkDebt[l] = 0; this.linkIke[l] = 0; this.linkIn[l] = []; this.linkOut[l] = [];
+    this.linkDebt[l] = 0; this.linkIke[l] = 0; this.linkIkeIds[l] = []; this.linkIn[l] = []; this.linkOut[l] = [];
     this.linkProbeAfter[l] = 0; this.linkProbeFails[l] = 0; this.linkLastPass[l] = -Infinity;
     this.links.set(server, host, pub, 0, l);
     this.peerLinks[p].push(l);
@@ -92,6 +94,17 @@ export abstract class Books {
     n = Math.max(0, Math.min(n, this.s.cfg.limits.max_sas_per_host));
     if ((was > 0) !== (n > 0)) this.peerDebtors[p] += n > 0 ? 1 : -1;
     this.linkDebt[l] = n;
+    if (Math.min(was, OWED_MAX) !== Math.min(n, OWED_MAX)) this.keepOwed(l);
+  }
+
+  /** Writes the link's owed count into its newest IKE record (and so into the journal). */
+  private keepOwed(l: number): void {
+    const ids = this.linkIkeIds[l];
+    if (ids.length === 0) return;
+    const sas = this.s.sas;
+    const id = ids[ids.length - 1];
+    sas.flags[id] = (sas.flags[id] & ~(OWED_MAX << OWED_SHIFT)) | (Math.min(this.linkDebt[l], OWED_MAX) << OWED_SHIFT);
+    this.s.journalPut(id);
   }
 
   /** The one link of the peer that is owed an SA, or -1 (none or several). */
@@ -114,7 +127,17 @@ export abstract class Books {
     const l = this.linkOf(sas.server[id], sas.host[id], sas.pub[id]);
     sas.link[id] = l;
     const k = sas.kind[id];
-    if (k === SaKind.IKE) this.linkIke[l]++;
+    if (k === SaKind.IKE) {
+      this.linkIke[l]++;
+      // A restored record brings what its host was owed; a new one carries the count on from here.
+      if ((sas.flags[id] & F_RESTORED) !== 0) {
+        const owed = (sas.flags[id] >> OWED_SHIFT) & OWED_MAX;
+        if (owed > this.linkDebt[l]) this.setDebt(l, owed);
+      } else {
+        sas.flags[id] = (sas.flags[id] & ~(OWED_MAX << OWED_SHIFT)) | (Math.min(this.linkDebt[l], OWED_MAX) << OWED_SHIFT);
+      }
+      this.linkIkeIds[l].push(id);
+    }
     else if (k === SaKind.ESP_IN) this.linkIn[l].push(id);
     else if (k === SaKind.ESP_OUT) this.linkOut[l].push(id);
   }
@@ -127,6 +150,9 @@ export abstract class Books {
     if (l < 0) return;
     const k = sas.kind[id];
     if (k === SaKind.IKE) {
+      const ids = this.linkIkeIds[l];
+      const at = ids.indexOf(id);
+      if (at >= 0) ids.splice(at, 1);
       if (--this.linkIke[l] <= 0) {
         this.linkIke[l] = 0;
         // The host's last IKE SA with this server is gone: nothing it negotiated can still be owed.
@@ -162,7 +188,10 @@ export abstract class Books {
     this.s.sas.pair[y] = x;
   }
 
-  /** After a journal replay: a host with an IKE SA but no inbound ESP was owed one when we stopped. */
+  /**
+   * After a journal replay: the owed counts came back with the IKE records; a host with an IKE SA
+   * but no inbound ESP SA (an exchange in flight at the stop) is owed one at least.
+   */
   afterRestore(): void {
     for (let l = 0; l < this.linkServer.length; l++) {
       if (this.linkPeer[l] < 0) continue;

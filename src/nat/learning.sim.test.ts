@@ -1,7 +1,8 @@
 /**
  * "Never misroute", checked on random histories: simulated hosts and a server negotiate CHILD_SAs
- * (IKE_AUTH, CREATE_CHILD_SA rekeys, several at once), stay idle, talk one way or both, and the
- * server pushes on SAs unprompted, all in random order and timing through the real NAT stage. The
+ * (IKE_AUTH, CREATE_CHILD_SA rekeys, several at once), stay idle, talk one way or both, the server
+ * pushes on SAs unprompted and sluice is killed and restarted from its journal, all in random order
+ * and timing through the real NAT stage. The
  * simulation knows every SPI's owner; every inbound packet the stage delivers must reach it.
  *
  * The one documented exception (docs/nat.md, "What still needs luck") is a server that starts using
@@ -9,6 +10,9 @@
  * (counted), and every other history must never misroute.
  */
 import { test } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { natConfigSchema } from './config';
 import { NatStage } from './stage';
@@ -30,13 +34,22 @@ function rng(seed: number): () => number {
 interface Child { inSpi: number; outSpi: number; used: boolean }
 
 
-export function simulate(seed: number, nHosts: number, steps: number): { delivered: number; misrouted: number; luck: number; dropped: number } {
+export function simulate(seed: number, nHosts: number, steps: number, journalPath: string): { delivered: number; misrouted: number; luck: number; dropped: number } {
   const r = rng(seed);
-  const cfg = natConfigSchema.parse({ public: ['203.0.113.1'], wan_interface: 'eth1', journal: { path: null } });
-  const st = new NatStage(cfg);
-  const fs = new FakeServices();
+  const cfg = natConfigSchema.parse({ public: ['203.0.113.1'], wan_interface: 'eth1', journal: { path: journalPath } });
+  let st = new NatStage(cfg);
+  let fs = new FakeServices();
   st.init(fs);
-  const L = st.state.learning;
+  let L = st.state.learning;
+  /** kill -9 and start again from the journal: held packets are gone, the books come back. */
+  const restart = (): void => {
+    const time = fs.time;
+    st = new NatStage(cfg);
+    fs = new FakeServices();
+    fs.time = time;
+    st.init(fs);
+    L = st.state.learning;
+  };
   const hosts = Array.from({ length: nHosts }, (_, i) => ip(`10.0.${i >> 8}.${(i & 255) + 10}`));
   const ispi = (h: number): bigint => 0x1100000000000000n + BigInt(h);
   const rspi = (h: number): bigint => 0x2200000000000000n + BigInt(h);
@@ -182,6 +195,9 @@ export function simulate(seed: number, nHosts: number, steps: number): { deliver
         drain();
         if (o.verdict === Verdict.HOLD) { fs.time += 400; st.tick(fs.time); drain(); }
       }
+    } else if (a >= 0.648 && a < 0.65) {
+      trace('restart (kill -9)');
+      restart();
     } else if (a < 0.65) {
       // The server pushes on one of the host's SAs unprompted.
       const c = children[h][r() * children[h].length | 0];
@@ -203,12 +219,14 @@ export function simulate(seed: number, nHosts: number, steps: number): { deliver
 }
 
 test('random histories of 2–12 hosts: no inbound packet ever reaches a host that does not own its SPI', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-sim-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   let total = { delivered: 0, misrouted: 0, luck: 0, dropped: 0 };
   // SLUICE_SIM_RUNS=5000 for a longer search; SLUICE_SIM_TRACE=SEED prints one history step by step.
   const runs = Number(process.env.SLUICE_SIM_RUNS ?? 500);
   for (let seed = 1; seed <= runs; seed++) {
     const n = 2 + (seed % 11);
-    const x = simulate(seed, n, 400);
+    const x = simulate(seed, n, 400, join(dir, `sim${seed}.journal`));
     assert.equal(x.misrouted, 0, `seed ${seed} (${n} hosts): ${x.misrouted} packets reached a host that does not own their SPI`);
     total = { delivered: total.delivered + x.delivered, misrouted: 0, luck: total.luck + x.luck, dropped: total.dropped + x.dropped };
   }

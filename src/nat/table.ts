@@ -24,6 +24,12 @@ export const F_AUTH_COUNTED = 8;
  * its host could have drawn an answer. Packets on it cannot bring an unknown SPI: they never wait.
  */
 export const F_CONFIRMED = 16;
+/**
+ * IKE: how many SAs its host was owed toward this server (0–7, bits 5–7), kept in the journal with
+ * the record so a restart does not forget an SA still owed (which would make elimination unsound).
+ */
+export const OWED_SHIFT = 5;
+export const OWED_MAX = 7;
 
 
 /** How an inbound record was learned (the `via` column; 0 = seen in cleartext or pinned). */
