@@ -61,8 +61,9 @@ export class Engine {
   readonly held: HeldPackets;
   readonly services: StageServices;
   private stages: Stage[] = [];
-  /** Smallest tick period any stage asked for (opts.tickMs by default). */
-  private tickPeriod = 1000;
+  /** Each stage's tick period (its tickMs, else opts.tickMs) and when it last ticked. */
+  private tickPeriods: number[] = [];
+  private lastTicks: number[] = [];
   private stageDecisions = new Float64Array(0);
   private readonly sources: SourceEntry[] = [];
   private readonly info = new Classified();
@@ -80,7 +81,6 @@ export class Engine {
   /** The meta array of the batch being processed, for hold() to read the packet id. */
   private currentMeta: Uint32Array | null = null;
   private timer: NodeJS.Timeout | null = null;
-  private lastTick = 0;
   private readonly c: Record<'packets' | 'batches' | 'accepted' | 'dropped' | 'held' | 'answered' | 'marked' |
     'rewritten' | 'heldExpired' | 'heldCap' | 'released' | 'stageErrors' | 'injected' | 'injectFailed', number>;
   private readonly invalidIds: number[];
@@ -124,7 +124,8 @@ export class Engine {
   setPipeline(stages: Stage[]): void {
     for (const s of stages) s.init?.(this.services);
     this.stages = stages;
-    this.tickPeriod = Math.min(this.opts.tickMs ?? 1000, ...stages.map((st) => st.tickMs ?? Infinity));
+    this.tickPeriods = stages.map((st) => st.tickMs ?? this.opts.tickMs ?? 1000);
+    this.lastTicks = stages.map(() => 0);
     this.stageDecisions = new Float64Array(stages.length * 5);
     this.ensureTimer();
   }
@@ -361,9 +362,10 @@ export class Engine {
   private maybeTick(): void {
     const now = Date.now();
     this.expireHeld(now);
-    if (now - this.lastTick >= this.tickPeriod) {
-      this.lastTick = now;
-      for (const s of this.stages) s.tick?.(now);
+    for (let i = 0; i < this.stages.length; i++) {
+      if (now - this.lastTicks[i]! < this.tickPeriods[i]!) continue;
+      this.lastTicks[i] = now;
+      this.stages[i]!.tick?.(now);
     }
   }
 

@@ -109,7 +109,7 @@ export interface Stage {
   onHoldExpired?(handle: number): void;
   /** Periodic housekeeping (idle timeouts), called between batches at most every `tickMs`. */
   tick?(nowMs: number): void;
-  /** How often this stage wants tick() while packets are held (the engine ticks at the smallest). */
+  /** How often this stage wants tick() (default: the engine's tickMs); the engine checks every 20 ms. */
   readonly tickMs?: number;
   /** Counters and state for `sluice stats` (plain JSON). */
   stats?(): Record<string, unknown>;
