@@ -14,6 +14,7 @@ import type { Stage } from '../engine/stage';
 import { Interfaces } from '../io/interfaces';
 import { Injector } from '../io/inject';
 import { NfQueue } from '../io/nfqueue';
+import { V_ACCEPT, V_DROP } from '../io/batch-layout';
 import { Tun } from '../io/tun';
 import { startControlServer } from '../control/server';
 import type { ControlRequest } from '../control/protocol';
@@ -56,6 +57,7 @@ export class Runtime {
         const queue = NfQueue.open({
           queue: q.num, copyRange: Math.min(q.copy_range, 65531), maxLen: q.max_len, failOpen: q.fail_open, gso: q.gso,
           rcvbufBytes: q.rcvbuf, batchSize: q.batch,
+          defaultVerdict: q.default_verdict === 'accept' ? V_ACCEPT : V_DROP, invalidVerdict: q.on_invalid === 'accept' ? V_ACCEPT : V_DROP,
         }, (batch) => this.engine.handleBatch(source, batch));
         source = this.engine.addSource(queue, q.num, { defaultVerdict: q.default_verdict, onInvalid: q.on_invalid });
         this.queues.push(queue);
