@@ -62,6 +62,8 @@ const XID_TABLE_MAX = 4096;
 
 export class DhcpStage implements Stage {
   readonly name = 'dhcp';
+  /** DHCP fails open: a bug here must not cut clients off from their own DHCP server. */
+  readonly failure = 'open';
   readonly counters = new Float64Array(COUNTER_DEFS.length);
   private ids = new Int32Array(COUNTER_DEFS.length);
   private s: StageServices | null = null;
