@@ -12,11 +12,18 @@
  *   bytes was dropped as unreadable).
  *
  *     client 192.168.1.2 ─ lan0 [gw: sluice steer] wan0 ─ server 192.0.2.10
+ *
+ * - A state directory owned by another user (nobody, a real process) who planted a symlink at
+ *   `nat.journal.tmp` pointing at a root-only file: sluice refuses to start; before, root's sluice
+ *   truncated the file while compacting its journal.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { labSkipReason, sleep, until } from '../../src/lab/lab';
-import { SluiceProcess } from '../../src/lab/sluice';
+import { SluiceProcess, SLUICE_MAIN } from '../../src/lab/sluice';
 import { UdpSink, sendUdp } from '../../src/lab/traffic';
 import { applyNatRules, natSection, natTopo, natYaml, PY, SERVER } from './fixtures/nat-lab';
 import { gatewayLab } from './gateway';
@@ -114,4 +121,29 @@ s.sendall(b'x' * (4 << 20)); s.close()
   t.diagnostic(`engine: ${st.counters.filter((c) => c.name.startsWith('engine.') && c.value).map((c) => `${c.name}=${c.value}`).join(' ')}`);
   assert.equal(get('engine.invalid.truncated'), 0, 'no truncated packet dropped as unreadable');
   await sl.stop();
+});
+
+test('a state directory another user can write is refused: nobody\'s symlink at nat.journal.tmp does not make root truncate a file', { skip: labSkipReason(), timeout: 60000 }, async (t) => {
+  const tp = await natTopo('fcsd', 1);
+  t.after(() => tp.lab.cleanup());
+  // A world-traversable place outside the lab's private directory, so the attacker can reach it.
+  const base = mkdtempSync(join(tmpdir(), 'sluice-statedir-'));
+  t.after(() => rmSync(base, { recursive: true, force: true }));
+  chmodSync(base, 0o755);
+  const secret = join(base, 'root-only');
+  writeFileSync(secret, 'root secret\n', { mode: 0o600 });
+  const state = join(base, 'state');
+  mkdirSync(state, { mode: 0o755 });
+  chownSync(state, 65534, 65534); // the state directory belongs to nobody
+  // The attacker: a real process running as nobody.
+  await tp.gw.exec(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'ln', '-s', secret, join(state, 'nat.journal.tmp')]);
+  const nat = { ...natSection(tp.lab), journal: { path: 'nat.journal' } };
+  const yaml = `${natYaml(nat)}control:\n  socket: ${join(state, 'sluice.sock')}\n`;
+  await applyNatRules(tp.gw, nat, SluiceProcess.write(tp.lab, 'rules.yaml', yaml));
+  const file = SluiceProcess.write(tp.lab, 'sd.yaml', yaml);
+  const r = await tp.gw.exec([process.execPath, SLUICE_MAIN, 'run', '-c', file], { allowFail: true, timeoutMs: 10000 });
+  t.diagnostic(`sluice run: exit ${r.code}: ${(r.stdout + r.stderr).trim().split('\n').slice(-3).join(' | ')}`);
+  assert.equal(readFileSync(secret, 'utf8'), 'root secret\n', 'the root-only file is intact');
+  assert.notEqual(r.code, 0, 'sluice refuses to run');
+  assert.match(r.stdout + r.stderr, /owned by uid 65534/, 'and says why');
 });
