@@ -20,6 +20,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { labSkipReason, sleep, until } from '../../src/lab/lab';
@@ -146,4 +147,21 @@ test('a state directory another user can write is refused: nobody\'s symlink at 
   assert.equal(readFileSync(secret, 'utf8'), 'root secret\n', 'the root-only file is intact');
   assert.notEqual(r.code, 0, 'sluice refuses to run');
   assert.match(r.stdout + r.stderr, /owned by uid 65534/, 'and says why');
+});
+
+test('SIGTERM ends open control connections: an idle client does not keep a stopping sluice alive', { skip: labSkipReason(), timeout: 60000 }, async (t) => {
+  const g = await gatewayLab('fcct');
+  t.after(() => g.lab.cleanup());
+  const sl = await SluiceProcess.start(g.lab, g.gw, 'queues:\n  - num: 23\n');
+  const idle = createConnection(sl.socket);
+  await new Promise<void>((r, j) => { idle.once('connect', () => r()); idle.once('error', j); });
+  const closed = new Promise<void>((r) => idle.once('close', () => r()));
+  idle.on('error', () => {});
+  const t0 = Date.now();
+  const code = await sl.stop();
+  const took = Date.now() - t0;
+  await closed;
+  t.diagnostic(`exit ${code} after ${took} ms`);
+  assert.equal(code, 0, 'exited by itself on SIGTERM (not killed after the 5 s grace)');
+  assert.ok(took < 3000, `stopped in ${took} ms`);
 });
