@@ -3,11 +3,12 @@
 //   2. uv_poll readable → recvmmsg up to `batch` datagrams into one slab (one slot per datagram)
 //   3. parse each packet message's attributes, write its metadata into `meta` (batch_layout.h)
 //   4. call JavaScript once with the count; JavaScript writes each packet's verdict into `meta`
-//   5. send the batch's verdicts: individual messages (drop/mark/rewrite/queue/repeat) first, then one
-//      VERDICT_BATCH for the plain accepts, all in as few sendmsg calls as the socket takes
+//   5. hand the batch's verdicts to the VerdictSender (verdict_sender.cc), which sends them
 //   6. repeat while the socket delivers full batches, at most `maxRounds` times per wake-up
 // Mechanical only: every decision comes from JavaScript (or the configured default verdict when the
-// handler threw before writing one).
+// handler threw before writing one). A packet JavaScript never saw (its datagram was cut short:
+// MSG_TRUNC, or its message cannot be read) gets the queue's invalid verdict, explicitly, and is
+// counted; none is left for a later VERDICT_BATCH to accept.
 #include <arpa/inet.h>
 #include <libmnl/libmnl.h>
 #include <linux/netfilter.h>
@@ -21,8 +22,8 @@
 #include <unordered_set>
 #include <vector>
 
-#include "batch_layout.h"
-#include "common.h"
+#include "batch_source.h"
+#include "verdict_sender.h"
 
 namespace sluice {
 namespace {
@@ -31,15 +32,34 @@ constexpr uint32_t HEADROOM = 64;        // before each slot's datagram; keeps s
 constexpr uint32_t MSG_OVERHEAD = 512;   // netlink + nfqueue attributes in front of the payload
 constexpr uint32_t GROW_ROOM = 256;      // extra room after a full-size payload for in-place growth
 constexpr uint32_t MAX_PAYLOAD = 65531;  // NFQNL_MAX_COPY_RANGE: nla_len is 16 bits
-constexpr uint32_t VHDR = 48;            // bytes reserved per verdict message header
-constexpr size_t MAX_IOV = 1000;         // below IOV_MAX (1024)
 constexpr uint16_t MSG_PACKET = (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET;
-const uint8_t ZEROS[4] = {0, 0, 0, 0};
 
 struct Counters {
-  double received = 0, batches = 0, verdicts = 0, sendmsgCalls = 0, batchVerdicts = 0, errors = 0,
-         enobufs = 0, truncated = 0, repeatedEarly = 0, lastErrno = 0;
+  double received = 0, batches = 0, errors = 0, enobufs = 0, truncated = 0, unparsed = 0, unverdicted = 0,
+         repeatedEarly = 0, lastErrno = 0, badReleases = 0;
 };
+
+// The packet id of a packet message whose datagram may be cut short (MSG_TRUNC): the attributes are
+// walked within the `avail` bytes received. False when there is no readable packet header.
+bool FindPacketId(const uint8_t* start, int avail, uint32_t* id) {
+  if (avail < static_cast<int>(NLMSG_HDRLEN + sizeof(nfgenmsg))) return false;
+  auto* nlh = reinterpret_cast<const nlmsghdr*>(start);
+  if (nlh->nlmsg_type != MSG_PACKET || nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(nfgenmsg)) return false;
+  int end = static_cast<int>(std::min<uint32_t>(nlh->nlmsg_len, static_cast<uint32_t>(avail)));
+  int p = NLMSG_HDRLEN + MNL_ALIGN(sizeof(nfgenmsg));
+  while (p + static_cast<int>(sizeof(nlattr)) <= end) {
+    auto* a = reinterpret_cast<const nlattr*>(start + p);
+    if (a->nla_len < sizeof(nlattr) || p + a->nla_len > end) return false;
+    if ((a->nla_type & NLA_TYPE_MASK) == NFQA_PACKET_HDR && a->nla_len >= sizeof(nlattr) + sizeof(nfqnl_msg_packet_hdr)) {
+      nfqnl_msg_packet_hdr h;
+      memcpy(&h, start + p + sizeof(nlattr), sizeof h);
+      *id = ntohl(h.packet_id);
+      return true;
+    }
+    p += MNL_ALIGN(a->nla_len);
+  }
+  return false;
+}
 
 // Is queue `num` listed in /proc/net/netfilter/nfnetlink_queue (i.e. bound by some socket)?
 bool QueueListed(uint16_t num) {
@@ -54,30 +74,30 @@ bool QueueListed(uint16_t num) {
   return found;
 }
 
-class NfQueue : public Napi::ObjectWrap<NfQueue> {
+class NfQueue : public BatchSource<NfQueue> {
+  friend class BatchSource<NfQueue>;
+
  public:
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "NfQueue", {
       InstanceMethod<&NfQueue::Release>("release"),
       InstanceMethod<&NfQueue::Stats>("stats"),
-      InstanceMethod<&NfQueue::Close>("close"),
+      InstanceMethod("close", &NfQueue::Close),
     });
   }
 
-  NfQueue(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NfQueue>(info) {
+  NfQueue(const Napi::CallbackInfo& info) : BatchSource<NfQueue>(info) {
     Napi::Env env = info.Env();
-    if (!info[0].IsObject() || !info[1].IsFunction()) {
-      Napi::TypeError::New(env, "NfQueue(options, onBatch)").ThrowAsJavaScriptException();
-      return;
-    }
+    if (!ReadCommon(info, "NfQueue(options, onBatch)")) return;
     Napi::Object o = info[0].As<Napi::Object>();
     queue_ = static_cast<uint16_t>(NumOpt(o, "queue", 0));
     uint32_t copyRange = std::min<uint32_t>(MAX_PAYLOAD, static_cast<uint32_t>(NumOpt(o, "copyRange", MAX_PAYLOAD)));
     if (copyRange == 0) copyRange = MAX_PAYLOAD;
     uint32_t maxLen = static_cast<uint32_t>(NumOpt(o, "maxLen", 1024));
-    batch_ = std::clamp<uint32_t>(static_cast<uint32_t>(NumOpt(o, "batchSize", 64)), 1, 1024);
-    maxRounds_ = std::max<uint32_t>(1, static_cast<uint32_t>(NumOpt(o, "maxRounds", 16)));
-    defaultVerdict_ = static_cast<uint32_t>(NumOpt(o, "defaultVerdict", V_ACCEPT));
+    // Fault injection for tests: receive at most this many bytes per datagram (forces MSG_TRUNC),
+    // and treat every Nth packet message as unreadable (the Parse failure path).
+    double recvLimit = NumOpt(o, "faultRecvLimit", 0);
+    faultParseEvery_ = static_cast<uint32_t>(std::max(0.0, NumOpt(o, "faultParseEvery", 0)));
     uint32_t flags = (BoolOpt(o, "failOpen", false) ? NFQA_CFG_F_FAIL_OPEN : 0) |
                      (BoolOpt(o, "gso", false) ? NFQA_CFG_F_GSO : 0) |
                      (BoolOpt(o, "conntrack", false) ? NFQA_CFG_F_CONNTRACK : 0);
@@ -108,52 +128,41 @@ class NfQueue : public Napi::ObjectWrap<NfQueue> {
     rcvbufEffective_ = v;
     sl = sizeof v;
     getsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &v, &sl);
-    sndLimit_ = std::max(4096, v - 1024);
+    int sndLimit = std::max(4096, v - 1024);
     // Without NETLINK_NO_ENOBUFS an overflow makes the next recv fail with ENOBUFS; the kernel's
     // per-queue counters (user_dropped) still record the loss.
     int one = 1;
     if (BoolOpt(o, "noEnobufs", true)) setsockopt(fd_, SOL_NETLINK, NETLINK_NO_ENOBUFS, &one, sizeof one);
 
     // The slab: one slot per datagram of a batch; the datagram starts HEADROOM bytes into its slot.
-    slotSize_ = (HEADROOM + MSG_OVERHEAD + copyRange + GROW_ROOM + 63) & ~63u;
-    Napi::ArrayBuffer slabBuf = Napi::ArrayBuffer::New(env, static_cast<size_t>(slotSize_) * batch_);
-    Napi::ArrayBuffer metaBuf = Napi::ArrayBuffer::New(env, static_cast<size_t>(META_STRIDE) * 4 * batch_);
-    slab_ = static_cast<uint8_t*>(slabBuf.Data());
-    meta_ = static_cast<uint32_t*>(metaBuf.Data());
-    slabRef_ = Napi::Persistent(slabBuf);
-    metaRef_ = Napi::Persistent(metaBuf);
+    AllocSlab(env, (HEADROOM + MSG_OVERHEAD + copyRange + GROW_ROOM + 63) & ~63u);
     msgs_.resize(batch_);
     riov_.resize(batch_);
+    uint32_t recvBytes = slotSize_ - HEADROOM;
+    if (recvLimit >= 64 && recvLimit < recvBytes) recvBytes = static_cast<uint32_t>(recvLimit);
     for (uint32_t i = 0; i < batch_; i++) {
-      riov_[i] = {slab_ + static_cast<size_t>(i) * slotSize_ + HEADROOM, slotSize_ - HEADROOM};
+      riov_[i] = {slab_ + static_cast<size_t>(i) * slotSize_ + HEADROOM, recvBytes};
       msgs_[i].msg_hdr = {};
       msgs_[i].msg_hdr.msg_iov = &riov_[i];
       msgs_[i].msg_hdr.msg_iovlen = 1;
     }
-    hdrs_.resize(static_cast<size_t>(VHDR) * (batch_ + 1));
-    siov_.reserve(MAX_IOV + 4);
+    out_.resize(batch_);
+    invalid_.reserve(batch_);
+    sender_.Init(fd_, queue_, batch_, sndLimit);
 
     int err = Configure(NFQNL_CFG_CMD_BIND, copyRange, maxLen, flags, NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_GSO | NFQA_CFG_F_CONNTRACK);
     if (err == EAGAIN) err = Configure(NFQNL_CFG_CMD_BIND, copyRange, maxLen, flags, NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_GSO | NFQA_CFG_F_CONNTRACK);
     if (err) { FailConfig(env, err, flags); return; }
 
     Napi::Object self = Value();
-    self.Set("slab", Napi::Uint8Array::New(env, slabBuf.ByteLength(), slabBuf, 0));
-    self.Set("meta", Napi::Uint32Array::New(env, META_STRIDE * batch_, metaBuf, 0));
     self.Set("rcvbufBytes", Napi::Number::New(env, rcvbufEffective_));
-    self.Set("slotSize", Napi::Number::New(env, slotSize_));
-    self.Set("batchSize", Napi::Number::New(env, batch_));
     self.Set("copyRange", Napi::Number::New(env, copyRange));
-    cb_ = Napi::Persistent(info[1].As<Napi::Function>());
-    actx_ = new Napi::AsyncContext(env, "sluice:nfqueue");
-    if (!poller_.Start(env, fd_, this, &NfQueue::OnPoll)) { Fail(env, "NFQUEUE: uv_poll_init", EINVAL); return; }
-    Ref();  // the poll handle points at us: stay alive until close()
+    if (!StartPolling(info, fd_, "sluice:nfqueue")) { Fail(env, "NFQUEUE: uv_poll_init", EINVAL); return; }
   }
 
   ~NfQueue() override {
     poller_.Stop();
     if (fd_ >= 0) close(fd_);
-    delete actx_;
   }
 
  private:
@@ -239,24 +248,23 @@ class NfQueue : public Napi::ObjectWrap<NfQueue> {
       for (auto* nlh = reinterpret_cast<nlmsghdr*>(buf); mnl_nlmsg_ok(nlh, n); nlh = mnl_nlmsg_next(nlh, &n)) {
         if (nlh->nlmsg_type == NLMSG_ERROR && nlh->nlmsg_seq == seq)
           return -static_cast<nlmsgerr*>(mnl_nlmsg_get_payload(nlh))->error;
-        if (nlh->nlmsg_type == MSG_PACKET) {
-          uint32_t m[META_STRIDE];
-          if (Parse(nlh, m, buf + sizeof buf)) {
-            SendOne(m[M_ID], V_REPEAT, -1, nullptr, 0);
-            counters_.repeatedEarly++;
-          }
+        uint32_t id;
+        if (nlh->nlmsg_type == MSG_PACKET && FindPacketId(reinterpret_cast<uint8_t*>(nlh), nlh->nlmsg_len, &id)) {
+          sender_.SendOne(id, V_REPEAT, -1, nullptr, 0);
+          counters_.repeatedEarly++;
         }
       }
     }
     return ETIMEDOUT;
   }
 
-  // Fills one packet's "in" slots; false for a message without a packet header.
-  bool Parse(nlmsghdr* nlh, uint32_t* m, const uint8_t* slotEnd) {
-    bool haveHdr = false;
+  // Reads one packet message into meta row `m` (the "in" slots) and `rec` (the addon's own copy of
+  // id, offset, length, capacity). False when it carries no packet header or no payload.
+  bool Parse(nlmsghdr* nlh, uint32_t* m, SlotRecord* rec, const uint8_t* slotEnd) {
+    bool haveHdr = false, havePayload = false;
     uint32_t inFlags = 0, capLen = 0;
-    m[M_MARK] = m[M_INDEV] = m[M_OUTDEV] = m[M_SKB_FLAGS] = m[M_LENGTH] = m[M_CAPACITY] = 0;
-    m[M_OFFSET] = static_cast<uint32_t>(reinterpret_cast<uint8_t*>(nlh) - slab_);
+    m[M_MARK] = m[M_INDEV] = m[M_OUTDEV] = m[M_SKB_FLAGS] = 0;
+    *rec = SlotRecord{};
     nlattr* attr;
     for (attr = static_cast<nlattr*>(mnl_nlmsg_get_payload_offset(nlh, sizeof(nfgenmsg)));
          mnl_attr_ok(attr, static_cast<char*>(mnl_nlmsg_get_payload_tail(nlh)) - reinterpret_cast<char*>(attr));
@@ -268,7 +276,7 @@ class NfQueue : public Napi::ObjectWrap<NfQueue> {
         case NFQA_PACKET_HDR:
           if (len >= sizeof(nfqnl_msg_packet_hdr)) {
             auto* h = reinterpret_cast<nfqnl_msg_packet_hdr*>(p);
-            m[M_ID] = ntohl(h->packet_id);
+            rec->id = ntohl(h->packet_id);
             m[M_HW_PROTO] = ntohs(h->hw_protocol);
             m[M_HOOK] = h->hook;
             haveHdr = true;
@@ -280,21 +288,17 @@ class NfQueue : public Napi::ObjectWrap<NfQueue> {
         case NFQA_SKB_INFO: if (len >= 4) m[M_SKB_FLAGS] = be32(); break;
         case NFQA_CAP_LEN: if (len >= 4) capLen = be32(); break;
         case NFQA_PAYLOAD:
-          m[M_OFFSET] = static_cast<uint32_t>(p - slab_);
-          m[M_LENGTH] = len;
-          m[M_CAPACITY] = std::min<uint32_t>(MAX_PAYLOAD, static_cast<uint32_t>(slotEnd - p));
+          rec->offset = static_cast<uint32_t>(p - slab_);
+          rec->length = len;
+          rec->capacity = std::min<uint32_t>(MAX_PAYLOAD, static_cast<uint32_t>(slotEnd - p));
+          havePayload = len > 0;
           break;
       }
     }
-    m[M_ORIG_LENGTH] = capLen > m[M_LENGTH] ? capLen : m[M_LENGTH];
-    if (m[M_ORIG_LENGTH] > m[M_LENGTH]) inFlags |= IN_TRUNCATED;
+    m[M_ORIG_LENGTH] = capLen > rec->length ? capLen : rec->length;
+    if (m[M_ORIG_LENGTH] > rec->length) inFlags |= IN_TRUNCATED;
     m[M_IN_FLAGS] = inFlags;
-    return haveHdr;
-  }
-
-  static void OnPoll(uv_poll_t* h, int status, int events) {
-    auto* self = static_cast<NfQueue*>(h->data);
-    if (self && status == 0) self->Drain();
+    return haveHdr && havePayload;
   }
 
   void Drain() {
@@ -309,11 +313,17 @@ class NfQueue : public Napi::ObjectWrap<NfQueue> {
         return;
       }
       uint32_t count = 0;
+      invalid_.clear();
       for (int i = 0; i < n; i++) {
-        if (msgs_[i].msg_hdr.msg_flags & MSG_TRUNC) { counters_.truncated++; continue; }
         uint8_t* start = static_cast<uint8_t*>(riov_[i].iov_base);
         const uint8_t* slotEnd = start - HEADROOM + slotSize_;
         int left = static_cast<int>(msgs_[i].msg_len);
+        if (msgs_[i].msg_hdr.msg_flags & MSG_TRUNC) {
+          // Cut short: the packet cannot be handed on whole, but it is still queued in the kernel.
+          counters_.truncated++;
+          Unreadable(start, left);
+          continue;
+        }
         for (auto* nlh = reinterpret_cast<nlmsghdr*>(start); mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left)) {
           if (nlh->nlmsg_type == NLMSG_ERROR) {
             auto* e = static_cast<nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
@@ -321,11 +331,15 @@ class NfQueue : public Napi::ObjectWrap<NfQueue> {
           } else if (nlh->nlmsg_type == MSG_PACKET && count < batch_) {
             // The kernel sends one packet per datagram, so `count < batch_` always holds.
             uint32_t* m = meta_ + count * META_STRIDE;
-            if (!Parse(nlh, m, slotEnd)) { counters_.errors++; continue; }
-            m[M_VERDICT] = defaultVerdict_;
-            m[M_VMARK] = 0;
-            m[M_OUT_FLAGS] = 0;
-            m[M_NEW_LENGTH] = m[M_LENGTH];
+            SlotRecord rec;
+            bool ok = Parse(nlh, m, &rec, slotEnd);
+            if (ok && faultParseEvery_ && ++faultSeen_ % faultParseEvery_ == 0) ok = false;
+            if (!ok) {
+              counters_.unparsed++;
+              Unreadable(reinterpret_cast<uint8_t*>(nlh), static_cast<int>(nlh->nlmsg_len));
+              continue;
+            }
+            Record(count, rec.id, rec.offset, rec.length, rec.capacity);
             count++;
           }
         }
@@ -333,147 +347,61 @@ class NfQueue : public Napi::ObjectWrap<NfQueue> {
       if (count) {
         counters_.received += count;
         counters_.batches++;
-        inBatch_ = true;
         releasedInBatch_.clear();
-        CallBatch(env, cb_, *actx_, Value(), count);
-        inBatch_ = false;
-        SendVerdicts(count);
-        if (closePending_) { DoClose(); return; }
+        CallJs(env, count);
+        for (uint32_t i = 0; i < count; i++) {
+          VerdictSender::Out& o = out_[i];
+          o.verdict = VerdictAt(i, true);
+          o.hasMark = MarkAt(i, &o.mark);
+          o.newLength = RewriteLengthAt(i);
+        }
       }
+      if (count || !invalid_.empty())
+        sender_.SendBatch(slab_, records_, out_, count, invalid_, invalidVerdict_, releasedInBatch_);
+      if (closePending_) { DoClose(); return; }
       if (static_cast<uint32_t>(n) < batch_) return;
     }
   }
 
-  // Appends one verdict message (header in hdrs_, payload by reference) to the send list.
-  void Append(uint8_t* h, uint16_t type, uint32_t id, uint32_t verdict, int64_t mark, const uint8_t* payload, uint32_t plen) {
-    uint32_t off = 32;
-    auto* nlh = reinterpret_cast<nlmsghdr*>(h);
-    nlh->nlmsg_type = (NFNL_SUBSYS_QUEUE << 8) | type;
-    nlh->nlmsg_flags = NLM_F_REQUEST;
-    nlh->nlmsg_seq = ++seq_;
-    nlh->nlmsg_pid = 0;
-    auto* g = reinterpret_cast<nfgenmsg*>(h + 16);
-    g->nfgen_family = AF_UNSPEC;
-    g->version = NFNETLINK_V0;
-    g->res_id = htons(queue_);
-    auto* a = reinterpret_cast<nlattr*>(h + 20);
-    a->nla_len = 12;
-    a->nla_type = NFQA_VERDICT_HDR;
-    nfqnl_msg_verdict_hdr vh{htonl(verdict), htonl(id)};
-    memcpy(h + 24, &vh, sizeof vh);
-    if (mark >= 0) {
-      a = reinterpret_cast<nlattr*>(h + off);
-      a->nla_len = 8;
-      a->nla_type = NFQA_MARK;
-      uint32_t be = htonl(static_cast<uint32_t>(mark));
-      memcpy(h + off + 4, &be, 4);
-      off += 8;
+  // A packet message JavaScript will not see: its id gets the invalid verdict with this batch; with
+  // no readable id, VERDICT_BATCH is off for good (it would accept the packet).
+  void Unreadable(const uint8_t* msg, int avail) {
+    uint32_t id;
+    if (FindPacketId(msg, avail, &id)) {
+      invalid_.push_back(id);
+    } else {
+      counters_.unverdicted++;
+      sender_.LostId();
     }
-    uint32_t pad = 0;
-    if (payload) {
-      a = reinterpret_cast<nlattr*>(h + off);
-      a->nla_len = static_cast<uint16_t>(4 + plen);
-      a->nla_type = NFQA_PAYLOAD;
-      off += 4;
-      pad = MNL_ALIGN(plen) - plen;
-    }
-    nlh->nlmsg_len = off + (payload ? plen + pad : 0);
-    if (siov_.size() + 3 > MAX_IOV || (sendBytes_ && sendBytes_ + nlh->nlmsg_len > static_cast<size_t>(sndLimit_))) Flush();
-    siov_.push_back({h, off});
-    if (payload) {
-      siov_.push_back({const_cast<uint8_t*>(payload), plen});
-      if (pad) siov_.push_back({const_cast<uint8_t*>(ZEROS), pad});
-    }
-    sendBytes_ += nlh->nlmsg_len;
   }
 
-  void Flush() {
-    if (siov_.empty()) return;
-    sockaddr_nl to{};
-    to.nl_family = AF_NETLINK;
-    msghdr mh{};
-    mh.msg_name = &to;
-    mh.msg_namelen = sizeof to;
-    mh.msg_iov = siov_.data();
-    mh.msg_iovlen = siov_.size();
-    ssize_t r;
-    do r = sendmsg(fd_, &mh, 0); while (r < 0 && errno == EINTR);
-    counters_.sendmsgCalls++;
-    if (r < 0) { counters_.errors++; counters_.lastErrno = errno; }
-    siov_.clear();
-    sendBytes_ = 0;
-  }
-
-  void SendVerdicts(uint32_t count) {
-    // Held packets first: a VERDICT_BATCH covers every queued id up to its id, so it is only safe
-    // while nothing is held (held ids are always lower than this batch's ids).
-    for (uint32_t i = 0; i < count; i++) {
-      const uint32_t* m = meta_ + i * META_STRIDE;
-      if (m[M_VERDICT] == V_HOLD &&
-          std::find(releasedInBatch_.begin(), releasedInBatch_.end(), m[M_ID]) == releasedInBatch_.end())
-        held_.insert(m[M_ID]);
-    }
-    const bool canBatch = held_.empty();
-    uint32_t nAccept = 0, maxAccept = 0;
-    uint8_t* h = hdrs_.data();
-    for (uint32_t i = 0; i < count; i++) {
-      const uint32_t* m = meta_ + i * META_STRIDE;
-      const uint32_t v = m[M_VERDICT], f = m[M_OUT_FLAGS], id = m[M_ID];
-      if (v == V_HOLD) continue;
-      counters_.verdicts++;
-      if (canBatch && v == V_ACCEPT && !(f & (OUT_SET_MARK | OUT_REWRITTEN))) {
-        nAccept++;
-        maxAccept = id;  // ids grow within a batch
-        continue;
-      }
-      const uint8_t* payload = nullptr;
-      uint32_t plen = 0;
-      if (f & OUT_REWRITTEN) {
-        if (m[M_NEW_LENGTH] <= m[M_CAPACITY]) { payload = slab_ + m[M_OFFSET]; plen = m[M_NEW_LENGTH]; }
-        else { counters_.errors++; counters_.lastErrno = EMSGSIZE; }  // sent unchanged
-      }
-      Append(h, NFQNL_MSG_VERDICT, id, v, (f & OUT_SET_MARK) ? int64_t{m[M_VMARK]} : -1, payload, plen);
-      h += VHDR;
-    }
-    if (nAccept == 1) {
-      Append(h, NFQNL_MSG_VERDICT, maxAccept, V_ACCEPT, -1, nullptr, 0);
-    } else if (nAccept > 1) {
-      Append(h, NFQNL_MSG_VERDICT_BATCH, maxAccept, V_ACCEPT, -1, nullptr, 0);
-      counters_.batchVerdicts++;
-    }
-    Flush();
-  }
-
-  void SendOne(uint32_t id, uint32_t verdict, int64_t mark, const uint8_t* payload, uint32_t plen) {
-    alignas(4) uint8_t h[VHDR];
-    std::vector<iovec> saved;
-    saved.swap(siov_);
-    size_t savedBytes = sendBytes_;
-    sendBytes_ = 0;
-    Append(h, NFQNL_MSG_VERDICT, id, verdict, mark, payload, plen);
-    Flush();
-    siov_.swap(saved);
-    sendBytes_ = savedBytes;
-  }
-
-  // release(id, verdict, mark (-1 keeps it), payload?: Uint8Array | null): one verdict now.
+  // release(id, verdict, mark (-1 keeps it), payload?: Uint8Array | null): one verdict now, for a
+  // packet that is owed one (held, or in the batch being handled). Anything else is refused (false,
+  // counted): JavaScript cannot decide a packet the addon did not hand it, or decide one twice.
   Napi::Value Release(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (fd_ < 0) return Napi::Boolean::New(env, false);
+    if (!info[0].IsNumber() || !info[1].IsNumber()) { counters_.badReleases++; return Napi::Boolean::New(env, false); }
     uint32_t id = info[0].As<Napi::Number>().Uint32Value();
     uint32_t verdict = info[1].As<Napi::Number>().Uint32Value();
     int64_t mark = info[2].IsNumber() ? info[2].As<Napi::Number>().Int64Value() : -1;
+    bool owed = sender_.Owed(id);
+    if (!owed && inBatch_) {
+      for (const SlotRecord& r : records_) if (r.id == id) { owed = true; break; }
+      if (std::find(releasedInBatch_.begin(), releasedInBatch_.end(), id) != releasedInBatch_.end()) owed = false;
+    }
+    if (!owed || !VerdictAllowed(verdict, false)) { counters_.badReleases++; return Napi::Boolean::New(env, false); }
     const uint8_t* payload = nullptr;
     uint32_t plen = 0;
-    if (info[3].IsTypedArray()) {
+    if (info[3].IsTypedArray() && info[3].As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array) {
       Napi::Uint8Array u = info[3].As<Napi::Uint8Array>();
       payload = u.Data();
       plen = static_cast<uint32_t>(std::min<size_t>(u.ByteLength(), MAX_PAYLOAD));
+      if (plen == 0) payload = nullptr;
     }
-    held_.erase(id);
+    sender_.Settle(id);
     if (inBatch_) releasedInBatch_.push_back(id);
-    counters_.verdicts++;
-    SendOne(id, verdict, mark < 0 ? -1 : (mark & 0xffffffff), payload, plen);
+    sender_.SendOne(id, verdict, mark < 0 ? -1 : (mark & 0xffffffff), payload, plen);
     return Napi::Boolean::New(env, true);
   }
 
@@ -481,30 +409,29 @@ class NfQueue : public Napi::ObjectWrap<NfQueue> {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
     const Counters& c = counters_;
+    const VerdictSender::Stats& v = sender_.stats();
     o.Set("received", c.received);
     o.Set("batches", c.batches);
-    o.Set("verdicts", c.verdicts);
-    o.Set("sendmsgCalls", c.sendmsgCalls);
-    o.Set("batchVerdicts", c.batchVerdicts);
-    o.Set("errors", c.errors);
+    o.Set("verdicts", v.verdicts);
+    o.Set("sendmsgCalls", v.sendmsgCalls);
+    o.Set("batchVerdicts", v.batchVerdicts);
+    o.Set("errors", c.errors + v.errors);
     o.Set("enobufs", c.enobufs);
-    o.Set("heldOutstanding", static_cast<double>(held_.size()));
+    o.Set("heldOutstanding", static_cast<double>(sender_.heldCount()));
     o.Set("truncated", c.truncated);
+    o.Set("unparsed", c.unparsed);
+    o.Set("unverdicted", c.unverdicted);
+    o.Set("badVerdicts", badVerdicts_);
+    o.Set("badLengths", badLengths_);
+    o.Set("badReleases", c.badReleases);
     o.Set("repeatedEarly", c.repeatedEarly);
-    o.Set("lastErrno", c.lastErrno);
+    o.Set("lastErrno", v.lastErrno ? v.lastErrno : c.lastErrno);
     return o;
   }
 
-  // Unbinds and closes. Inside the batch handler the close waits until the batch's verdicts are sent.
-  Napi::Value Close(const Napi::CallbackInfo& info) {
-    if (inBatch_) closePending_ = true;
-    else DoClose();
-    return info.Env().Undefined();
-  }
-
+  // Unbinds and closes (the kernel drops whatever is still queued).
   void DoClose() {
     if (fd_ < 0) return;
-    poller_.Stop();
     alignas(4) char buf[128];
     nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
     nlh->nlmsg_type = (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_CONFIG;
@@ -516,31 +443,21 @@ class NfQueue : public Napi::ObjectWrap<NfQueue> {
     nfqnl_msg_config_cmd c{NFQNL_CFG_CMD_UNBIND, 0, htons(AF_INET)};
     mnl_attr_put(nlh, NFQA_CFG_CMD, sizeof c, &c);
     SendRaw(nlh, nlh->nlmsg_len);  // closing the socket unbinds too; this just makes it explicit
+    StopSource();
     close(fd_);
     fd_ = -1;
-    closePending_ = false;
-    cb_.Reset();
-    Unref();
   }
 
   int fd_ = -1;
   uint16_t queue_ = 0;
-  uint32_t portid_ = 0, seq_ = 0, batch_ = 64, maxRounds_ = 16, defaultVerdict_ = V_ACCEPT, slotSize_ = 0;
-  int rcvbufEffective_ = 0, sndLimit_ = 65536;
-  uint8_t* slab_ = nullptr;
-  uint32_t* meta_ = nullptr;
+  uint32_t portid_ = 0, seq_ = 0, faultParseEvery_ = 0, faultSeen_ = 0;
+  int rcvbufEffective_ = 0;
   std::vector<mmsghdr> msgs_;
-  std::vector<iovec> riov_, siov_;
-  std::vector<uint8_t> hdrs_;
-  size_t sendBytes_ = 0;
-  std::unordered_set<uint32_t> held_;
-  std::vector<uint32_t> releasedInBatch_;
-  bool inBatch_ = false, closePending_ = false;
+  std::vector<iovec> riov_;
+  std::vector<VerdictSender::Out> out_;
+  std::vector<uint32_t> invalid_, releasedInBatch_;
+  VerdictSender sender_;
   Counters counters_;
-  Napi::Reference<Napi::ArrayBuffer> slabRef_, metaRef_;
-  Napi::FunctionReference cb_;
-  Napi::AsyncContext* actx_ = nullptr;
-  Poller poller_;
 };
 
 }  // namespace

@@ -3,6 +3,8 @@
 //   M_ID = a sequence number) → one JavaScript call → V_ACCEPT packets are written back into the
 //   device (rewritten length when OUT_REWRITTEN), every other verdict drops the packet.
 // A TUN device has no skb mark: OUT_SET_MARK cannot be carried and is only counted (marksIgnored).
+// What the addon writes back comes from its own record of each slot (offset, length, capacity),
+// never from offsets read back out of `meta`.
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
@@ -10,8 +12,7 @@
 #include <unistd.h>
 #include <algorithm>
 
-#include "batch_layout.h"
-#include "common.h"
+#include "batch_source.h"
 
 namespace sluice {
 namespace {
@@ -19,28 +20,24 @@ namespace {
 constexpr uint32_t HEADROOM = 64;
 constexpr uint32_t GROW_ROOM = 256;
 
-class Tun : public Napi::ObjectWrap<Tun> {
+class Tun : public BatchSource<Tun> {
+  friend class BatchSource<Tun>;
+
  public:
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "Tun", {
       InstanceMethod<&Tun::Write>("write"),
       InstanceMethod<&Tun::Stats>("stats"),
-      InstanceMethod<&Tun::Close>("close"),
+      InstanceMethod("close", &Tun::Close),
     });
   }
 
-  Tun(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Tun>(info) {
+  Tun(const Napi::CallbackInfo& info) : BatchSource<Tun>(info) {
     Napi::Env env = info.Env();
-    if (!info[0].IsObject() || !info[1].IsFunction()) {
-      Napi::TypeError::New(env, "Tun(options, onBatch)").ThrowAsJavaScriptException();
-      return;
-    }
+    if (!ReadCommon(info, "Tun(options, onBatch)")) return;
     Napi::Object o = info[0].As<Napi::Object>();
     std::string name = o.Get("name").IsString() ? o.Get("name").As<Napi::String>().Utf8Value() : "";
-    batch_ = std::clamp<uint32_t>(static_cast<uint32_t>(NumOpt(o, "batchSize", 64)), 1, 1024);
-    maxRounds_ = std::max<uint32_t>(1, static_cast<uint32_t>(NumOpt(o, "maxRounds", 16)));
     maxPacket_ = std::clamp<uint32_t>(static_cast<uint32_t>(NumOpt(o, "maxPacket", 65535)), 576, 65535);
-    defaultVerdict_ = static_cast<uint32_t>(NumOpt(o, "defaultVerdict", V_ACCEPT));
     if (name.size() >= IFNAMSIZ) {
       Napi::Error::New(env, "TUN: interface name too long: " + name).ThrowAsJavaScriptException();
       return;
@@ -67,42 +64,24 @@ class Tun : public Napi::ObjectWrap<Tun> {
     }
     name_ = ifr.ifr_name;
     ifindex_ = if_nametoindex(ifr.ifr_name);
-    slotSize_ = (HEADROOM + maxPacket_ + GROW_ROOM + 63) & ~63u;
-    Napi::ArrayBuffer slabBuf = Napi::ArrayBuffer::New(env, static_cast<size_t>(slotSize_) * batch_);
-    Napi::ArrayBuffer metaBuf = Napi::ArrayBuffer::New(env, static_cast<size_t>(META_STRIDE) * 4 * batch_);
-    slab_ = static_cast<uint8_t*>(slabBuf.Data());
-    meta_ = static_cast<uint32_t*>(metaBuf.Data());
-    slabRef_ = Napi::Persistent(slabBuf);
-    metaRef_ = Napi::Persistent(metaBuf);
+    AllocSlab(env, (HEADROOM + maxPacket_ + GROW_ROOM + 63) & ~63u);
     Napi::Object self = Value();
-    self.Set("slab", Napi::Uint8Array::New(env, slabBuf.ByteLength(), slabBuf, 0));
-    self.Set("meta", Napi::Uint32Array::New(env, META_STRIDE * batch_, metaBuf, 0));
     self.Set("name", Napi::String::New(env, name_));
     self.Set("ifindex", Napi::Number::New(env, ifindex_));
-    self.Set("batchSize", Napi::Number::New(env, batch_));
-    cb_ = Napi::Persistent(info[1].As<Napi::Function>());
-    actx_ = new Napi::AsyncContext(env, "sluice:tun");
-    if (!poller_.Start(env, fd_, this, &Tun::OnPoll)) {
+    if (!StartPolling(info, fd_, "sluice:tun")) {
       close(fd_);
       fd_ = -1;
       Napi::Error::New(env, "TUN: uv_poll_init failed").ThrowAsJavaScriptException();
       return;
     }
-    Ref();
   }
 
   ~Tun() override {
     poller_.Stop();
     if (fd_ >= 0) close(fd_);
-    delete actx_;
   }
 
  private:
-  static void OnPoll(uv_poll_t* h, int status, int events) {
-    auto* self = static_cast<Tun*>(h->data);
-    if (self && status == 0) self->Drain();
-  }
-
   void Drain() {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);  // a libuv callback: no JavaScript scope is open
@@ -117,37 +96,31 @@ class Tun : public Napi::ObjectWrap<Tun> {
           break;
         }
         if (n == 0) break;
-        uint32_t* m = meta_ + count * META_STRIDE;
-        m[M_ID] = ++seq_;
-        m[M_OFFSET] = static_cast<uint32_t>(p - slab_);
-        m[M_LENGTH] = m[M_ORIG_LENGTH] = static_cast<uint32_t>(n);
+        uint32_t* m = Record(count, ++seq_, static_cast<uint32_t>(p - slab_), static_cast<uint32_t>(n),
+                             std::min<uint32_t>(65535, slotSize_ - HEADROOM));
+        m[M_ORIG_LENGTH] = static_cast<uint32_t>(n);
         m[M_MARK] = 0;
         m[M_INDEV] = ifindex_;
         m[M_OUTDEV] = 0;
         m[M_HOOK] = 0xffffffff;
         m[M_HW_PROTO] = (p[0] >> 4) == 6 ? 0x86dd : 0x0800;
         m[M_SKB_FLAGS] = 0;
-        m[M_CAPACITY] = std::min<uint32_t>(65535, slotSize_ - HEADROOM);
         m[M_IN_FLAGS] = 0;
-        m[M_VERDICT] = defaultVerdict_;
-        m[M_VMARK] = 0;
-        m[M_OUT_FLAGS] = 0;
-        m[M_NEW_LENGTH] = m[M_LENGTH];
         count++;
       }
       if (!count) return;
       received_ += count;
       batches_++;
-      inBatch_ = true;
-      CallBatch(env, cb_, *actx_, Value(), count);
-      inBatch_ = false;
+      CallJs(env, count);
       for (uint32_t i = 0; i < count; i++) {
-        const uint32_t* m = meta_ + i * META_STRIDE;
-        if (m[M_OUT_FLAGS] & OUT_SET_MARK) marksIgnored_++;
-        if (m[M_VERDICT] == V_HOLD) { held_++; continue; }
-        if (m[M_VERDICT] != V_ACCEPT) { dropped_++; continue; }
-        uint32_t len = (m[M_OUT_FLAGS] & OUT_REWRITTEN) ? std::min(m[M_NEW_LENGTH], m[M_CAPACITY]) : m[M_LENGTH];
-        WriteOut(slab_ + m[M_OFFSET], len);
+        uint32_t mark;
+        if (MarkAt(i, &mark)) marksIgnored_++;
+        uint32_t v = VerdictAt(i, true);
+        if (v == V_HOLD) { held_++; continue; }
+        if (v != V_ACCEPT) { dropped_++; continue; }
+        uint32_t len = RewriteLengthAt(i);
+        const SlotRecord& r = records_[i];
+        WriteOut(slab_ + r.offset, len ? len : r.length);
       }
       if (closePending_) { DoClose(); return; }
       if (count < batch_) return;
@@ -179,38 +152,24 @@ class Tun : public Napi::ObjectWrap<Tun> {
     o.Set("held", held_);
     o.Set("marksIgnored", marksIgnored_);
     o.Set("errors", errors_);
+    o.Set("badVerdicts", badVerdicts_);
+    o.Set("badLengths", badLengths_);
     o.Set("lastErrno", lastErrno_);
     return o;
   }
 
-  Napi::Value Close(const Napi::CallbackInfo& info) {
-    if (inBatch_) closePending_ = true;
-    else DoClose();
-    return info.Env().Undefined();
-  }
-
   void DoClose() {
     if (fd_ < 0) return;
-    poller_.Stop();
+    StopSource();
     close(fd_);
     fd_ = -1;
-    cb_.Reset();
-    Unref();
   }
 
   int fd_ = -1;
   std::string name_;
-  uint32_t ifindex_ = 0, batch_ = 64, maxRounds_ = 16, maxPacket_ = 65535, slotSize_ = 0, seq_ = 0,
-           defaultVerdict_ = V_ACCEPT;
+  uint32_t ifindex_ = 0, maxPacket_ = 65535, seq_ = 0;
   double received_ = 0, batches_ = 0, written_ = 0, dropped_ = 0, held_ = 0, marksIgnored_ = 0, errors_ = 0,
          lastErrno_ = 0;
-  bool inBatch_ = false, closePending_ = false;
-  uint8_t* slab_ = nullptr;
-  uint32_t* meta_ = nullptr;
-  Napi::Reference<Napi::ArrayBuffer> slabRef_, metaRef_;
-  Napi::FunctionReference cb_;
-  Napi::AsyncContext* actx_ = nullptr;
-  Poller poller_;
 };
 
 }  // namespace

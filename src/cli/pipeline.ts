@@ -122,7 +122,7 @@ export function checkWarnings(cfg: Config): string[] {
   const out: string[] = [];
   const nums = new Set(cfg.queues.map((q) => q.num));
   for (const q of cfg.queues) {
-    if (q.copy_range < 65535) out.push(`queues: queue ${q.num} copies ${q.copy_range} bytes: stages cannot rewrite longer packets (they are passed unchanged)`);
+    if (q.copy_range < 65535) out.push(`queues: queue ${q.num} copies ${q.copy_range} bytes: longer packets are decided on the headers present; one a stage must rewrite (NAT) is dropped (engine.truncated_rewrite)`);
   }
   for (const area of AREAS) {
     if (areaSection(cfg, area.key) !== undefined) out.push(...area.check(cfg).map((w) => `${area.key}: ${w}`));

@@ -5,7 +5,6 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import type { Server } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
 import { loadConfig } from '../config/load';
 import type { Config } from '../config/schema';
@@ -14,8 +13,10 @@ import type { Stage } from '../engine/stage';
 import { Interfaces } from '../io/interfaces';
 import { Injector } from '../io/inject';
 import { NfQueue } from '../io/nfqueue';
+import { V_ACCEPT, V_DROP } from '../io/batch-layout';
 import { Tun } from '../io/tun';
-import { startControlServer } from '../control/server';
+import { startControlServer, type ControlServer } from '../control/server';
+import { privateDir } from '../state/private';
 import type { ControlRequest } from '../control/protocol';
 import { createLogger, type Logger } from '../obs/log';
 import { metricsRegistry, serveMetrics } from '../obs/metrics';
@@ -27,7 +28,7 @@ export class Runtime {
   private readonly queues: NfQueue[] = [];
   private readonly tuns: Tun[] = [];
   private injector: Injector | null = null;
-  private control: Server | null = null;
+  private control: ControlServer | null = null;
   private metrics: HttpServer | null = null;
   private readonly started = Date.now();
   private stagesByArea = new Map<string, Stage>();
@@ -49,6 +50,7 @@ export class Runtime {
       injector: this.injector,
       log: this.log,
     });
+    this.checkPrivateDirs(cfg);
     this.installPipeline(cfg);
     try {
       for (const q of cfg.queues) {
@@ -56,6 +58,7 @@ export class Runtime {
         const queue = NfQueue.open({
           queue: q.num, copyRange: Math.min(q.copy_range, 65531), maxLen: q.max_len, failOpen: q.fail_open, gso: q.gso,
           rcvbufBytes: q.rcvbuf, batchSize: q.batch,
+          defaultVerdict: q.default_verdict === 'accept' ? V_ACCEPT : V_DROP, invalidVerdict: q.on_invalid === 'accept' ? V_ACCEPT : V_DROP,
         }, (batch) => this.engine.handleBatch(source, batch));
         source = this.engine.addSource(queue, q.num, { defaultVerdict: q.default_verdict, onInvalid: q.on_invalid });
         this.queues.push(queue);
@@ -79,6 +82,17 @@ export class Runtime {
     });
     this.log.info({ config: this.file, queues: cfg.queues.map((q) => q.num), tun: this.tuns.map((t) => t.name), stages: this.engine.pipeline.map((s) => s.name),
       control: cfg.control.socket }, 'sluice running');
+  }
+
+  /**
+   * The directories sluice writes state and its socket into must be its user's alone (src/state/
+   * private.ts): checked before any stage opens a file there. Throws UnsafePathError.
+   */
+  private checkPrivateDirs(cfg: Config): void {
+    const stateDir = this.stageOptions(cfg).stateDir;
+    privateDir(stateDir, 'state directory');
+    const journal = cfg.nat?.journal.path;
+    if (journal) privateDir(dirname(resolve(stateDir, journal)), 'NAT journal directory');
   }
 
   private stageOptions(cfg: Config) {
@@ -156,7 +170,7 @@ export class Runtime {
     for (const q of this.queues) q.close();
     for (const t of this.tuns) t.close();
     this.injector?.close();
-    await new Promise<void>((r) => (this.control ? this.control.close(() => r()) : r()));
+    await this.control?.close(); // ends open control connections too: none keeps a stopping sluice alive
     await new Promise<void>((r) => (this.metrics ? this.metrics.close(() => r()) : r()));
     this.log.info({ uptimeSeconds: (Date.now() - this.started) / 1000 }, 'sluice stopped');
     this.log.flush();

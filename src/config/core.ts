@@ -60,7 +60,10 @@ export const coreSchemaShape = {
     default_verdict: verdict.default('accept'),
   }).strict().prefault({}),
   control: z.object({
-    socket: z.string().min(1).default('/run/sluice/sluice.sock').describe('Unix control socket (mode 0600)'),
+    socket: z.string().min(1).default('/run/sluice/sluice.sock')
+      // sockaddr_un holds 108 bytes with the NUL: a longer path would be bound truncated.
+      .refine((p) => Buffer.byteLength(p) <= 107, 'at most 107 bytes (a Unix socket path is cut beyond that)')
+      .describe('Unix control socket (mode 0600; its directory must be owned by sluice\'s user and not writable by others)'),
   }).strict().prefault({}),
   log: z.object({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -51,3 +51,9 @@ test('duplicate YAML keys are refused', () => {
 test('range checks report the limit', () => {
   assert.match(problems('queues:\n  - num: 70000\n')[0]!, /queues\[0\]\.num: .*65535/);
 });
+
+test('a control socket path longer than a sockaddr_un holds is a check error', () => {
+  const p = problems(`control:\n  socket: /run/${'s'.repeat(110)}.sock\n`);
+  assert.match(p[0]!, /control\.socket: at most 107 bytes/);
+  assert.doesNotThrow(() => parseConfigText(`control:\n  socket: /run/${'s'.repeat(90)}.sock\n`, 'c.yaml'));
+});

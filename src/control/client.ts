@@ -1,9 +1,26 @@
-/** One request over the control socket, with errors an operator can act on. */
+/**
+ * One request over the control socket, with errors an operator can act on. The socket must belong
+ * to us or to root before its answer is trusted: a socket another user put at the path (in a
+ * directory they can write) would otherwise answer root's `sluice reload`.
+ */
+import { lstatSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import type { ControlRequest } from './protocol';
 
+/** Throws when `path` exists but is not a socket owned by our effective uid or root. */
+export function checkSocketOwner(path: string): void {
+  let st;
+  try { st = lstatSync(path); } catch { return; } // missing: the connect error says what to do
+  const me = typeof process.geteuid === 'function' ? process.geteuid() : 0;
+  if (!st.isSocket()) throw new Error(`${path} is not a socket: not talking to it`);
+  if (st.uid !== me && st.uid !== 0) {
+    throw new Error(`${path} belongs to uid ${st.uid}, neither you (uid ${me}) nor root: not trusting its answers (another user may have replaced it)`);
+  }
+}
+
 export function controlRequest(path: string, req: ControlRequest, timeoutMs = 10000): Promise<unknown> {
   return new Promise((resolve, reject) => {
+    try { checkSocketOwner(path); } catch (e) { reject(e as Error); return; }
     const sock = createConnection(path);
     let buf = '';
     const timer = setTimeout(() => { sock.destroy(); reject(new Error(`no answer from ${path} within ${timeoutMs} ms`)); }, timeoutMs);

@@ -1,11 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { controlRequest } from './client';
 import { startControlServer } from './server';
+
+const isRoot = process.geteuid?.() === 0;
+const NOBODY = 65534;
 
 const dir = () => mkdtempSync(join(tmpdir(), 'sluice-ctl-'));
 
@@ -19,7 +23,7 @@ test('answers JSON-line requests; errors come back as messages', async () => {
     assert.deepEqual(await controlRequest(path, { cmd: 'stats', args: { all: true } }), { echo: 'stats', args: { all: true } });
     await assert.rejects(controlRequest(path, { cmd: 'boom' }), /it broke/);
   } finally {
-    server.close();
+    await server.close();
   }
 });
 
@@ -30,19 +34,21 @@ test('the socket is owner-only and its directory too', async () => {
     assert.equal(statSync(path).mode & 0o777, 0o600);
     assert.equal(statSync(join(path, '..')).mode & 0o777, 0o700);
   } finally {
-    server.close();
+    await server.close();
   }
 });
 
-test('a stale socket file is replaced; a live one is refused', async () => {
+test('a stale socket is replaced; a live one is refused', async () => {
   const path = join(dir(), 's.sock');
-  writeFileSync(path, '');
+  // A socket file nobody listens on, as a killed sluice leaves it.
+  execFileSync('python3', ['-c', 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', path]);
+  assert.ok(statSync(path).isSocket());
   const server = await startControlServer(path, () => 'first');
   try {
     await assert.rejects(startControlServer(path, () => 'second'), /another sluice is already listening/);
     assert.equal(await controlRequest(path, { cmd: 'x' }), 'first');
   } finally {
-    server.close();
+    await server.close();
   }
 });
 
@@ -64,6 +70,114 @@ test('garbage and oversized requests get an error, not a crash', async () => {
     assert.match(await send('x'.repeat(1.5 * 1024 * 1024)), /request too large/);
     assert.equal(await controlRequest(path, { cmd: 'still' }), 'ok');
   } finally {
-    server.close();
+    await server.close();
+  }
+});
+
+test('anything at the socket path that is not a socket is refused and left alone (a config, a symlink)', async () => {
+  const d = dir();
+  const config = join(d, 'sluice.yaml');
+  writeFileSync(config, 'queues: []\n');
+  await assert.rejects(startControlServer(config, () => 1), /exists and is not a socket \(a file\)/);
+  assert.equal(readFileSync(config, 'utf8'), 'queues: []\n', 'the config is still there');
+  const link = join(d, 'link.sock');
+  symlinkSync(config, link);
+  await assert.rejects(startControlServer(link, () => 1), /not a socket \(a symlink\)/);
+  assert.ok(existsSync(config));
+});
+
+test('a socket path longer than a sockaddr_un holds is an error, not a truncated bind', async () => {
+  const long = join(dir(), 'x'.repeat(120), 's.sock');
+  await assert.rejects(startControlServer(long, () => 1), /holds at most 107/);
+});
+
+test('answers come in request order (a slow first request does not let the second overtake it)', async () => {
+  const path = join(dir(), 's.sock');
+  const server = await startControlServer(path, async (req) => {
+    if (req.cmd === 'slow') await new Promise((r) => setTimeout(r, 80));
+    return req.cmd;
+  });
+  try {
+    const lines = await new Promise<string[]>((resolve) => {
+      const c = createConnection(path);
+      let out = '';
+      c.setEncoding('utf8');
+      c.on('data', (d: string) => { out += d; const l = out.trim().split('\n'); if (l.length === 3) { c.destroy(); resolve(l); } });
+      c.write('{"cmd":"slow"}\n{"cmd":"fast"}\n{"cmd":"third"}\n');
+    });
+    assert.deepEqual(lines.map((l) => (JSON.parse(l) as { result: string }).result), ['slow', 'fast', 'third']);
+  } finally {
+    await server.close();
+  }
+});
+
+test('backpressure: a client that pipelines 1 MiB of requests and never reads does not make the server answer them all', async () => {
+  const path = join(dir(), 's.sock');
+  let handled = 0;
+  const big = 'y'.repeat(4000);
+  const server = await startControlServer(path, () => { handled++; return big; });
+  const c = createConnection(path);
+  try {
+    await new Promise<void>((r) => c.once('connect', () => r()));
+    c.pause(); // never reads
+    const line = '{"cmd":"stats"}\n';
+    const n = Math.floor((1 << 20) / line.length);
+    c.write(line.repeat(n));
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(handled < n / 10, `answered ${handled} of ${n} requests nobody reads (each answer 4 KB): bounded by the socket buffers`);
+  } finally {
+    c.destroy();
+    await server.close();
+  }
+});
+
+test('idle connections are closed; connections are capped; close() ends open ones at once', async () => {
+  const path = join(dir(), 's.sock');
+  const server = await startControlServer(path, () => 'ok', { idleMs: 150, maxConnections: 2 });
+  const open = (): Promise<{ sock: Socket; closed: Promise<string> }> => new Promise((resolve) => {
+    const sock = createConnection(path);
+    let out = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => { out += d; });
+    const closed = new Promise<string>((r) => sock.once('close', () => r(out)));
+    sock.once('connect', () => resolve({ sock, closed }));
+  });
+  const idle = await open();
+  const t0 = Date.now();
+  assert.equal(await idle.closed, '');
+  assert.ok(Date.now() - t0 < 2000, 'the idle one was closed after idleMs');
+  const a = await open();
+  const b = await open();
+  const third = await open();
+  assert.match(await third.closed, /too many control connections \(2\)/);
+  const t1 = Date.now();
+  await server.close();
+  await Promise.all([a.closed, b.closed]);
+  assert.ok(Date.now() - t1 < 100, 'close() did not wait for idle clients');
+});
+
+test('the socket directory must be ours and not writable by group or others', { skip: isRoot ? false : 'needs root (chown to nobody); CI runs as root' }, async () => {
+  const d = dir();
+  const shared = join(d, 'shared');
+  mkdirSync(shared, { mode: 0o700 });
+  chmodSync(shared, 0o777);
+  await assert.rejects(startControlServer(join(shared, 's.sock'), () => 1), /writable by others/);
+  const theirs = join(d, 'theirs');
+  mkdirSync(theirs, { mode: 0o700 });
+  chownSync(theirs, NOBODY, NOBODY);
+  await assert.rejects(startControlServer(join(theirs, 's.sock'), () => 1), /owned by uid 65534/);
+});
+
+test('the CLI does not trust a socket another user owns', { skip: isRoot ? false : 'needs root (chown to nobody); CI runs as root' }, async () => {
+  const d = dir();
+  const path = join(d, 's.sock');
+  const server = await startControlServer(path, () => 'from an impostor');
+  try {
+    chownSync(path, NOBODY, NOBODY);
+    await assert.rejects(controlRequest(path, { cmd: 'reload' }), /belongs to uid 65534.*not trusting its answers/);
+    chownSync(path, 0, 0);
+    assert.equal(await controlRequest(path, { cmd: 'reload' }), 'from an impostor', 'root-owned: trusted');
+  } finally {
+    await server.close();
   }
 });

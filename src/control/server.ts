@@ -1,13 +1,35 @@
 /**
- * The running engine's Unix control socket (owner-only: the directory 0700, the socket 0600).
- * A stale socket left by a killed sluice is replaced; a live one means another sluice runs there.
+ * The running engine's Unix control socket (owner-only: the directory 0700 and ours alone, the
+ * socket 0600).
+ *
+ * Start: the directory must be private (src/state/private.ts). At the socket path, a stale socket
+ * left by a killed sluice is replaced; a live one means another sluice runs there; anything else
+ * (a regular file, a symlink, a directory) is refused and left alone.
+ * Connections: requests are JSON lines answered strictly in request order, one at a time; while a
+ * client has `maxPending` requests waiting or does not read its answers, its socket is not read
+ * (backpressure instead of memory); idle connections are closed after `idleMs`; at most
+ * `maxConnections` at once (more are told so and closed); close() ends every open connection, so
+ * an idle client cannot keep a stopping sluice alive.
  */
-import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
+import { privateDir } from '../state/private';
 import { MAX_REQUEST_BYTES, type ControlRequest, type ControlResponse } from './protocol';
 
 export type ControlHandler = (req: ControlRequest) => unknown | Promise<unknown>;
+
+export interface ControlServerOptions {
+  /** Connections at once (default 16). */
+  maxConnections?: number;
+  /** A connection with no request and no answer pending for this long is closed (default 60 s). */
+  idleMs?: number;
+  /** Requests read ahead of their answers per connection before reading pauses (default 16). */
+  maxPending?: number;
+}
+
+/** Longest path a sockaddr_un holds (108 bytes with the terminating NUL). */
+export const MAX_SOCKET_PATH_BYTES = 107;
 
 function isLive(path: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -17,41 +39,102 @@ function isLive(path: string): Promise<boolean> {
   });
 }
 
-export async function startControlServer(path: string, handler: ControlHandler): Promise<Server> {
-  const dir = dirname(path);
-  if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
-  if (existsSync(path)) {
-    if (await isLive(path)) throw new Error(`another sluice is already listening on ${path} (stop it, or set control.socket)`);
-    unlinkSync(path);
-  }
-  const server = createServer((sock) => serve(sock, handler));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    const old = process.umask(0o177);
-    server.listen(path, () => { process.umask(old); resolve(); });
-  });
-  chmodSync(path, 0o600);
-  return server;
-}
+export class ControlServer {
+  private readonly sockets = new Set<Socket>();
 
-function serve(sock: Socket, handler: ControlHandler): void {
-  let buf = '';
-  sock.setEncoding('utf8');
-  sock.on('error', () => sock.destroy());
-  sock.on('data', (chunk: string) => {
-    buf += chunk;
-    if (buf.length > MAX_REQUEST_BYTES) {
-      sock.end(`${JSON.stringify({ ok: false, error: 'request too large' })}\n`);
+  private constructor(readonly server: Server, private readonly opts: Required<ControlServerOptions>, private readonly handler: ControlHandler) {
+    server.on('connection', (sock) => this.accept(sock));
+  }
+
+  static async start(path: string, handler: ControlHandler, o: ControlServerOptions = {}): Promise<ControlServer> {
+    if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
+      throw new Error(`control socket path is ${Buffer.byteLength(path)} bytes; a Unix socket path holds at most ${MAX_SOCKET_PATH_BYTES}`);
+    }
+    privateDir(dirname(path), 'control socket directory');
+    let st = null;
+    try { st = lstatSync(path); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; }
+    if (st !== null) {
+      if (!st.isSocket()) throw new Error(`${path} exists and is not a socket (${st.isSymbolicLink() ? 'a symlink' : st.isDirectory() ? 'a directory' : 'a file'}): not touching it; remove it or set control.socket`);
+      if (await isLive(path)) throw new Error(`another sluice is already listening on ${path} (stop it, or set control.socket)`);
+      unlinkSync(path);
+    }
+    const opts = { maxConnections: o.maxConnections ?? 16, idleMs: o.idleMs ?? 60000, maxPending: o.maxPending ?? 16 };
+    const self = new ControlServer(createServer(), opts, handler);
+    await new Promise<void>((resolve, reject) => {
+      self.server.once('error', reject);
+      const old = process.umask(0o177);
+      self.server.listen(path, () => { process.umask(old); resolve(); });
+    });
+    chmodSync(path, 0o600);
+    return self;
+  }
+
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  /** Stops listening and ends every open connection. */
+  close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private accept(sock: Socket): void {
+    if (this.sockets.size >= this.opts.maxConnections) {
+      sock.end(`${JSON.stringify({ ok: false, error: `too many control connections (${this.opts.maxConnections})` })}\n`);
+      sock.destroySoon?.();
       return;
     }
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      if (line.trim() === '') continue;
-      void answer(line, handler).then((resp) => { if (!sock.destroyed) sock.write(`${JSON.stringify(resp)}\n`); });
-    }
-  });
+    this.sockets.add(sock);
+    sock.once('close', () => this.sockets.delete(sock));
+    sock.on('error', () => sock.destroy());
+    sock.setEncoding('utf8');
+    const lines: string[] = [];
+    let buf = '';
+    let busy = false;
+    // Idle: nothing read or written for idleMs while no request is being answered.
+    sock.setTimeout(this.opts.idleMs, () => { if (!busy && lines.length === 0) sock.destroy(); });
+    const flowControl = (): void => {
+      if (lines.length >= this.opts.maxPending || sock.writableNeedDrain) sock.pause();
+      else if (sock.isPaused()) sock.resume();
+    };
+    const next = async (): Promise<void> => {
+      if (busy) return;
+      busy = true;
+      while (lines.length > 0 && !sock.destroyed) {
+        const resp = await answer(lines.shift()!, this.handler);
+        if (sock.destroyed) break;
+        // Waits for the client to take the answer before handling its next request.
+        if (!sock.write(`${JSON.stringify(resp)}\n`)) {
+          sock.pause();
+          await new Promise<void>((r) => { sock.once('drain', r); sock.once('close', r); });
+        }
+      }
+      busy = false;
+      if (!sock.destroyed) flowControl();
+    };
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line.trim() !== '') lines.push(line);
+      }
+      if (buf.length > MAX_REQUEST_BYTES) {
+        lines.length = 0;
+        sock.end(`${JSON.stringify({ ok: false, error: 'request too large' })}\n`);
+        return;
+      }
+      flowControl();
+      void next();
+    });
+  }
+}
+
+/** The control server (see ControlServer). */
+export function startControlServer(path: string, handler: ControlHandler, opts?: ControlServerOptions): Promise<ControlServer> {
+  return ControlServer.start(path, handler, opts);
 }
 
 async function answer(line: string, handler: ControlHandler): Promise<ControlResponse> {

@@ -7,6 +7,7 @@ export const enum C {
   INFORM_RATE_LIMITED, INFORM_SEND_FAILED, PASSED,
   RELAY_FORWARDED, RELAY_HOP_LIMIT, RELAY_UNTRUSTED_82, RELAY_HAS_82, RELAY_NO_GIADDR, RELAY_NO_ROUTE,
   RELAY_SEND_FAILED, RELAY_REPLIED, RELAY_REPLY_UNKNOWN, RELAY_82_TOO_BIG,
+  RELAY_REPLY_NOT_SERVER, RELAY_REPLY_BAD_GIADDR, RELAY_REPLY_BAD_82,
 }
 
 export const COUNTER_DEFS: readonly (readonly [string, string])[] = [
@@ -26,6 +27,9 @@ export const COUNTER_DEFS: readonly (readonly [string, string])[] = [
   ['dhcp.relay.no_route', 'relay server with no interface to reach it (not sent)'],
   ['dhcp.relay.send_failed', 'relayed requests or replies the kernel refused to send'],
   ['dhcp.relay.replied', 'server replies relayed to a client'],
-  ['dhcp.relay.reply_unknown', 'server replies whose client interface could not be found (passed on)'],
+  ['dhcp.relay.reply_unknown', 'server replies for no request we relayed: no client interface found (dropped)'],
   ['dhcp.relay.82_too_big', 'requests relayed without our option 82 because it would not fit'],
+  ['dhcp.relay.reply_not_server', 'BOOTREPLYs not from a configured relay server, or not on the interface that reaches it (dropped)'],
+  ['dhcp.relay.reply_bad_giaddr', "server replies whose giaddr is not the client interface's relay address (dropped)"],
+  ['dhcp.relay.reply_bad_82', 'server replies without the option 82 we added (circuit-id, remote-id) for that client (dropped)'],
 ];

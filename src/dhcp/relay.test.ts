@@ -112,16 +112,18 @@ test('link-selection, server-id-override and a configured giaddr / circuit-id', 
   assert.deepEqual(subs(a.dhcp), { 1: hex('vpn-a'), 2: hex('gw1'), 5: 'c0a82a00', 11: 'cb007101' });
 });
 
-function offer(o: Partial<DhcpRepr>, with82 = true, type = 2): DhcpRepr {
+function offer(o: Partial<DhcpRepr>, with82: boolean | string = true, type = 2, remote = 'gw1'): DhcpRepr {
   const options = [opt(53, type), opt(54, 203, 0, 113, 10), opt(1, 255, 255, 255, 0), opt(51, 0, 0, 14, 16)];
-  if (with82) options.push({ code: 82, data: Uint8Array.of(1, 4, ...new TextEncoder().encode('ppp1'), 2, 3, ...new TextEncoder().encode('gw1')) });
+  const circuit = new TextEncoder().encode(typeof with82 === 'string' ? with82 : 'ppp1');
+  const rid = new TextEncoder().encode(remote);
+  if (with82 !== false) options.push({ code: 82, data: Uint8Array.of(1, circuit.length, ...circuit, 2, rid.length, ...rid) });
   return { op: 2, xid: 0x11223344, hops: 1, chaddr: MAC, giaddr: ip4('192.168.42.1'), yiaddr: ip4('192.168.42.10'), options, ...o };
 }
 
 test('reply: the circuit-id picks the interface among ones sharing an address; 82 stripped; unicast to chaddr', () => {
   const { stage, fs } = setup();
   run(stage, fs, udpDhcp('0.0.0.0', '255.255.255.255', 68, 67, discover({ xid: 1 })), PPP0);
-  run(stage, fs, udpDhcp('0.0.0.0', '255.255.255.255', 68, 67, discover({ xid: 2 })), PPP1);
+  run(stage, fs, udpDhcp('0.0.0.0', '255.255.255.255', 68, 67, discover({ xid: 0x11223344 })), PPP1);
   fs.sent.length = 0;
   const r = run(stage, fs, udpDhcp('203.0.113.10', '192.168.42.1', 67, 67, offer({})), WAN0);
   assert.equal(r.verdict, Verdict.ANSWERED);
@@ -135,7 +137,7 @@ test('reply: the circuit-id picks the interface among ones sharing an address; 8
 });
 
 test('reply: broadcast flag → broadcast; NAK → broadcast; ciaddr (relayed INFORM) → ciaddr; no 82 → by xid', () => {
-  const { stage, fs } = setup();
+  const { stage, fs } = setup(cfgWith({ agent_info: { enabled: false } }));
   run(stage, fs, udpDhcp('0.0.0.0', '255.255.255.255', 68, 67, discover({ xid: 0x11223344 })), PPP0);
   fs.sent.length = 0;
   run(stage, fs, udpDhcp('203.0.113.10', '192.168.42.1', 67, 67, offer({ flags: 0x8000 }, false)), WAN0);
@@ -152,15 +154,18 @@ test('reply: unicast on an interface without a hardware address goes by IP (poin
   stage.init(fs);
   run(stage, fs, udpDhcp('0.0.0.0', '255.255.255.255', 68, 67, discover()), 7);
   fs.sent.length = 0;
-  run(stage, fs, udpDhcp('203.0.113.10', '192.168.42.1', 67, 67, offer({}, false)), WAN0);
+  const bare = new Uint8Array([1, 4, ...new TextEncoder().encode('tun0')]);
+  run(stage, fs, udpDhcp('203.0.113.10', '192.168.42.1', 67, 67, { ...offer({}, false), options: [...offer({}, false).options, { code: 82, data: bare }] }), WAN0);
   assert.equal(fs.sent[0]!.kind, 'ip');
   assert.equal(fs.sent[0]!.ifindex, 7);
 });
 
-test('reply that matches no client interface is passed on; garbage is a counted drop', () => {
+test('reply that matches no client interface is a counted drop; garbage is a counted drop', () => {
   const { stage, fs } = setup();
   const r = run(stage, fs, udpDhcp('203.0.113.10', '192.0.2.99', 67, 67, offer({ giaddr: ip4('192.0.2.99'), xid: 9 }, false)), WAN0);
-  assert.equal(r.verdict, Verdict.CONTINUE);
+  assert.equal(r.reason, 'dhcp.relay.reply_unknown');
+  const off = setup(cfgWith({ agent_info: { enabled: false } }));
+  assert.equal(run(off.stage, off.fs, udpDhcp('203.0.113.10', '192.0.2.99', 67, 67, offer({ giaddr: ip4('192.0.2.99'), xid: 9 }, false)), WAN0).reason, 'dhcp.relay.reply_unknown');
   const junk = new Uint8Array(260); junk[0] = 1;
   assert.equal(run(stage, fs, udpDhcp('0.0.0.0', '255.255.255.255', 68, 67, junk), PPP0).reason, 'dhcp.malformed');
 });
@@ -177,8 +182,13 @@ test('rules: INPUT NFQUEUE per interface glob, server replies, dedup', () => {
   assert.deepEqual(lines, [
     'mangle INPUT -i ppp+ -p udp --dport 67 -j NFQUEUE --queue-num 0 --queue-bypass',
     'mangle INPUT -p udp --dport 67 -j NFQUEUE --queue-num 0 --queue-bypass',
-    'mangle INPUT -p udp --sport 67 --dport 67 -j NFQUEUE --queue-num 0 --queue-bypass',
+    'mangle INPUT -s 203.0.113.10/32 -p udp --sport 67 --dport 67 -j NFQUEUE --queue-num 0 --queue-bypass',
   ]);
+  const two = dhcpRules(dhcpConfigSchema.parse(cfgWith())).iptables.map((r) => r.args.join(' ')).filter((a) => a.includes('--sport 67'));
+  assert.deepEqual(two, [
+    '-s 203.0.113.10/32 -p udp --sport 67 --dport 67 -j NFQUEUE --queue-num 0 --queue-bypass',
+    '-i wan0 -s 198.51.100.10/32 -p udp --sport 67 --dport 67 -j NFQUEUE --queue-num 0 --queue-bypass',
+  ], 'replies captured from the configured servers only');
 });
 
 test('config: errors name the field', () => {
@@ -189,4 +199,47 @@ test('config: errors name the field', () => {
   assert.ok(msgs.some((m) => m.includes('classless_default_route')), msgs.join('\n'));
   assert.ok(!dhcpConfigSchema.safeParse({}).success);
   assert.ok(!dhcpConfigSchema.safeParse({ relay: { interfaces: [{ name: 'ppp*' }], servers: ['300.1.1.1'] } }).success);
+});
+
+test('reply trust: only a configured server, on the interface that reaches it, with our giaddr and our 82', () => {
+  const { stage, fs } = setup();
+  run(stage, fs, udpDhcp('0.0.0.0', '255.255.255.255', 68, 67, discover({ xid: 7 })), PPP0);
+  fs.sent.length = 0;
+  const forged = (o: Partial<DhcpRepr>, c: boolean | string = 'ppp0', remote = 'gw1'): Uint8Array =>
+    udpDhcp('192.168.42.11', '192.168.42.1', 67, 67, offer({ xid: 7, ...o }, c, 2, remote));
+  // A VPN client on ppp1 answering for ppp0's client (the attack from issue 11): not a server.
+  assert.equal(run(stage, fs, forged({}), PPP1).reason, 'dhcp.relay.reply_not_server');
+  // Spoofing the server's address from a client interface: wrong arrival interface.
+  const spoofed = udpDhcp('203.0.113.10', '192.168.42.1', 67, 67, offer({ xid: 7 }, 'ppp0'));
+  assert.equal(run(stage, fs, spoofed, PPP1).reason, 'dhcp.relay.reply_not_server');
+  // A server on its own interface but the wrong source port, or a second server on the other's interface.
+  assert.equal(run(stage, fs, udpDhcp('203.0.113.10', '192.168.42.1', 68, 67, offer({ xid: 7 }, 'ppp0')), WAN0).reason, 'dhcp.relay.reply_not_server');
+  assert.equal(run(stage, fs, udpDhcp('198.51.100.10', '192.168.42.1', 67, 67, offer({ xid: 7 }, 'ppp0')), LAN0).reason, 'dhcp.relay.reply_not_server');
+  // From the server, but echoing an 82 that is not ours, for a transaction not relayed from there, or a foreign giaddr.
+  const fromServer = (o: Partial<DhcpRepr>, c: boolean | string = 'ppp0', remote = 'gw1'): Uint8Array =>
+    udpDhcp('203.0.113.10', '192.168.42.1', 67, 67, offer({ xid: 7, ...o }, c, 2, remote));
+  assert.equal(run(stage, fs, fromServer({}, 'ppp0', 'evil'), WAN0).reason, 'dhcp.relay.reply_bad_82', 'remote-id must be ours');
+  assert.equal(run(stage, fs, fromServer({}, 'ppp9'), WAN0).reason, 'dhcp.relay.reply_bad_82', 'unknown circuit');
+  assert.equal(run(stage, fs, fromServer({ xid: 8 }), WAN0).reason, 'dhcp.relay.reply_bad_82', 'xid never relayed from ppp0');
+  assert.equal(run(stage, fs, fromServer({}, 'ppp1'), WAN0).reason, 'dhcp.relay.reply_bad_82', 'xid 7 came from ppp0, not ppp1');
+  assert.equal(run(stage, fs, fromServer({}, false), WAN0).reason, 'dhcp.relay.reply_bad_82', 'agent_info on: our 82 must come back');
+  assert.equal(run(stage, fs, fromServer({ giaddr: ip4('192.168.1.1') }), WAN0).reason, 'dhcp.relay.reply_bad_giaddr');
+  assert.equal(fs.sent.length, 0, 'nothing relayed to a client');
+  assert.equal(run(stage, fs, fromServer({}), WAN0).verdict, Verdict.ANSWERED);
+  assert.equal(fs.sent.length, 1);
+  assert.equal(fs.sent[0]!.ifindex, PPP0);
+  // A client-supplied 82 (giaddr set by the client, policy forward) forwarded untouched cannot steer the reply.
+  const trickReq = udpDhcp('192.168.42.11', '192.168.42.1', 67, 67, discover({ xid: 9, giaddr: ip4('192.168.42.1') },
+    [{ code: 82, data: Uint8Array.of(1, 4, ...new TextEncoder().encode('ppp0'), 2, 3, ...new TextEncoder().encode('gw1')) }]));
+  assert.equal(run(stage, fs, trickReq, PPP1).verdict, Verdict.ANSWERED);
+  assert.equal(run(stage, fs, fromServer({ xid: 9 }), WAN0).reason, 'dhcp.relay.reply_bad_82');
+});
+
+test('the INFORM responder never answers a BOOTREPLY', () => {
+  const fs = new FakeServices([iface('ppp0', PPP0, '192.168.42.1')]);
+  const stage = new DhcpStage(dhcpConfigSchema.parse({ inform: { interfaces: ['ppp*'], scopes: [{ dns_servers: ['192.0.2.53'] }] } }));
+  stage.init(fs);
+  const r = run(stage, fs, udpDhcp('192.168.42.10', '192.168.42.1', 68, 67, { ...offer({ ciaddr: ip4('192.168.42.10') }, false, 8) }), PPP0);
+  assert.notEqual(r.verdict, Verdict.ANSWERED);
+  assert.equal(fs.sent.length, 0);
 });

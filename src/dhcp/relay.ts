@@ -50,6 +50,9 @@ export class RelayCore {
   setGiaddr = false;
   /** Replies: the circuit-id hash from the echoed 82 (0: none), where to send, the client's address. */
   circuitHash = 0;
+  /** Replies: where the first echoed 82's value sits in the input (length -1: no 82). */
+  o82Offset = 0;
+  o82Length = -1;
   replyTo: ReplyTo = ReplyTo.BROADCAST;
   replyDst = 0;
   /** Requests: 82 added by us (false when forwarded untouched or when it would not fit). */
@@ -122,12 +125,17 @@ export class RelayCore {
     const a = DHCP_AT;
     let mt = 0;
     this.circuitHash = 0;
+    this.o82Length = -1;
     let p = a + OPTIONS;
     while (it.next()) {
       const c = it.code;
       if (c === OPT_MESSAGE_TYPE && it.dataLength === 1) mt = b[it.dataOffset]!;
       if (c === OPT_RELAY_AGENT) {
-        if (this.circuitHash === 0) this.circuitHash = circuitHashIn(b, it.dataOffset, it.dataLength);
+        if (this.o82Length < 0) {
+          this.circuitHash = circuitHashIn(b, it.dataOffset, it.dataLength);
+          this.o82Offset = it.dataOffset;
+          this.o82Length = it.dataLength;
+        }
         continue;
       }
       if (it.region === OptionRegion.OPTIONS) p = putOption(o, p, c, b, it.dataOffset, it.dataLength);
@@ -155,14 +163,28 @@ export class RelayCore {
 
 /** Hash of the circuit-id sub-option inside an 82 value (0 when absent or malformed). */
 export function circuitHashIn(b: Uint8Array, off: number, len: number): number {
+  const at = subOptionAt(b, off, len, RAI_CIRCUIT_ID);
+  return at < 0 ? 0 : hashBytes(b, at + 2, b[at + 1]!);
+}
+
+/** Offset of sub-option `code` (its code byte) inside an 82 value; -1 when absent or malformed. */
+export function subOptionAt(b: Uint8Array, off: number, len: number, code: number): number {
   const end = off + len;
   for (let p = off; p + 2 <= end;) {
     const l = b[p + 1]!;
-    if (p + 2 + l > end) return 0;
-    if (b[p] === RAI_CIRCUIT_ID) return hashBytes(b, p + 2, l);
+    if (p + 2 + l > end) return -1;
+    if (b[p] === code) return p;
     p += 2 + l;
   }
-  return 0;
+  return -1;
+}
+
+/** True when the 82 value at b[off, off+len) carries sub-option `code` with exactly `want`. */
+export function hasSubOption(b: Uint8Array, off: number, len: number, code: number, want: Uint8Array): boolean {
+  const at = subOptionAt(b, off, len, code);
+  if (at < 0 || b[at + 1] !== want.length) return false;
+  for (let i = 0; i < want.length; i++) if (b[at + 2 + i] !== want[i]) return false;
+  return true;
 }
 
 export function hashBytes(b: Uint8Array, off: number, len: number): number {

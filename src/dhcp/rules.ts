@@ -1,7 +1,7 @@
 /**
  * Kernel rules the DHCP stage needs: mangle INPUT NFQUEUE for UDP to port 67 arriving on the
- * configured interfaces (INFORMs, relayed INFORMs, relay clients) and, for the relay, server replies
- * (UDP 67 → 67) from anywhere. INPUT, not PREROUTING: only what the kernel would deliver locally
+ * configured interfaces (INFORMs, relayed INFORMs, relay clients) and, for the relay, replies
+ * (UDP 67 → 67) from the configured servers only. INPUT, not PREROUTING: only what the kernel would deliver locally
  * (broadcasts and our own addresses), so DHCP forwarded through the box is never touched.
  * --queue-bypass always: while sluice is down DHCP is simply delivered as before (a local DHCP
  * server still answers), which is the safe failure for both jobs.
@@ -45,7 +45,12 @@ export function dhcpRules(cfg: DhcpConfig): RuleSet {
     for (const i of rel.interfaces) {
       add(rel.queue, [...onIf(i.name), '-p', 'udp', '--dport', '67'], `sluice dhcp: relay client requests on ${i.name}`);
     }
-    add(rel.queue, ['-p', 'udp', '--sport', '67', '--dport', '67'], 'sluice dhcp: server replies to the relay (giaddr:67)');
+    // Only the configured servers' replies: anything else on port 67 never reaches the relay (the
+    // stage checks the source and arrival interface again).
+    for (const sv of rel.servers) {
+      const onSv = sv.interface ? ['-i', sv.interface] : [];
+      add(rel.queue, [...onSv, '-s', `${sv.address}/32`, '-p', 'udp', '--sport', '67', '--dport', '67'], `sluice dhcp: replies from relay server ${sv.address} (to giaddr:67)`);
+    }
   }
   return rs;
 }

@@ -9,8 +9,12 @@
  *      even when another interface has the same one), verdict ANSWERED (the request is consumed);
  *      else on a relay client interface → RelayCore rewrites it, sent to every server, ANSWERED;
  *      else ACCEPT untouched (a local DHCP server keeps working);
- *   4. BOOTREPLY from a server (relay): 82 stripped, sent to the client on the interface its
- *      circuit-id (else its xid, else giaddr) names: broadcast, ciaddr, or yiaddr to chaddr (L2).
+ *   4. BOOTREPLY (relay): trusted only from a configured server's address on the interface that
+ *      reaches it, with a giaddr that is the client interface's relay address and, when agent_info
+ *      is on, the option 82 we added to a request we relayed from that interface (exact circuit-id
+ *      and remote-id); anything else is a counted drop. 82 stripped, sent to the client on the
+ *      interface its circuit-id (else its xid, else giaddr) names: broadcast, ciaddr, or yiaddr to
+ *      chaddr (L2).
  */
 import type { Decision, PacketContext, Stage, StageServices } from '../engine/stage';
 import { Verdict } from '../engine/stage';
@@ -24,7 +28,7 @@ import type { DhcpConfig } from './config';
 import { C, COUNTER_DEFS } from './counters';
 import { compileScope, ip, FNV_INIT, fnv } from './compile';
 import { InformResponder, InformStatus } from './inform';
-import { RelayCore, RelayStatus, ReplyTo, hashBytes } from './relay';
+import { RelayCore, RelayStatus, ReplyTo, hashBytes, hasSubOption } from './relay';
 import { RateLimiter } from './ratelimit';
 import { sealIpUdp } from './wire';
 import { kernelRouteLookup, type RouteLookup } from './route';
@@ -46,16 +50,20 @@ interface IfEntry {
   addr: number;
   giaddr: number;
   ours82: Uint8Array | null;
+  /** The circuit-id inside ours82 (replies must echo exactly this). */
+  circuit: Uint8Array | null;
   trusted: boolean;
   /** Has an Ethernet-like hardware address (unicast to chaddr possible). */
   l2: boolean;
 }
 
-const NONE: IfEntry = { index: 0, flags: 0, scopeMask: 0, relay: -1, addr: 0, giaddr: 0, ours82: null, trusted: false, l2: false };
+const NONE: IfEntry = { index: 0, flags: 0, scopeMask: 0, relay: -1, addr: 0, giaddr: 0, ours82: null, circuit: null, trusted: false, l2: false };
 const XID_TABLE_MAX = 4096;
 
 export class DhcpStage implements Stage {
   readonly name = 'dhcp';
+  /** DHCP fails open: a bug here must not cut clients off from their own DHCP server. */
+  readonly failure = 'open';
   readonly counters = new Float64Array(COUNTER_DEFS.length);
   private ids = new Int32Array(COUNTER_DEFS.length);
   private s: StageServices | null = null;
@@ -70,6 +78,12 @@ export class DhcpStage implements Stage {
   /** circuit-id hash → ifindex, and xid → ifindex of requests we relayed (reply fallback). */
   private readonly circuits = new Map<number, number>();
   private readonly xids = new Map<number, number>();
+  /**
+   * Requests we relayed, keyed (ifindex, xid) → 1 when they carried our 82, 0 when not: a reply is
+   * only delivered for a transaction some client on that interface started through us.
+   */
+  private readonly relayed = new Map<number, number>();
+  private readonly remoteId: Uint8Array | null;
   private readonly mac = new Uint8Array(6);
   private readonly routeLookup: RouteLookup;
 
@@ -85,6 +99,9 @@ export class DhcpStage implements Stage {
     this.relay = rel ? new RelayCore(rel.max_hops, rel.agent_info.policy) : null;
     this.relayGlobs = rel ? rel.interfaces.map((i) => globToRegExp(i.name)) : [];
     this.servers = rel ? rel.servers.map((s) => ({ address: ip(s.address), iface: s.interface, ifindex: 0 })) : [];
+    const ai = rel?.agent_info;
+    this.remoteId = ai?.remote_id_hex ? fromHex(ai.remote_id_hex) : ai?.remote_id ? new TextEncoder().encode(ai.remote_id) : null;
+    if (this.remoteId && this.remoteId.length === 0) this.remoteId = null;
   }
 
   init(services: StageServices): void {
@@ -121,7 +138,9 @@ export class DhcpStage implements Stage {
       if (e.flags !== 0) { this.count(C.PASSED); d.accept(); }
       return;
     }
-    if (this.relay && c.sport === PORT_SERVER) this.relayReply(pkt, d);
+    // A BOOTREPLY is never answered by the INFORM responder; with the relay on, any BOOTREPLY that
+    // reached this stage is for the relay: either it is a trusted server's reply or it is dropped.
+    if (this.relay) this.relayReply(pkt, d);
   }
 
   /** True when the packet was decided (answered or dropped); false to let the relay or default act. */
@@ -170,6 +189,10 @@ export class DhcpStage implements Stage {
     const xid = u32(b, q + XID);
     if (this.xids.size >= XID_TABLE_MAX) this.xids.delete(this.xids.keys().next().value!);
     this.xids.set(xid, pkt.indev);
+    const key = pairKey(pkt.indev, xid);
+    this.relayed.delete(key); // re-inserted last: eviction is oldest first
+    if (this.relayed.size >= XID_TABLE_MAX) this.relayed.delete(this.relayed.keys().next().value!);
+    this.relayed.set(key, rc.added82 ? 1 : 0);
     const s = this.s!;
     for (const sv of this.servers) {
       const ifx = this.serverIf(sv);
@@ -183,14 +206,30 @@ export class DhcpStage implements Stage {
 
   private relayReply(pkt: PacketContext, d: Decision): void {
     const c = pkt.info, b = pkt.bytes, q = c.dhcpOffset;
+    if (c.sport !== PORT_SERVER || !this.fromServer(c.src, pkt.indev)) { this.drop(d, C.RELAY_REPLY_NOT_SERVER); return; }
     const rc = this.relay!;
     const st = rc.reply(b, q, c.dhcpLength);
     if (st !== RelayStatus.FORWARD) { this.drop(d, C.MALFORMED); return; }
-    let ifx = rc.circuitHash !== 0 ? (this.circuits.get(rc.circuitHash) ?? 0) : 0;
-    if (ifx === 0) ifx = this.xids.get(u32(b, q + XID)) ?? 0;
-    if (ifx === 0) ifx = this.relayIfByAddress(rc.giaddr);
-    if (ifx === 0) { this.count(C.RELAY_REPLY_UNKNOWN); return; }
+    const xid = u32(b, q + XID);
+    let ifx: number;
+    if (rc.o82Length >= 0) {
+      // An echoed 82 names the client interface; it must be ours, byte for byte, for a request we
+      // relayed from that interface with our 82 (a client-supplied 82 forwarded untouched names
+      // whatever the client wanted).
+      ifx = rc.circuitHash !== 0 ? (this.circuits.get(rc.circuitHash) ?? 0) : 0;
+      const e = ifx !== 0 ? this.entry(ifx) : NONE;
+      if (e.circuit === null || !hasSubOption(b, rc.o82Offset, rc.o82Length, RAI_CIRCUIT_ID, e.circuit)
+        || (this.remoteId !== null && !hasSubOption(b, rc.o82Offset, rc.o82Length, RAI_REMOTE_ID, this.remoteId))
+        || this.relayed.get(pairKey(ifx, xid)) !== 1) { this.drop(d, C.RELAY_REPLY_BAD_82); return; }
+    } else {
+      ifx = this.xids.get(xid) ?? 0;
+      if (ifx === 0 && !this.cfg.relay!.agent_info.enabled) ifx = this.relayIfByAddress(rc.giaddr);
+      if (ifx === 0) { this.drop(d, C.RELAY_REPLY_UNKNOWN); return; }
+      // With agent_info on, a reply without 82 only answers a request we relayed without ours.
+      if (this.cfg.relay!.agent_info.enabled && this.relayed.get(pairKey(ifx, xid)) !== 0) { this.drop(d, C.RELAY_REPLY_BAD_82); return; }
+    }
     const e = this.entry(ifx);
+    if (e.relay < 0 || (e.giaddr || e.addr) !== rc.giaddr) { this.drop(d, C.RELAY_REPLY_BAD_GIADDR); return; }
     const src = e.addr || rc.giaddr;
     const n = sealIpUdp(rc.out, src, rc.replyDst, PORT_SERVER, PORT_CLIENT, rc.outLength);
     const pk = rc.out.subarray(0, n);
@@ -205,6 +244,12 @@ export class DhcpStage implements Stage {
     }
     this.count(ok ? C.RELAY_REPLIED : C.RELAY_SEND_FAILED);
     d.verdict = Verdict.ANSWERED;
+  }
+
+  /** A configured server's address, arriving on the interface sluice reaches that server through. */
+  private fromServer(src: number, indev: number): boolean {
+    for (const sv of this.servers) if (sv.address === src && indev !== 0 && this.serverIf(sv) === indev) return true;
+    return false;
   }
 
   private relayIfByAddress(giaddr: number): number {
@@ -253,10 +298,9 @@ export class DhcpStage implements Stage {
       e.giaddr = ic.giaddr ? ip(ic.giaddr) : 0;
       if (rcfg.agent_info.enabled) {
         const circuit = new TextEncoder().encode(ic.circuit_id ?? name);
+        e.circuit = circuit;
         const subs: SubOption[] = [{ code: RAI_CIRCUIT_ID, data: circuit }];
-        const remote = rcfg.agent_info.remote_id_hex ? fromHex(rcfg.agent_info.remote_id_hex)
-          : rcfg.agent_info.remote_id ? new TextEncoder().encode(rcfg.agent_info.remote_id) : null;
-        if (remote && remote.length) subs.push({ code: RAI_REMOTE_ID, data: remote });
+        if (this.remoteId) subs.push({ code: RAI_REMOTE_ID, data: this.remoteId });
         if (ic.link_selection) subs.push({ code: RAI_LINK_SELECTION, data: addrBytes(ip(ic.link_selection)) });
         if (ic.server_id_override !== false) {
           const a = ic.server_id_override === true ? (e.giaddr || e.addr) : ip(ic.server_id_override);
@@ -283,6 +327,11 @@ export class DhcpStage implements Stage {
       interfaces: [...this.ifs.values()].filter((e) => e.flags !== 0 || e.relay >= 0).map((e) => e.index),
     };
   }
+}
+
+/** One number for (ifindex, xid): ifindex below 2^21 keeps it an exact integer. */
+function pairKey(ifindex: number, xid: number): number {
+  return (ifindex % 0x200000) * 0x100000000 + (xid >>> 0);
 }
 
 function addrBytes(a: number): Uint8Array {

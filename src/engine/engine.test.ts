@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  M_CAPACITY, M_ID, M_LENGTH, M_MARK, M_NEW_LENGTH, M_OFFSET, M_OUT_FLAGS, M_VERDICT, M_VMARK, META_STRIDE,
+  M_CAPACITY, M_ID, M_LENGTH, M_MARK, M_NEW_LENGTH, M_OFFSET, M_ORIG_LENGTH, M_OUT_FLAGS, M_VERDICT, M_VMARK, META_STRIDE,
   M_SKB_FLAGS, OUT_REWRITTEN, OUT_SET_MARK, SKB_CSUM_NOTREADY, V_ACCEPT, V_DROP, V_HOLD, type Batch,
 } from '../io/batch-layout';
 import { UdpPacket } from '../packet/udp';
@@ -60,9 +60,9 @@ function setup(stages: Stage[], held = { max: 10, timeoutMs: 50, defaultVerdict:
   return { engine, sink, src };
 }
 
-const byPort = (name: string, act: (p: PacketContext, d: Decision, s: StageServices) => void): Stage & { s?: StageServices } => {
+const byPort = (name: string, act: (p: PacketContext, d: Decision, s: StageServices) => void, failure: 'open' | 'closed' = 'open'): Stage & { s?: StageServices } => {
   const st: Stage & { s?: StageServices } = {
-    name,
+    name, failure,
     init(s) { st.s = s; },
     process(p, d) { act(p, d, st.s!); },
   };
@@ -157,7 +157,7 @@ test('a held packet is copied, leaves the batch, and is re-run from its stage on
 test('a hold past its timeout gets the default verdict and the stage hears of it', async () => {
   const expired: number[] = [];
   const st: Stage & { s?: StageServices } = {
-    name: 'h', init(s) { st.s = s; },
+    name: 'h', failure: 'open', init(s) { st.s = s; },
     process(_p, d) { st.s!.hold(30); d.verdict = Verdict.HOLD; },
     onHoldExpired(h) { expired.push(h); },
   };
@@ -175,7 +175,7 @@ test('a hold past its timeout gets the default verdict and the stage hears of it
 test('the hold cap refuses with -1 and counts it', async () => {
   const results: number[] = [];
   const st: Stage & { s?: StageServices } = {
-    name: 'h', init(s) { st.s = s; },
+    name: 'h', failure: 'open', init(s) { st.s = s; },
     process(_p, d) {
       const h = st.s!.hold();
       results.push(h);
@@ -194,7 +194,7 @@ test('the hold cap refuses with -1 and counts it', async () => {
 test('releases asked for during a batch run after it', async () => {
   let held = -1;
   const st: Stage & { s?: StageServices } = {
-    name: 'h', init(s) { st.s = s; },
+    name: 'h', failure: 'open', init(s) { st.s = s; },
     process(p, d) {
       if (p.info.dport === 1) { held = st.s!.hold(); d.verdict = Verdict.HOLD; return; }
       if (held >= 0 && p.info.dport === 2) { st.s!.releaseWith(held, Verdict.DROP); held = -1; }
@@ -210,7 +210,7 @@ test('releases asked for during a batch run after it', async () => {
 });
 
 test('close gives every held packet the default verdict', async () => {
-  const st: Stage & { s?: StageServices } = { name: 'h', init(s) { st.s = s; }, process(_p, d) { st.s!.hold(60000); d.verdict = Verdict.HOLD; } };
+  const st: Stage & { s?: StageServices } = { name: 'h', failure: 'open', init(s) { st.s = s; }, process(_p, d) { st.s!.hold(60000); d.verdict = Verdict.HOLD; } };
   const { engine, sink, src } = setup([st]);
   engine.handleBatch(src, batchOf([udp(1), udp(2)]));
   await engine.close();
@@ -252,5 +252,113 @@ test('a rewrite of a checksum-not-ready packet gets a complete UDP checksum', as
   assert.ok(new UdpPacket(first, 20, 16).verifyChecksum4(0x0a000001, 0x0a000002), 'full checksum computed');
   assert.notEqual((first[26]! << 8) | first[27]!, 0);
   assert.equal((second[26]! << 8) | second[27]!, 0, 'a ready packet keeps its (zero) checksum');
+  await engine.close();
+});
+
+test('a fail-closed stage that throws drops the packet; counted per stage, logged rate-limited with the packet summary', async () => {
+  const logs: { obj: Record<string, unknown>; msg: string }[] = [];
+  const engine = new Engine({ held: { max: 10, timeoutMs: 50, defaultVerdict: 'accept' }, interfaces: Interfaces.fromList([]),
+    log: { warn: () => {}, error: (obj, msg) => logs.push({ obj: obj as Record<string, unknown>, msg }) } });
+  const src = engine.addSource(new Sink(), 7, { defaultVerdict: 'accept', onInvalid: 'drop' });
+  let after = 0;
+  engine.setPipeline([
+    byPort('pol', (p, d) => { if (p.info.dport !== 1) throw new Error('bug'); d.setMark(1); }, 'closed'),
+    byPort('next', () => { after++; }),
+  ]);
+  const b = batchOf([udp(2), udp(1), udp(3)]);
+  engine.handleBatch(src, b);
+  assert.deepEqual(verdicts(b), [V_DROP, V_ACCEPT, V_DROP], 'a bug in a fail-closed stage never passes what it would discard');
+  assert.equal(after, 1, 'no later stage sees a packet its fail-closed stage threw on');
+  assert.equal(engine.counters.get('engine.stage_error.pol'), 2);
+  assert.equal(engine.counters.get('engine.dropped'), 2);
+  assert.equal(logs.length, 1, 'logged at most once a second per stage');
+  assert.equal(logs[0]!.obj.stage, 'pol');
+  assert.deepEqual((logs[0]!.obj.packet as { udp?: { dport?: number } }).udp?.dport, 2, `the packet's decode summary: ${JSON.stringify(logs[0]!.obj.packet)}`);
+  await engine.close();
+});
+
+test('a fail-open stage that throws passes the packet on with its own mark, rewrite and hold undone', async () => {
+  let seenMark = -1;
+  const thrower = byPort('steerish', (p, d, s) => {
+    d.setMark(0x40);
+    d.rewritten = true;
+    p.length -= 1;
+    s.hold(1000);
+    throw new Error('bug');
+  }, 'open');
+  const { engine, src } = setup([byPort('first', (_p, d) => d.setMark(0x2, 0xf)), thrower,
+    byPort('last', (p, d) => { seenMark = p.mark; d.accept(); })]);
+  const b = batchOf([udp(5)]);
+  engine.handleBatch(src, b);
+  assert.deepEqual(verdicts(b), [V_ACCEPT]);
+  assert.equal(seenMark, 0x2, 'the first stage\'s mark kept, the thrower\'s undone');
+  assert.equal(b.meta[M_OUT_FLAGS]! & OUT_REWRITTEN, 0);
+  assert.equal(b.meta[M_VMARK], 0x2);
+  assert.equal(engine.held.size, 0, 'the thrower\'s hold taken back');
+  assert.equal(engine.counters.get('engine.stage_error.steerish'), 1);
+  await engine.close();
+});
+
+test('held packets of a fail-closed stage are dropped on timeout and at shutdown; a fail-open stage\'s get held.default_verdict', async () => {
+  const holder = (name: string, failure: 'open' | 'closed', ms: number) => byPort(name, (p, d, s) => {
+    if (p.info.dport === (failure === 'closed' ? 1 : 2)) { s.hold(ms); d.verdict = Verdict.HOLD; }
+  }, failure);
+  for (const ms of [30, 60000]) {
+    const { engine, sink, src } = setup([holder('nat', 'closed', ms), holder('other', 'open', ms)]);
+    engine.handleBatch(src, batchOf([udp(1), udp(2)]));
+    if (ms === 30) await new Promise((r) => setTimeout(r, 120));
+    await engine.close();
+    assert.deepEqual(sink.released.map((r) => [r.id, r.verdict]).sort(), [[100, V_DROP], [101, V_ACCEPT]],
+      ms === 30 ? 'timeout' : 'shutdown');
+  }
+});
+
+test('after a reload a held packet resumes in the stage that held it, or gets that stage\'s timeout verdict', async () => {
+  let handle = -1;
+  const decisions: string[] = [];
+  const holder = byPort('nat', (_p, d, s) => {
+    if (handle < 0) { handle = s.hold(60000); d.verdict = Verdict.HOLD; return; }
+    decisions.push('nat'); d.accept();
+  }, 'closed');
+  const other = byPort('policy', (_p, d) => { decisions.push('policy'); d.drop(0); }, 'closed');
+  const { engine, sink, src } = setup([holder]);
+  engine.handleBatch(src, batchOf([udp(1)]));
+  engine.setPipeline([other, holder]); // the holder moved from index 0 to 1
+  holder.s!.release(handle);
+  assert.deepEqual(decisions, ['nat'], 'resumed in the holding stage, not in the stage now at its old index');
+  assert.deepEqual(sink.released.map((r) => r.verdict), [V_ACCEPT]);
+  // A reload that removes the holder: its timeout verdict (closed: drop) at once.
+  handle = -1;
+  engine.setPipeline([holder]);
+  engine.handleBatch(src, batchOf([udp(1)]));
+  engine.setPipeline([other]);
+  assert.equal(engine.held.size, 0);
+  assert.deepEqual(sink.released.map((r) => r.verdict), [V_ACCEPT, V_DROP]);
+  assert.equal(engine.counters.get('engine.held_orphaned'), 1);
+  assert.deepEqual(decisions, ['nat'], 'no other stage decided it');
+  await engine.close();
+});
+
+test('a truncated packet (copy_range) is decided on the headers present; a rewrite of it is dropped, never cut short', async () => {
+  const seen: { truncated: boolean; l4: number; dport: number }[] = [];
+  const { engine, src } = setup([byPort('s', (p, d) => {
+    seen.push({ truncated: p.info.truncated, l4: p.info.l4Length, dport: p.info.dport });
+    if (p.info.dport === 9) { p.bytes[p.offset + 28] = 1; d.rewritten = true; }
+    d.accept();
+  })]);
+  const full = udp(8, 1372);
+  const cut = (pk: Uint8Array) => pk.subarray(0, 128);
+  const b = batchOf([cut(full), cut(udp(9, 1372))]);
+  for (let i = 0; i < 2; i++) b.meta[i * META_STRIDE + M_ORIG_LENGTH] = 1400;
+  engine.handleBatch(src, b);
+  assert.deepEqual(seen, [{ truncated: true, l4: 108, dport: 8 }, { truncated: true, l4: 108, dport: 9 }]);
+  assert.deepEqual(verdicts(b), [V_ACCEPT, V_DROP]);
+  assert.equal(b.meta[M_OUT_FLAGS]! & OUT_REWRITTEN, 0, 'no rewritten payload sent for the accepted one');
+  assert.equal(engine.counters.get('engine.truncated_rewrite'), 1);
+  // Without the source saying it truncated, the same bytes are a broken packet.
+  const bad = batchOf([cut(full)]);
+  engine.handleBatch(src, bad);
+  assert.deepEqual(verdicts(bad), [V_DROP]);
+  assert.equal(engine.counters.get('engine.invalid.truncated'), 1);
   await engine.close();
 });

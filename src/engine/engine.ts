@@ -7,14 +7,21 @@
  * Held packets leave the batch (V_HOLD) and get their verdict later through the source's release().
  * Releases asked for while a packet is being processed are queued and run after the batch, because
  * the context and decision objects are shared.
+ * Failure (stage.ts StageFailure): a stage that throws fails its packet open or closed as it
+ * declares; a held packet's timeout, shutdown and removal by a reload give it its holding stage's
+ * timeout verdict; a reload never hands a held packet to a different stage.
+ * Truncated packets (copy_range, GSO): the stages decide on the bytes present; a rewrite cannot be
+ * sent back (the kernel would cut the packet to the bytes returned), so a rewritten truncated
+ * packet is dropped (`engine.truncated_rewrite`).
  */
 import {
-  M_CAPACITY, M_HOOK, M_ID, M_INDEV, M_LENGTH, M_MARK, M_NEW_LENGTH, M_OFFSET, M_OUTDEV, M_OUT_FLAGS,
+  M_CAPACITY, M_HOOK, M_ID, M_INDEV, M_LENGTH, M_MARK, M_NEW_LENGTH, M_OFFSET, M_ORIG_LENGTH, M_OUTDEV, M_OUT_FLAGS,
   M_SKB_FLAGS, M_VERDICT, M_VMARK, META_STRIDE, OUT_REWRITTEN, OUT_SET_MARK, SKB_CSUM_NOTREADY, V_ACCEPT, V_DROP,
   V_HOLD, type Batch,
 } from '../io/batch-layout';
 import type { Interfaces } from '../io/interfaces';
 import { Classified, classify } from '../packet/classify';
+import { describePacket } from '../packet/describe';
 import { PARSE_ERROR_NAMES } from '../packet/errors';
 import { PROTO_TCP, PROTO_UDP } from '../packet/ipv4';
 import { TcpPacket } from '../packet/tcp';
@@ -35,7 +42,7 @@ export interface PacketInjector {
 }
 
 export interface SourceOptions {
-  /** Verdict for packets no stage decided. */
+  /** Verdict for packets no stage decided (and for the packet of a fail-open stage that threw, if no later stage decides). */
   defaultVerdict: 'accept' | 'drop';
   /** Verdict for packets the packet layer cannot read (counted per reason). */
   onInvalid: 'accept' | 'drop';
@@ -44,6 +51,7 @@ export interface SourceOptions {
 }
 
 export interface EngineOptions {
+  /** defaultVerdict: timeout/shutdown verdict for packets held by fail-open stages (fail-closed ones always drop). */
   held: { max: number; timeoutMs: number; defaultVerdict: 'accept' | 'drop' };
   interfaces: Interfaces;
   injector?: PacketInjector;
@@ -65,6 +73,13 @@ export class Engine {
   private tickPeriods: number[] = [];
   private lastTicks: number[] = [];
   private stageDecisions = new Float64Array(0);
+  /** Per stage: counter id of engine.stage_error.<name>, and the log rate limit state. */
+  private stageErrorIds = new Int32Array(0);
+  private stageErrorLog: { at: number; suppressed: number }[] = [];
+  /** Handle of a hold taken by the stage now in process() (-1: none), undone if the stage throws. */
+  private holdInCall = -1;
+  /** The packet's length on the wire (> ctx.length when the source truncated it). */
+  private curWireLength = 0;
   private readonly sources: SourceEntry[] = [];
   private readonly info = new Classified();
   private readonly ctx: PacketContext;
@@ -82,7 +97,8 @@ export class Engine {
   private currentMeta: Uint32Array | null = null;
   private timer: NodeJS.Timeout | null = null;
   private readonly c: Record<'packets' | 'batches' | 'accepted' | 'dropped' | 'held' | 'answered' | 'marked' |
-    'rewritten' | 'heldExpired' | 'heldCap' | 'released' | 'stageErrors' | 'injected' | 'injectFailed', number>;
+    'rewritten' | 'heldExpired' | 'heldCap' | 'released' | 'stageErrors' | 'injected' | 'injectFailed' |
+    'truncatedRewrite' | 'heldOrphaned', number>;
   private readonly invalidIds: number[];
 
   constructor(private readonly opts: EngineOptions) {
@@ -104,9 +120,11 @@ export class Engine {
       heldExpired: r('held_expired', 'held packets whose timeout passed (default verdict applied)'),
       heldCap: r('held_cap', 'hold requests refused because the held-packet cap was reached'),
       released: r('released', 'held packets released by their stage'),
-      stageErrors: r('stage_error', 'packets on which a stage threw (a bug; default verdict applied)', true),
+      stageErrors: r('stage_error', 'packets on which a stage threw (a bug; fail-closed stages drop, fail-open ones pass it on), all stages', false),
       injected: r('injected', 'packets injected by stages'),
       injectFailed: r('inject_failed', 'injections the kernel refused'),
+      truncatedRewrite: r('truncated_rewrite', 'truncated packets (copy_range, GSO) a stage rewrote: the rewrite cannot be sent back whole, dropped', true),
+      heldOrphaned: r('held_orphaned', 'held packets whose stage a reload removed (its timeout verdict applied)'),
     };
     this.invalidIds = PARSE_ERROR_NAMES.map((n) => r(`invalid.${n}`, `packets the packet layer rejected: ${n}`, true));
     this.services = this.makeServices();
@@ -120,13 +138,30 @@ export class Engine {
     return this.sources.length - 1;
   }
 
-  /** Replaces the pipeline. Call between batches (any time outside handleBatch, in Node's one thread). */
+  /**
+   * Replaces the pipeline. Call between batches (any time outside handleBatch, in Node's one thread).
+   * A held packet whose stage is still in the pipeline resumes there; one whose stage is gone gets
+   * that stage's timeout verdict now.
+   */
   setPipeline(stages: Stage[]): void {
     for (const s of stages) s.init?.(this.services);
     this.stages = stages;
     this.tickPeriods = stages.map((st) => st.tickMs ?? this.opts.tickMs ?? 1000);
     this.lastTicks = stages.map(() => 0);
     this.stageDecisions = new Float64Array(stages.length * 5);
+    this.stageErrorIds = Int32Array.from(stages, (s) => this.counters.register(`engine.stage_error.${s.name}`,
+      `packets on which stage ${s.name} threw (fail-${s.failure}${s.failure === 'closed' ? ': dropped' : ': passed on'})`, s.failure === 'closed'));
+    this.stageErrorLog = stages.map(() => ({ at: -Infinity, suppressed: 0 }));
+    const orphans: HeldPacket[] = [];
+    for (const p of this.held.all()) {
+      const at = p.owner ? stages.indexOf(p.owner) : -1;
+      if (at >= 0) p.stage = at; else orphans.push(p);
+    }
+    for (const p of orphans) {
+      this.held.take(p.handle);
+      this.counters.add(this.c.heldOrphaned);
+      this.finishHeld(p, this.timeoutVerdict(p), false);
+    }
     this.ensureTimer();
   }
 
@@ -156,6 +191,8 @@ export class Engine {
       ctx.indev = meta[base + M_INDEV]!;
       ctx.outdev = meta[base + M_OUTDEV]!;
       ctx.hook = meta[base + M_HOOK]! | 0;
+      const wire = meta[base + M_ORIG_LENGTH]!;
+      this.curWireLength = wire > ctx.length ? wire : ctx.length;
       this.curBase = base;
       this.curOrigMark = ctx.mark;
       const verdict = this.decide(src, 0);
@@ -187,27 +224,44 @@ export class Engine {
     const ctx = this.ctx;
     const d = this.d;
     d.reset();
-    classify(this.info, ctx.bytes, ctx.offset, ctx.length);
+    classify(this.info, ctx.bytes, ctx.offset, ctx.length, this.curWireLength);
     if (this.info.reason !== 0) {
       this.counters.add(this.invalidIds[this.info.reason] ?? 0);
       return this.count(src.onInvalid);
     }
-    try {
-      const stages = this.stages;
-      for (let s = from; s < stages.length; s++) {
-        this.curStage = s;
-        stages[s]!.process(ctx, d);
-        if (d.markMask !== 0) ctx.mark = ((this.curOrigMark & ~d.markMask) ^ d.markValue) >>> 0;
-        if (d.verdict !== Verdict.CONTINUE) {
-          this.stageDecisions[s * 5 + d.verdict]!++;
-          break;
+    const stages = this.stages;
+    for (let s = from; s < stages.length; s++) {
+      const stage = stages[s]!;
+      this.curStage = s;
+      // What a fail-open stage that throws must leave as it found it.
+      const markValue = d.markValue, markMask = d.markMask, rewritten = d.rewritten, mark = ctx.mark, length = ctx.length;
+      this.holdInCall = -1;
+      try {
+        stage.process(ctx, d);
+      } catch (err) {
+        this.stageFailed(s, err);
+        if (this.holdInCall >= 0) this.held.take(this.holdInCall);
+        if (stage.failure === 'open') {
+          d.verdict = Verdict.CONTINUE;
+          d.reason = 0;
+          d.markValue = markValue;
+          d.markMask = markMask;
+          d.rewritten = rewritten;
+          ctx.mark = mark;
+          ctx.length = length;
+          continue;
         }
+        d.reset();
+        d.drop(this.stageErrorIds[s]!);
       }
-    } catch (err) {
-      this.counters.add(this.c.stageErrors);
-      this.opts.log?.error({ err, stage: this.stages[this.curStage]?.name }, 'stage threw; default verdict applied');
-      d.reset();
-      return this.count(src.defaultVerdict);
+      if (d.markMask !== 0) ctx.mark = ((this.curOrigMark & ~d.markMask) ^ d.markValue) >>> 0;
+      if (d.verdict !== Verdict.CONTINUE) {
+        this.stageDecisions[s * 5 + d.verdict]!++;
+        break;
+      }
+    }
+    if (d.rewritten && this.info.truncated && d.verdict !== Verdict.DROP && d.verdict !== Verdict.HOLD && d.verdict !== Verdict.ANSWERED) {
+      d.drop(this.c.truncatedRewrite);
     }
     if (d.markMask !== 0) this.counters.add(this.c.marked);
     if (d.rewritten) this.counters.add(this.c.rewritten);
@@ -249,6 +303,27 @@ export class Engine {
   private readonly udp = new UdpPacket(new Uint8Array(0), 0, 0);
   private readonly tcp = new TcpPacket(new Uint8Array(0), 0, 0);
 
+  /** A stage threw: counted per stage, logged at most once a second per stage with the packet's summary. */
+  private stageFailed(s: number, err: unknown): void {
+    this.counters.add(this.c.stageErrors);
+    const stage = this.stages[s]!;
+    if (stage.failure === 'open') this.counters.add(this.stageErrorIds[s]!);
+    const lim = this.stageErrorLog[s]!;
+    const now = Date.now();
+    if (now - lim.at < 1000) { lim.suppressed++; return; }
+    let packet: unknown;
+    try { packet = describePacket(this.ctx.bytes, this.ctx.offset, this.ctx.length); } catch (e) { packet = { undecodable: String(e) }; }
+    this.opts.log?.error({ err, stage: stage.name, failure: stage.failure, suppressed: lim.suppressed, packet },
+      stage.failure === 'closed' ? 'stage threw: packet dropped (fails closed)' : 'stage threw: packet passed on (fails open)');
+    lim.at = now;
+    lim.suppressed = 0;
+  }
+
+  /** What a held packet gets when its hold ends without a release: its stage's timeout verdict. */
+  private timeoutVerdict(p: HeldPacket): number {
+    return p.owner?.failure === 'closed' ? V_DROP : toVerdict(this.opts.held.defaultVerdict);
+  }
+
   private count(verdict: number): number {
     this.counters.add(verdict === V_ACCEPT ? this.c.accepted : this.c.dropped);
     return verdict;
@@ -279,8 +354,9 @@ export class Engine {
     const held = this.curHeld;
     const batchMeta = this.currentMeta;
     const skbFlags = held ? held.skbFlags : batchMeta ? batchMeta[this.curBase + M_SKB_FLAGS]! : 0;
-    const meta = { source: this.curSource, stage: this.curStage, mark: ctx.mark, indev: ctx.indev,
-      outdev: ctx.outdev, hook: ctx.hook, queue: ctx.queue, rewritten: d.rewritten, skbFlags };
+    const meta = { source: this.curSource, stage: this.curStage, owner: this.stages[this.curStage] ?? null, mark: ctx.mark,
+      indev: ctx.indev, outdev: ctx.outdev, hook: ctx.hook, queue: ctx.queue, rewritten: d.rewritten, skbFlags,
+      wireLength: this.curWireLength };
     let handle: number;
     if (held) {
       handle = this.held.add({ ...meta, id: held.id, originalMark: held.originalMark }, ctx.bytes, ctx.offset, ctx.length, this.nowMs, timeoutMs);
@@ -289,7 +365,7 @@ export class Engine {
         ctx.bytes, ctx.offset, ctx.length, this.nowMs, timeoutMs);
     }
     if (handle < 0) this.counters.add(this.c.heldCap);
-    else this.ensureTimer();
+    else { this.holdInCall = handle; this.ensureTimer(); }
     return handle;
   }
 
@@ -329,6 +405,7 @@ export class Engine {
     ctx.hook = p.hook;
     ctx.queue = p.queue;
     this.curOrigMark = p.mark;
+    this.curWireLength = p.wireLength;
     const verdict = this.decide(src, p.stage);
     this.busy = false;
     this.curHeld = null;
@@ -351,10 +428,9 @@ export class Engine {
   private expireHeld(now: number): void {
     const expired = this.held.expired(now);
     if (expired.length === 0) return;
-    const v = toVerdict(this.opts.held.defaultVerdict);
     for (const p of expired) {
       this.counters.add(this.c.heldExpired);
-      this.finishHeld(p, v, false);
+      this.finishHeld(p, this.timeoutVerdict(p), false);
       this.stages[p.stage]?.onHoldExpired?.(p.handle);
     }
   }
@@ -388,12 +464,11 @@ export class Engine {
     return out;
   }
 
-  /** Decides everything still held (default verdict) and stops timers. Sources are closed by the caller. */
+  /** Decides everything still held (its stage's timeout verdict) and stops timers. Sources are closed by the caller. */
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    const v = toVerdict(this.opts.held.defaultVerdict);
-    for (const p of this.held.drain()) this.finishHeld(p, v, false);
+    for (const p of this.held.drain()) this.finishHeld(p, this.timeoutVerdict(p), false);
     for (const s of this.stages) await s.close?.();
   }
 }

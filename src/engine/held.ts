@@ -3,11 +3,17 @@
  *
  * A held packet is copied out of the slab (the slab is reused by the next batch) together with the
  * metadata needed to re-run it, and keeps its NFQUEUE verdict slot until a stage releases it or its
- * deadline passes, when it gets the configured default verdict. Held packets are capped; what happens
+ * deadline passes, when it gets its holding stage's timeout verdict (engine.ts). Held packets are capped; what happens
  * at the cap is the holding stage's choice and is counted.
  */
+import type { Stage } from './stage';
+
 export interface HeldPacket {
   handle: number;
+  /** The stage that held it: a release resumes there, and its failure mode decides a timeout. */
+  owner: Stage | null;
+  /** Length on the wire when the packet was queued truncated (copy_range, GSO); else = length. */
+  wireLength: number;
   /** Index of the source (queue) the packet came from, and its packet id there. */
   source: number;
   id: number;
@@ -20,7 +26,7 @@ export interface HeldPacket {
   outdev: number;
   hook: number;
   queue: number;
-  /** Pipeline stage that held it; a release re-runs the pipeline from here. */
+  /** Index of `owner` in the current pipeline (kept right across reloads by the engine). */
   stage: number;
   deadline: number;
   rewritten: boolean;
@@ -77,6 +83,11 @@ export class HeldPackets {
     for (const p of out) this.map.delete(p.handle);
     this.earliest = earliest;
     return out;
+  }
+
+  /** Every held packet, in no particular order (for re-indexing after a reload). */
+  all(): IterableIterator<HeldPacket> {
+    return this.map.values();
   }
 
   /** Removes and returns everything (shutdown). */

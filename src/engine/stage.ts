@@ -101,8 +101,22 @@ export interface StageServices {
   now(): number;
 }
 
+/**
+ * How a stage fails, declared by every stage (GUIDE: policy and NAT fail closed for the packets they
+ * own, steer and DHCP fail open).
+ * - 'closed': a packet the stage throws on is dropped; a packet it holds is dropped when the hold
+ *   times out, at shutdown, and when a reload removes the stage (NAT: the peer retransmits, and
+ *   nothing leaves untranslated).
+ * - 'open': a packet the stage throws on goes on to the next stage as if the stage were not there
+ *   (its decision, mark and rewrite flag undone); a packet it holds gets `held.default_verdict`.
+ * Either way the throw is counted per stage (`engine.stage_error.<stage>`) and logged, rate-limited,
+ * with the packet's `sluice decode` summary.
+ */
+export type StageFailure = 'open' | 'closed';
+
 export interface Stage {
   readonly name: string;
+  readonly failure: StageFailure;
   /** Called once when the pipeline is built (and again after a reload builds a new pipeline). */
   init?(services: StageServices): void;
   process(pkt: PacketContext, d: Decision): void;

@@ -30,8 +30,17 @@ export interface NativeQueueOptions {
   batchSize?: number;
   /** Batches handled per wake-up before yielding to the event loop (default 16). */
   maxRounds?: number;
-  /** Verdict the addon sends for a packet whose handler threw before writing one (default V_ACCEPT). */
+  /** Verdict the addon sends for a packet whose handler threw before writing one (default V_ACCEPT; V_DROP or V_ACCEPT). */
   defaultVerdict?: number;
+  /**
+   * Verdict for a packet the addon cannot hand to JavaScript (datagram cut short, unreadable
+   * message), and for a verdict slot holding a code the addon may not send (default V_DROP).
+   */
+  invalidVerdict?: number;
+  /** Fault injection (tests): receive at most this many bytes per datagram, forcing MSG_TRUNC. */
+  faultRecvLimit?: number;
+  /** Fault injection (tests): treat every Nth packet message as unreadable. */
+  faultParseEvery?: number;
 }
 
 export interface NativeQueueStats {
@@ -43,7 +52,18 @@ export interface NativeQueueStats {
   errors: number;
   enobufs: number;
   heldOutstanding: number;
+  /** Datagrams cut short (MSG_TRUNC): their packets got the invalid verdict. */
   truncated: number;
+  /** Packet messages that could not be read: their packets got the invalid verdict. */
+  unparsed: number;
+  /** Packets whose id could not be read at all (VERDICT_BATCH is then off for good). */
+  unverdicted: number;
+  /** Verdict slots holding a code the addon may not send (the invalid verdict was sent instead). */
+  badVerdicts: number;
+  /** Rewritten lengths beyond the slot's capacity (sent unchanged). */
+  badLengths: number;
+  /** release() calls for an id not owed a verdict, or with a verdict the addon may not send (refused). */
+  badReleases: number;
   repeatedEarly: number;
   lastErrno: number;
 }

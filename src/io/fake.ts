@@ -133,7 +133,7 @@ export class FakeQueue extends FakeSource implements NativeQueue {
     const verdicts = this.sent.length;
     return {
       received: this.received, batches: this.batches, verdicts, sendmsgCalls: this.batches, batchVerdicts: 0,
-      errors: 0, enobufs: 0, heldOutstanding: this.held.size, truncated: 0, repeatedEarly: 0, lastErrno: 0,
+      errors: 0, enobufs: 0, heldOutstanding: this.held.size, truncated: 0, unparsed: 0, unverdicted: 0, badVerdicts: 0, badLengths: 0, badReleases: 0, repeatedEarly: 0, lastErrno: 0,
     };
   }
 }

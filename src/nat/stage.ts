@@ -53,6 +53,7 @@ export interface NatStageOptions {
 
 export class NatStage implements Stage {
   readonly name = 'nat';
+  readonly failure = 'closed'; // a throw or an expired hold drops: nothing leaves untranslated
   readonly state: NatState;
   private readonly anyServer: boolean;
   private readonly serverNet: Uint32Array;

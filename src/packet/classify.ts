@@ -60,6 +60,11 @@ export class Classified {
   isFragment = false;
   /** True for a non-first fragment: no L4 header in this packet. */
   isLaterFragment = false;
+  /**
+   * Only the first `length` bytes were captured (copy_range, GSO): the packet is longer on the wire.
+   * Layers are read from the bytes present; l4Length and payloadLength count those bytes only.
+   */
+  truncated = false;
   l4Offset = 0;
   /** Bytes from l4Offset to the end of the IP packet (by total length, not the buffer). */
   l4Length = 0;
@@ -114,7 +119,7 @@ function reset(c: Classified, off: number): void {
   c.reason = ParseError.NONE; c.appReason = ParseError.NONE;
   c.ipVersion = 0; c.l3Offset = off; c.l3HeaderLength = 0; c.totalLength = 0; c.proto = 0;
   c.src = 0; c.dst = 0; c.srcOffset = 0; c.dstOffset = 0; c.ttl = 0;
-  c.isFragment = false; c.isLaterFragment = false; c.l4Offset = 0; c.l4Length = 0;
+  c.isFragment = false; c.isLaterFragment = false; c.truncated = false; c.l4Offset = 0; c.l4Length = 0;
   c.sport = 0; c.dport = 0; c.tcpFlags = 0; c.icmpType = -1; c.icmpCode = -1;
   c.payloadOffset = 0; c.payloadLength = 0; c.kind = Kind.OTHER;
   c.espOffset = 0; c.espSpi = 0; c.espSeq = 0;
@@ -123,18 +128,22 @@ function reset(c: Classified, off: number): void {
   c.dhcpOffset = 0; c.dhcpOp = 0; c.dhcpMessageType = 0; c.dhcpLength = 0;
 }
 
-/** Classifies the IP packet at bytes[offset, offset + length) into `c` (overwriting every field). */
-export function classify(c: Classified, bytes: Uint8Array, offset: number, length: number): void {
+/**
+ * Classifies the IP packet at bytes[offset, offset + length) into `c` (overwriting every field).
+ * `wireLength` > length says the source captured only the first `length` bytes of a longer packet:
+ * a header length up to wireLength is then valid and `c.truncated` is set.
+ */
+export function classify(c: Classified, bytes: Uint8Array, offset: number, length: number, wireLength = length): void {
   reset(c, offset);
   if (length < 1 || offset < 0 || offset + length > bytes.length) { c.reason = ParseError.TRUNCATED; return; }
   const v = bytes[offset]! >> 4;
   c.ipVersion = v;
-  if (v === 4) classify4(c, bytes, offset, length);
-  else if (v === 6) classify6(c, bytes, offset, length);
+  if (v === 4) classify4(c, bytes, offset, length, wireLength);
+  else if (v === 6) classify6(c, bytes, offset, length, wireLength);
   else c.reason = ParseError.BAD_VERSION;
 }
 
-function classify4(c: Classified, b: Uint8Array, o: number, len: number): void {
+function classify4(c: Classified, b: Uint8Array, o: number, len: number, wire: number): void {
   if (len < 20) { c.reason = ParseError.TRUNCATED; return; }
   const hl = (b[o]! & 0x0f) << 2;
   if (hl < 20) { c.reason = ParseError.BAD_HEADER_LENGTH; return; }
@@ -143,7 +152,11 @@ function classify4(c: Classified, b: Uint8Array, o: number, len: number): void {
   c.l3HeaderLength = hl;
   c.totalLength = tl;
   if (tl < hl) { c.reason = ParseError.BAD_TOTAL_LENGTH; return; }
-  if (tl > len) { c.reason = ParseError.TRUNCATED; return; }
+  if (tl > len) {
+    if (tl > wire) { c.reason = ParseError.TRUNCATED; return; }
+    c.truncated = true;
+  }
+  const end = tl > len ? len : tl;
   c.ttl = b[o + 8]!;
   c.proto = b[o + 9]!;
   c.srcOffset = o + 12;
@@ -154,23 +167,26 @@ function classify4(c: Classified, b: Uint8Array, o: number, len: number): void {
   c.isFragment = (fo & 0x3fff) !== 0;
   c.isLaterFragment = (fo & 0x1fff) !== 0;
   c.l4Offset = o + hl;
-  c.l4Length = tl - hl;
+  c.l4Length = end - hl;
   if (c.isLaterFragment) return;
-  classifyL4(c, b, o + hl, tl - hl);
+  classifyL4(c, b, o + hl, end - hl);
 }
 
-function classify6(c: Classified, b: Uint8Array, o: number, len: number): void {
+function classify6(c: Classified, b: Uint8Array, o: number, len: number, wire: number): void {
   if (len < 40) { c.reason = ParseError.TRUNCATED; return; }
   const pl = rd16(b, o + 4);
   c.l3HeaderLength = 40;
   c.totalLength = 40 + pl;
   // Payload Length 0 with Hop-by-Hop is a jumbogram (RFC 2675): not something a gateway queue carries.
   if (pl === 0 && b[o + 6] === 0) { c.reason = ParseError.UNSUPPORTED; return; }
-  if (40 + pl > len) { c.reason = ParseError.TRUNCATED; return; }
+  if (40 + pl > len) {
+    if (40 + pl > wire) { c.reason = ParseError.TRUNCATED; return; }
+    c.truncated = true;
+  }
   c.ttl = b[o + 7]!;
   c.srcOffset = o + 8;
   c.dstOffset = o + 24;
-  const end = o + 40 + pl;
+  const end = o + (40 + pl > len ? len : 40 + pl);
   let nh = b[o + 6]!;
   let p = o + 40;
   // Bounded: every extension header moves p forward by at least 8 bytes, and p must stay < end.
@@ -205,7 +221,8 @@ function classifyL4(c: Classified, b: Uint8Array, o: number, len: number): void 
     case PROTO_TCP: {
       if (len < 20) { c.reason = ParseError.TRUNCATED; return; }
       const doff = (b[o + 12]! >> 4) << 2;
-      if (doff < 20 || doff > len) { c.reason = ParseError.BAD_HEADER_LENGTH; return; }
+      if (doff < 20) { c.reason = ParseError.BAD_HEADER_LENGTH; return; }
+      if (doff > len) { c.reason = c.truncated ? ParseError.TRUNCATED : ParseError.BAD_HEADER_LENGTH; return; }
       c.sport = rd16(b, o);
       c.dport = rd16(b, o + 2);
       c.tcpFlags = b[o + 13]!;
@@ -241,7 +258,8 @@ function classifyUdp(c: Classified, b: Uint8Array, o: number, len: number): void
   if (len < 8) { c.reason = ParseError.TRUNCATED; return; }
   const ul = rd16(b, o + 4);
   // A first fragment carries only part of the datagram, so its UDP Length may exceed what is here.
-  if (ul < 8 || (ul > len && !c.isFragment)) { c.reason = ParseError.BAD_LENGTH; return; }
+  // Likewise a truncated packet (copy_range) carries only the start of it.
+  if (ul < 8 || (ul > len && !c.isFragment && !c.truncated)) { c.reason = ParseError.BAD_LENGTH; return; }
   const sp = rd16(b, o), dp = rd16(b, o + 2);
   c.sport = sp;
   c.dport = dp;

@@ -19,6 +19,8 @@ export interface PolicyStageOptions { log?: AuditLog }
 
 export class PolicyStage implements Stage {
   readonly name = 'policy';
+  /** Policy fails closed: a bug must never pass what the SPD would discard. */
+  readonly failure = 'closed';
   readonly compiled: CompiledPolicy;
   private readonly matcher: Matcher;
   private readonly tunnels: Matcher;

@@ -11,6 +11,8 @@ import { Matcher } from './match';
 
 export class SteerStage implements Stage {
   readonly name = 'steer';
+  /** Steering fails open: an unsteered packet takes the main routing table. */
+  readonly failure = 'open';
   readonly compiled: CompiledSteer;
   private readonly matcher: Matcher;
   private readonly type: Uint8Array;

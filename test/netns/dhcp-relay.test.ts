@@ -163,3 +163,35 @@ test('relay to Kea: udhcpc ±-B, dhclient, dhcpcd, relayed INFORM', { skip: labS
   assert.ok(await sl.counter('dhcp.relay.forwarded') >= 4);
   await sl.stop();
 });
+
+test('relay reply trust: a VPN client on ppp1 cannot answer for the client on ppp0 (forged BOOTREPLY, own namespace)', { skip: labSkipReason(), timeout: 90000 }, async (t) => {
+  const T = await topo('dhrt');
+  const { lab, gw, sv, pp } = T;
+  t.after(() => lab.cleanup());
+  // The attacker: a second point-to-point client, ppp1, sharing ppp0's local address (as pppd does).
+  const at = lab.ns('at');
+  await lab.link(at, 'eth0', gw, 'ppp1');
+  await gw.sh('ip addr add 192.168.42.1 peer 192.168.42.11/32 dev ppp1');
+  await at.sh('ip addr add 192.168.42.11 peer 192.168.42.1/32 dev eth0 && ip route add default dev eth0');
+  const dm = startDnsmasq(lab, sv, 'dnsmasq', DNSMASQ);
+  await dm.ready;
+  const sl = await startSluice(lab, gw, RELAY);
+  // The relay works for the victim before and after.
+  assert.match(await udhcpc(pp), /lease of 192\.168\.42\.(1\d|20) obtained/, 'victim leases through the relay');
+  const victim = await capture(lab, pp, 'eth0', 'victim', 'udp port 68');
+  const forge = (src: string, extra: string[]) => peer<{ sent: number }>(at, ['forge-reply', 'eth0', src, '192.168.42.1', ...extra]);
+  // 1. From its own address, 82 naming ppp0 (circuit-id and remote-id copied from what a relay sends).
+  await forge('192.168.42.11', ['--circuit', 'ppp0', '--remote', 'gw1', '--xid', '4242']);
+  // 2. Spoofing the server's address from the client side.
+  await forge('203.0.113.10', ['--circuit', 'ppp0', '--remote', 'gw1', '--xid', '4243']);
+  // 3. No 82 at all, giaddr = the shared ppp address.
+  await forge('203.0.113.10', ['--xid', '4244']);
+  await sleep(500);
+  const seen = await victim.stop();
+  t.diagnostic(`victim link during the attack:\n${seen || '(nothing)'}`);
+  assert.doesNotMatch(seen, /6\.6\.6\.6/, 'no forged router reaches the client on ppp0');
+  assert.doesNotMatch(seen, /xid 0x109[23]/, 'no forged reply relayed');
+  assert.equal(await sl.counter('dhcp.relay.reply_not_server'), 3, 'replies arriving on ppp1 (queued by the client-request rule) dropped and counted');
+  assert.match(await udhcpc(pp), /lease of 192\.168\.42\.(1\d|20) obtained/, 'victim still leases');
+  await sl.stop();
+});

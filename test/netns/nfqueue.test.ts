@@ -62,6 +62,10 @@ describe('NfQueue binding in a router namespace (real iptables NFQUEUE)', { skip
       iptables -A FORWARD -p udp --dport 7001 -j NFQUEUE --queue-num 12 --queue-bypass
       iptables -A FORWARD -p udp --dport 7002 -j NFQUEUE --queue-num 13
       iptables -A FORWARD -p udp --dport 7003 -j NFQUEUE --queue-num 14
+      iptables -A FORWARD -p udp --dport 8001:8002 -j NFQUEUE --queue-num 16
+      iptables -A FORWARD -p udp --dport 8011 -j NFQUEUE --queue-num 17
+      iptables -A FORWARD -p udp --dport 8021 -j NFQUEUE --queue-num 18
+      iptables -A FORWARD -p udp --dport 8100:8199 -j NFQUEUE --queue-num 19
       iptables -A FORWARD -p udp -j NFQUEUE --queue-num 10`);
     fx = rt.spawn([process.execPath, FIXTURE, JSON.stringify({
       queues: [
@@ -69,6 +73,11 @@ describe('NfQueue binding in a router namespace (real iptables NFQUEUE)', { skip
         { num: 11, policy: 'ports' },
         { num: 13, policy: 'hold-all', failOpen: true, maxLen: 4 },
         { num: 14, policy: 'hold-all', failOpen: false, maxLen: 4 },
+        // Datagrams above 400 bytes are cut short (MSG_TRUNC) on 16 (invalid verdict drop) and 17 (accept).
+        { num: 16, policy: 'ports', faultRecvLimit: 400, invalidVerdict: 0 },
+        { num: 17, policy: 'ports', faultRecvLimit: 400, invalidVerdict: 1 },
+        { num: 18, policy: 'ports', faultParseEvery: 3, invalidVerdict: 0 },
+        { num: 19, policy: 'scribble' },
       ],
       rebind: 10,
       conntrack: 15,
@@ -158,5 +167,58 @@ describe('NfQueue binding in a router namespace (real iptables NFQUEUE)', { skip
     assert.ok(after.sendmsgCalls! - before.sendmsgCalls! <= after.batches! - before.batches!, 'at most one sendmsg per batch');
     assert.equal(after.errors, 0);
     process.stdout.write(`# burst: ${received} packets in ${after.batches! - before.batches!} batches, ${after.batchVerdicts! - before.batchVerdicts!} VERDICT_BATCH messages\n`);
+  });
+
+  /** Packets still waiting in the kernel for a verdict on queue `num` (/proc/net/netfilter/nfnetlink_queue, column 3). */
+  async function waiting(num: number): Promise<number> {
+    const line = (await rt.sh('cat /proc/net/netfilter/nfnetlink_queue')).split('\n').find((l) => l.trim().split(/\s+/)[0] === String(num));
+    return Number(line?.trim().split(/\s+/)[2] ?? NaN);
+  }
+
+  test('a datagram cut short (MSG_TRUNC) gets the queue\'s invalid verdict, explicitly; none is left for a VERDICT_BATCH', async () => {
+    // Large (1000-byte) and small packets interleaved at a rate that fills batches: with the
+    // small ones accepted by VERDICT_BATCH, a large one skipped without a verdict would ride along.
+    const big = UdpSink.start(snk, 8002);
+    const small = await UdpSink.start(snk, 8001);
+    const bigSink = await big;
+    await Promise.all([sendUdp(gen, '10.2.0.2', 8002, 200, { size: 1000, pps: 20000 }), sendUdp(gen, '10.2.0.2', 8001, 400, { pps: 20000 })]);
+    await sleep(300);
+    assert.equal((await small.finish()).received, 400, 'small packets pass');
+    assert.equal((await bigSink.finish()).received, 0, 'cut-short packets: invalid verdict drop, none accepted by a VERDICT_BATCH');
+    const s16 = await stats(16);
+    assert.equal(s16.truncated, 200, 'each counted');
+    assert.equal(await waiting(16), 0, 'every packet got a verdict');
+    // Invalid verdict accept: delivered at once (untouched), not left queued.
+    const acc = await UdpSink.start(snk, 8011);
+    await sendUdp(gen, '10.2.0.2', 8011, 20, { size: 1000, pps: 2000 });
+    await sleep(200);
+    assert.equal((await acc.finish()).received, 20);
+    assert.equal((await stats(17)).truncated, 20);
+    assert.equal(await waiting(17), 0);
+  });
+
+  test('a message that fails to parse gets the invalid verdict (forced every 3rd), counted', async () => {
+    const got = await deliver(8021, 300, 20000);
+    const s18 = await stats(18);
+    assert.equal(s18.unparsed, 100);
+    assert.equal(got.received, 200, 'exactly the parsed two thirds pass');
+    assert.equal(await waiting(18), 0, 'every packet got a verdict');
+  });
+
+  test('JavaScript scribbling every meta slot: verdicts go to the right ids, nothing outside the slab is read or sent', async () => {
+    const before = await stats(19);
+    const a = await deliver(8101, 50, 5000);
+    assert.equal(a.received, 50, 'accepted under their real ids despite M_ID/M_OFFSET/M_LENGTH/M_CAPACITY garbage');
+    assert.ok(a.first.every((p) => p.length === 64), `bytes sent from the packet's own slot: ${JSON.stringify(a.first.slice(0, 1))}`);
+    assert.equal((await deliver(8102, 20, 5000)).received, 0, 'NF_STOLEN refused: invalid verdict (drop)');
+    assert.equal((await deliver(8103, 20, 5000)).received, 0, 'unknown verdict refused');
+    const d = await deliver(8104, 20, 5000);
+    assert.equal(d.received, 20, 'rewrite length beyond the slot refused: sent unchanged');
+    const after = await stats(19);
+    assert.equal(after.badVerdicts! - before.badVerdicts!, 40);
+    assert.equal(after.badLengths! - before.badLengths!, 20);
+    assert.ok(after.badReleases! - before.badReleases! >= 110, 'release() of ids never held refused');
+    assert.ok(!events().some((e) => e.event === 'release-unowed' && e.ok === true), 'no release of an unowned id was accepted');
+    assert.equal(await waiting(19), 0);
   });
 });
