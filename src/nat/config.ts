@@ -19,6 +19,8 @@ export const natLimitsSchema = z.object({
   max_hosts_per_server: z.number().int().min(1).default(4096),
   /** Learning turns (windows and probes) running at the same time, one per (public, server) at most. */
   max_windows: z.number().int().min(1).default(4096),
+  /** ... of which one LAN host may run at once (one per server it talks to). */
+  max_windows_per_host: z.number().int().min(1).default(16),
   /** Packets the NAT holds at once (IKE behind a window, first ESP behind a probe, ambiguous inbound). */
   max_held: z.number().int().min(0).default(1024),
   /** ... of which one LAN host may cause (one host cannot starve the others). */

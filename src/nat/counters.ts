@@ -22,7 +22,7 @@ export const COUNTER_DEFS: readonly (readonly [string, string])[] = [
   ['nat.host_sa_cap', 'SA refused: limits.max_sas_per_host reached'],
   ['nat.server_host_cap', 'SA refused: limits.max_hosts_per_server reached'],
   ['nat.host_cap', 'packet refused: limits.max_hosts reached'],
-  ['nat.window_cap', 'SA-creating IKE message passed without a window: limits.max_windows reached'],
+  ['nat.window_cap', 'a window or probe not started: limits.max_windows or max_windows_per_host reached (learning then relies on elimination)'],
   ['nat.hold_cap', 'packet dropped instead of held: limits.max_held reached'],
   ['nat.fragment', 'ESP/IKE fragment reached the queue (kernel defragmentation missing)'],
   ['nat.rspi_mismatch', 'inbound IKE whose responder SPI differs from the learned one'],

@@ -65,6 +65,8 @@ export class Learning extends Books {
   /** Peers with a turn, held packets or pending SPIs (what tick() visits). */
   private readonly busy = new Set<number>();
   turns = 0;
+  /** Turns running per LAN host (one host talking to many servers cannot take every turn). */
+  private readonly turnsOfHost = new Map<number, number>();
   readonly held: NatHolds;
   private rechecking = false;
 
@@ -110,7 +112,15 @@ export class Learning extends Books {
     this.turnOut[p] = -1;
     this.placedInTurn[p].length = 0;
     this.turns++;
+    const h = this.linkHost[l];
+    this.turnsOfHost.set(h, (this.turnsOfHost.get(h) ?? 0) + 1);
     this.busy.add(p);
+  }
+
+  /** No more turns at once: in all (max_windows), or for one LAN host (max_windows_per_host). */
+  private turnCap(l: number): boolean {
+    const lim = this.s.cfg.limits;
+    return this.turns >= lim.max_windows || (this.turnsOfHost.get(this.linkHost[l]) ?? 0) >= lim.max_windows_per_host;
   }
 
   private endTurn(p: number, learned: boolean, now: number): void {
@@ -120,6 +130,9 @@ export class Learning extends Books {
     this.turn[p] = Turn.NONE;
     this.turnLink[p] = -1;
     this.turns--;
+    const h = this.linkHost[l];
+    const n = (this.turnsOfHost.get(h) ?? 1) - 1;
+    if (n <= 0) this.turnsOfHost.delete(h); else this.turnsOfHost.set(h, n);
     if (kind === Turn.PROBE) {
       if (learned) this.linkProbeFails[l] = 0;
       else {
@@ -181,7 +194,7 @@ export class Learning extends Books {
       const rekey = version === 2 ? exch !== IKEV2_IKE_AUTH : sas.m1[ike] !== 0;
       const othersOwed = this.peerDebtors[p] - (this.linkDebt[l] > 0 ? 1 : 0) > 0;
       if (othersOwed && !rekey) this.s.count(C.WINDOW_SKIPPED);
-      else if (this.turns >= this.s.cfg.limits.max_windows) this.s.count(C.WINDOW_CAP);
+      else if (this.turnCap(l)) this.s.count(C.WINDOW_CAP);
       else if (!this.beginTurn(p, Turn.WINDOW, l, now)) {
         this.hold(p, sas.host[ike], HoldKind.EXCHANGE, key, d, now);
         return false;
@@ -264,7 +277,7 @@ export class Learning extends Books {
     }
     // Alone in being owed (elimination will place its SPI), or backed off after probes that saw no
     // reply: it passes, and its answer may come within probe_ms, which the next turn waits out.
-    if (this.peerDebtors[p] === 1 || now < this.linkProbeAfter[l] || this.turns >= this.s.cfg.limits.max_windows) {
+    if (this.peerDebtors[p] === 1 || now < this.linkProbeAfter[l] || this.turnCap(l)) {
       if (this.peerDebtors[p] !== 1 && now >= this.linkProbeAfter[l]) this.s.count(C.WINDOW_CAP);
       this.linkLastPass[l] = now;
       return true;

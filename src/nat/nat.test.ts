@@ -430,6 +430,22 @@ test('clearing: while another owed host\'s packet may still be answered, the nex
   assert.equal(dstOf(inb(st, fs, esp(S, PUB, 0x2001)).bytes), many[1], 'host 1\'s own reply');
 });
 
+test('one LAN host cannot take every learning turn: max_windows_per_host', () => {
+  const { st, fs } = mk({ limits: { max_windows_per_host: 4 } });
+  const servers = Array.from({ length: 6 }, (_, k) => ip(`198.51.100.${100 + k}`));
+  for (const [k, srv] of servers.entries()) {
+    out(st, fs, ike(hosts[0], srv, { ispi: ispiOf(10 + k), exchange: IKE_SA_INIT }));
+    out(st, fs, ike(hosts[0], srv, { ispi: ispiOf(10 + k), rspi: rspiOf(10 + k), exchange: IKE_AUTH, msgId: 1 }));
+  }
+  assert.equal(st.state.learning.turns, 4, 'four windows for host 0, the rest without');
+  assert.equal(fs.counts.get('nat.window_cap'), 2);
+  // Another host still gets its window.
+  out(st, fs, ike(hosts[1], servers[5], { ispi: ispiOf(30), exchange: IKE_SA_INIT }));
+  out(st, fs, ike(hosts[1], S, { ispi: ispiOf(31), exchange: IKE_SA_INIT }));
+  out(st, fs, ike(hosts[1], S, { ispi: ispiOf(31), rspi: rspiOf(31), exchange: IKE_AUTH, msgId: 1 }));
+  assert.equal(st.state.learning.turns, 5);
+});
+
 test('held packets that time out are dropped (never leave untranslated), also at shutdown', () => {
   const { st, fs } = mk({ timeouts: { hold_ms: 2000 } });
   initSa(st, fs, 0); initSa(st, fs, 1); initSa(st, fs, 2);
