@@ -131,7 +131,9 @@ export abstract class Books {
       this.linkIke[l]++;
       // A restored record brings what its host was owed; a new one carries the count on from here.
       if ((sas.flags[id] & F_RESTORED) !== 0) {
-        const owed = (sas.flags[id] >> OWED_SHIFT) & OWED_MAX;
+        // A saturated count may stand for more: take the most a host can be owed (an over-count is safe).
+        const kept = (sas.flags[id] >> OWED_SHIFT) & OWED_MAX;
+        const owed = kept === OWED_MAX ? this.s.cfg.limits.max_sas_per_host : kept;
         if (owed > this.linkDebt[l]) this.setDebt(l, owed);
       } else {
         sas.flags[id] = (sas.flags[id] & ~(OWED_MAX << OWED_SHIFT)) | (Math.min(this.linkDebt[l], OWED_MAX) << OWED_SHIFT);

@@ -23,6 +23,9 @@ export class NatHolds {
   count = 0;
   private readonly perHost = new Map<number, number>();
   private readonly peerOf = new Map<number, number>();
+  /** Per peer: when each waiting SA-creating message was first held (kept across release and re-hold). */
+  private readonly waitingSince: Map<string, number>[] = [];
+  private waitingCount = 0;
 
   constructor(private readonly s: NatState) {}
 
@@ -52,6 +55,9 @@ export class NatHolds {
     const list = this.list(p);
     const timeout = kind === HoldKind.PENDING ? t.pending_hold_ms : t.hold_ms;
     if (kind === HoldKind.EXCHANGE) {
+      let w = this.waitingSince[p];
+      if (!w) { w = new Map(); this.waitingSince[p] = w; }
+      if (!w.has(key) && this.waitingCount < lim.max_held) { w.set(key, now); this.waitingCount++; }
       for (const e of list) {
         if (e.kind !== HoldKind.EXCHANGE || e.key !== key || e.host !== host) continue;
         const handle = this.engineHold(timeout);
@@ -98,6 +104,18 @@ export class NatHolds {
     return out;
   }
 
+  /** An SA-creating message got through (or was given up): it no longer waits. */
+  passed(p: number, key: string): void {
+    if (this.waitingSince[p]?.delete(key)) this.waitingCount--;
+  }
+
+  /** How long the longest-waiting SA-creating message of peer p has waited, held or being released. */
+  longestWait(p: number, now: number): number {
+    let w = 0;
+    for (const since of this.waitingSince[p]?.values() ?? []) w = Math.max(w, now - since);
+    return w;
+  }
+
   /** Lets the chosen packets run through the pipeline again, in arrival order. */
   release(p: number, pick: (e: HeldEntry) => boolean): void {
     for (const e of this.take(p, pick)) {
@@ -109,6 +127,7 @@ export class NatHolds {
   /** Drops the packets whose deadline has passed. */
   dropExpired(p: number, now: number): void {
     for (const e of this.take(p, (x) => x.deadline <= now)) {
+      if (e.kind === HoldKind.EXCHANGE) this.passed(p, e.key);
       this.s.count(e.kind === HoldKind.PENDING ? C.AMBIGUOUS : C.HOLD_EXPIRED);
       this.s.services?.releaseWith(e.handle, Verdict.DROP);
     }

@@ -193,7 +193,9 @@ export class Learning extends Books {
       // IKEv1 has no IKE_AUTH: an ISAKMP SA's first Quick Mode is the new connection's.
       const rekey = version === 2 ? exch !== IKEV2_IKE_AUTH : sas.m1[ike] !== 0;
       const othersOwed = this.peerDebtors[p] - (this.linkDebt[l] > 0 ? 1 : 0) > 0;
-      if (othersOwed && !rekey) this.s.count(C.WINDOW_SKIPPED);
+      // Windows one after another for idle hosts cost each waiting client a window apiece: once one
+      // has waited half of window_max_ms, rekeys go on without windows (clients retransmit at 0.5 s+).
+      if (othersOwed && (!rekey || this.held.longestWait(p, now) >= this.t.window_max_ms / 2)) this.s.count(C.WINDOW_SKIPPED);
       else if (this.turnCap(l)) this.s.count(C.WINDOW_CAP);
       else if (!this.beginTurn(p, Turn.WINDOW, l, now)) {
         this.hold(p, sas.host[ike], HoldKind.EXCHANGE, key, d, now);
@@ -212,6 +214,7 @@ export class Learning extends Books {
         this.turnDeadline[p] = Math.min(this.turnDeadline[p], now + this.t.window_settle_ms);
       }
     }
+    this.held.passed(p, key);
     if (fresh) {
       this.markExchange(ike, fromHost, version, exch, msgid);
       this.setDebt(l, this.linkDebt[l] + 1);

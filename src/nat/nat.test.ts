@@ -430,6 +430,37 @@ test('clearing: while another owed host\'s packet may still be answered, the nex
   assert.equal(dstOf(inb(st, fs, esp(S, PUB, 0x2001)).bytes), many[1], 'host 1\'s own reply');
 });
 
+test('8 idle hosts rekeying at once: windows stop once an exchange has waited half of window_max_ms', () => {
+  const { st, fs } = mk();
+  for (let i = 0; i < 8; i++) manyInit(st, fs, i);
+  for (let i = 0; i < 8; i++) { out(st, fs, ike(many[i], S, { ispi: ispiOf(i), rspi: rspiOf(i), exchange: IKE_AUTH, msgId: 1 })); fs.time += 1200; st.tick(fs.time); drainReleased(st, fs); }
+  // Every host is owed its idle first SA. All rekey at one instant; the server answers each at once.
+  const sentAt = new Map<number, number>();
+  const doneAt = new Map<number, number>();
+  const pending = [...many.keys()];
+  for (const i of pending) sentAt.set(i, fs.time);
+  for (let round = 0; round < 40 && doneAt.size < 8; round++) {
+    for (const i of pending.filter((k) => !doneAt.has(k))) {
+      const r = out(st, fs, ike(many[i], S, { ispi: ispiOf(i), rspi: rspiOf(i), exchange: CREATE_CHILD_SA, msgId: 2 }));
+      if (r.verdict === Verdict.ACCEPT) {
+        inb(st, fs, ike(S, PUB, { ispi: ispiOf(i), rspi: rspiOf(i), exchange: CREATE_CHILD_SA, flags: 0x20, msgId: 2 }));
+        doneAt.set(i, fs.time);
+      }
+    }
+    fs.time += 50; st.tick(fs.time);
+    for (const r of drainReleased(st, fs)) {
+      if (r.verdict !== Verdict.ACCEPT) continue;
+      const i = new DataView(r.bytes.buffer, r.bytes.byteOffset).getUint32(28 + 4) & 0xffff;
+      inb(st, fs, ike(S, PUB, { ispi: ispiOf(i), rspi: rspiOf(i), exchange: CREATE_CHILD_SA, flags: 0x20, msgId: 2 }));
+      doneAt.set(i, fs.time);
+    }
+  }
+  assert.equal(doneAt.size, 8);
+  const waits = [...doneAt].map(([i, t]) => t - sentAt.get(i)!);
+  assert.ok(Math.max(...waits) < 1000, `waits ${waits.join(",")} ms; windows ${fs.counts.get("nat.window_opened")}, skipped ${fs.counts.get("nat.window_skipped")}`);
+  assert.ok((fs.counts.get('nat.window_skipped') ?? 0) > 0, 'later rekeys went without a window');
+});
+
 test('one LAN host cannot take every learning turn: max_windows_per_host', () => {
   const { st, fs } = mk({ limits: { max_windows_per_host: 4 } });
   const servers = Array.from({ length: 6 }, (_, k) => ip(`198.51.100.${100 + k}`));
