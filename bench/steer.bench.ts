@@ -10,7 +10,7 @@
  */
 import { cpus, loadavg } from 'node:os';
 import { PerformanceObserver } from 'node:perf_hooks';
-import { steerConfigSchema } from '../src/steer/config';
+import { steerConfigSchema } from '../src/steer/schema';
 import { SteerStage } from '../src/steer/stage';
 import { Decision, fakeInterfaces, fakeServices } from '../src/steer/testkit';
 import { Classified, classify } from '../src/packet/classify';

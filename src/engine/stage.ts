@@ -5,7 +5,16 @@
  * packet already classified once by the packet layer), resets one reusable Decision, and calls each
  * stage's process() in order until one sets a final verdict. Nothing here allocates per packet.
  */
+import type { Interfaces } from '../io/interfaces';
 import type { Classified } from '../packet/classify';
+
+/**
+ * Netfilter hook numbers as NFQUEUE reports them in PacketContext.hook. Defined once with the batch
+ * layout (the addon copies the kernel's number through); stages take them from here.
+ */
+export { HOOK_PREROUTING, HOOK_INPUT, HOOK_FORWARD, HOOK_OUTPUT, HOOK_POSTROUTING } from '../io/batch-layout';
+/** The interface table as stages see it (names, indexes, addresses; refreshed by the engine). */
+export type { Interfaces, InterfaceInfo } from '../io/interfaces';
 
 /** What a stage decided. CONTINUE hands the packet to the next stage; the others end the pipeline. */
 export const enum Verdict {
@@ -30,7 +39,7 @@ export interface PacketContext {
   mark: number;
   indev: number;
   outdev: number;
-  /** Netfilter hook (HOOK_* in io/batch-layout); -1 for a TUN source. */
+  /** Netfilter hook (HOOK_* above); -1 for a TUN source. */
   hook: number;
   /** Queue number (NFQUEUE) or source id (TUN). */
   queue: number;
@@ -96,7 +105,7 @@ export interface StageServices {
   /** Sends an IPv4 packet in an Ethernet frame to dstMac (6 bytes) on ifindex (no ARP needed). */
   injectL2(ifindex: number, dstMac: Uint8Array, packet: Uint8Array): boolean;
   /** Interface names, indexes and addresses (refreshed by the engine). */
-  readonly interfaces: import('../io/interfaces').Interfaces;
+  readonly interfaces: Interfaces;
   /** Milliseconds, monotonic, cached per batch (cheap to call per packet). */
   now(): number;
 }

@@ -13,9 +13,8 @@
  * The two directions of a CHILD_SA, once paired, keep each other alive (one-way traffic).
  */
 import { Kind } from '../packet/classify';
-import { HOOK_POSTROUTING, HOOK_PREROUTING } from '../io/batch-layout';
-import { ipv4ToNumber } from '../io/interfaces';
-import type { Decision, PacketContext, Stage, StageServices } from '../engine/stage';
+import { ip4 as ipv4ToNumber } from '../packet/bytes';
+import { HOOK_POSTROUTING, HOOK_PREROUTING, type Decision, type PacketContext, type Stage, type StageServices } from '../engine/stage';
 import type { NatConfig } from './config';
 import { NatState } from './state';
 import { SaKind, F_PINNED, F_RESTORED, F_CONFIRMED } from './table';

@@ -5,7 +5,8 @@
  */
 import { Classified, classify } from '../packet/classify';
 import { Decision, Verdict, type PacketContext, type StageServices, type Stage } from '../engine/stage';
-import { Interfaces, ipv4ToNumber } from '../io/interfaces';
+import { Interfaces } from '../io/interfaces';
+import { ip4 as ipv4ToNumber } from '../packet/bytes';
 import { HOOK_POSTROUTING, HOOK_PREROUTING } from '../io/batch-layout';
 
 export const ip = ipv4ToNumber;

@@ -5,7 +5,7 @@
  *   out   leaves through the tunnel to its far side       { out: IFACES, dst: REMOTE }
  *   spoof far-side source on another interface            { src: REMOTE, hook: pre/in/fwd, not: { in: IFACES } }
  */
-import { normalizeSelector, type NormSelector } from '../steer/selector';
+import { normalizeSelector, type NormSelector } from '../select/selector';
 import type { PolicyConfig } from './config';
 
 export const enum PolicyAction { BYPASS = 0, DISCARD = 1, PROTECT = 2 }

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { policyConfigSchema, type PolicyConfigInput } from './config';
+import type { PolicyConfigInput } from './config';
+import { policyConfigSchema } from './schema';
 import { createPolicyStage, policyCheck, policyRules } from './index';
 import { Verdict } from '../engine/stage';
 import { ctxOf, Decision, fakeInterfaces, fakeServices, type PktSpec } from '../steer/testkit';

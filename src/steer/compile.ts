@@ -5,7 +5,7 @@
  * problems the schema cannot see (unknown address sets, too many route_via targets for the mask).
  */
 import type { SteerConfig, SteerRule } from './config';
-import { normalizeSelector, parseMark, type NormSelector } from './selector';
+import { normalizeSelector, parseMark, type NormSelector } from '../select/selector';
 
 export const enum ActionType { CONTINUE = 0, ACCEPT = 1, DROP = 2 }
 

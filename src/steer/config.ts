@@ -1,6 +1,6 @@
 /**
  * The `steer:` section: ordered rules, first match wins. Each rule has a `match:` selector (see
- * src/steer/selector.ts; empty matches everything) and an `action:`:
+ * src/select/selector.ts; empty matches everything) and an `action:`:
  *
  *   accept | drop | continue                      plain verdicts (continue = hand on to the next stage)
  *   { drop: "why" }                                drop, counted under steer.<rule name>, "why" as help
@@ -10,9 +10,8 @@
  * Validated once at load; src/steer/stage.ts compiles it into numbers.
  */
 import { z } from 'zod';
-import { IPV4_RE, isAddressSpec } from './addr';
-import { addressSetsSchema, selectorSchema } from './selector';
-import { compileSteer } from './compile';
+import { IPV4_RE, isAddressSpec } from '../select/addr';
+import { addressSetsSchema, selectorSchema } from '../select/selector';
 
 const ipv4 = z.string().regex(IPV4_RE, 'an IPv4 address like 192.0.2.1');
 const prefix = z.string().refine((s) => isAddressSpec(s) && !s.startsWith('@') && s !== 'any', 'an IPv4 prefix like 10.1.0.0/16');
@@ -51,7 +50,8 @@ export const localRouteSchema = z.object({
   via: ipv4.optional(),
 }).strict();
 
-export const steerConfigSchema = z.object({
+/** The section's shape; steerConfigSchema (src/steer/schema.ts) adds the compiler's checks. */
+export const steerSectionSchema = z.object({
   enabled: z.boolean().default(true),
   address_sets: addressSetsSchema.default({}).describe('named prefix lists, referred to as @name in src/dst'),
   rules: z.array(steerRuleSchema).default([]),
@@ -72,18 +72,10 @@ export const steerConfigSchema = z.object({
     hooks: z.array(z.enum(['prerouting', 'input', 'forward', 'output', 'postrouting'])).min(1).default(['prerouting', 'output'])
       .describe('chains for rules that do not name a hook'),
   }).strict().optional().describe('generate mangle-table NFQUEUE rules from the rules\' selectors (a superset of what they match)'),
-}).strict().superRefine((cfg, ctx) => {
-  // Problems only the compiler sees (unknown @sets, duplicate names, mark room) reported at load time.
-  try {
-    compileSteer(cfg as SteerConfig);
-  } catch (e) {
-    const m = /^rules\[(\d+)\]/.exec((e as Error).message);
-    ctx.addIssue({ code: 'custom', path: m ? ['rules', Number(m[1])] : [], message: (e as Error).message });
-  }
-});
+}).strict();
 
-export type SteerConfig = z.infer<typeof steerConfigSchema>;
-export type SteerConfigInput = z.input<typeof steerConfigSchema>;
+export type SteerConfig = z.infer<typeof steerSectionSchema>;
+export type SteerConfigInput = z.input<typeof steerSectionSchema>;
 export type SteerRule = z.infer<typeof steerRuleSchema>;
 export type SteerAction = z.infer<typeof steerActionSchema>;
 export type RouteVia = z.infer<typeof routeViaSchema>;

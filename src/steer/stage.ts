@@ -7,7 +7,7 @@ import type { Decision, PacketContext, Stage, StageServices } from '../engine/st
 import { Verdict } from '../engine/stage';
 import { ActionType, compileSteer, type CompiledSteer } from './compile';
 import type { SteerConfig } from './config';
-import { Matcher } from './match';
+import { Matcher } from '../select/match';
 
 export class SteerStage implements Stage {
   readonly name = 'steer';

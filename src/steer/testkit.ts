@@ -5,7 +5,7 @@
 import { Decision, type PacketContext, type StageServices } from '../engine/stage';
 import { Interfaces, type InterfaceInfo } from '../io/interfaces';
 import { Classified, classify } from '../packet/classify';
-import { parseIpv4 } from './addr';
+import { ip4 as parseIpv4 } from '../packet/bytes';
 
 export interface PktSpec {
   src?: string; dst?: string; proto?: number; sport?: number; dport?: number;

@@ -1,7 +1,8 @@
 /**
  * The selector language shared by `steer:` rules and `policy:` policies: its YAML schema and its
- * normalized form (plain numbers and ranges), from which src/steer/match.ts compiles the per-packet
- * matcher, src/steer/shadow.ts finds shadowed rules and src/steer/rules.ts writes iptables matches.
+ * normalized form (plain numbers and ranges), from which src/select/match.ts compiles the per-packet
+ * matcher, src/select/shadow.ts finds shadowed rules and src/select/iptmatch.ts writes iptables
+ * matches for capture rules (src/steer/rules.ts).
  *
  * Every field is optional; all given fields must match (AND); a list means any of its values (OR).
  * Fields under `not:` are negated one by one, like iptables `!` (`not: {dport: 22, src: 10.0.0.0/8}`
@@ -9,6 +10,7 @@
  */
 import { z } from 'zod';
 import { AddrRanges, compileAddresses, isAddressSpec, type AddressSets } from './addr';
+import { normGlob } from './glob';
 
 export const HOOKS = ['prerouting', 'input', 'forward', 'output', 'postrouting'] as const;
 
@@ -140,9 +142,6 @@ export function parseMark(x: number | string): { value: number; mask: number } {
 }
 
 const byName = (table: Record<string, number>) => (x: number | string): number => (typeof x === 'number' ? x : table[x]!);
-
-/** Turns `in: eth+` (iptables spelling) into the glob `eth*`. */
-export function normGlob(g: string): string { return g.endsWith('+') ? `${g.slice(0, -1)}*` : g; }
 
 function normFields(f: Fields, sets: AddressSets): NormFields {
   const out: NormFields = {};

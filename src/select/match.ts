@@ -2,18 +2,34 @@
  * Ordered first-match over normalized selectors, compiled once (at load and at reload).
  *
  * Per packet: AND the prefilter bitsets of the packet's protocol/destination port, source and
- * destination address classes, hook and interfaces (src/steer/prefilter.ts), then test the surviving
+ * destination address classes, hook and interfaces (src/select/prefilter.ts), then test the surviving
  * rules in rule order against structure-of-arrays tables. Only numbers are compared; no allocation, no strings, no throws.
  * Interface globs are resolved to per-ifindex bit sets, cached per index and dropped when the
  * interface table refreshes (a new ipsec0 / ppp0 is picked up without a reload).
  */
-import type { PacketContext } from '../engine/stage';
-import { globToRegExp, type Interfaces } from '../io/interfaces';
-import { Kind } from '../packet/classify';
+import { Kind, type Classified } from '../packet/classify';
 import { PROTO_TCP, PROTO_UDP } from '../packet/ipv4';
 import type { AddrRanges } from './addr';
+import { globToRegExp } from './glob';
 import type { NormSelector, Range } from './selector';
 import { addrClass, addrIndex, BitsetPool, IfCache, setBit, type AddrIndex } from './prefilter';
+
+/** What a selector looks at: the packet's classification and its queue metadata (the engine's MatchInput). */
+export interface MatchInput {
+  readonly info: Classified;
+  mark: number;
+  indev: number;
+  outdev: number;
+  /** Netfilter hook number, -1 for a TUN source. */
+  hook: number;
+  queue: number;
+}
+
+/** The part of the interface table a matcher needs (the engine's Interfaces). */
+export interface InterfaceNames {
+  nameOf(index: number): string | undefined;
+  onRefresh(listener: () => void): void;
+}
 
 // Field bits (present / negated masks).
 export const F_HOOK = 1, F_IN = 2, F_OUT = 4, F_SRC = 8, F_DST = 16, F_PROTO = 32, F_SPORT = 64,
@@ -57,7 +73,7 @@ export class Matcher {
   private readonly ifWords: number;
   private ifCache = new IfCache();
   private readonly allBits: Uint32Array;
-  private ifaces: Interfaces | null = null;
+  private ifaces: InterfaceNames | null = null;
   private readonly usesIf: boolean;
   // Prefilter: bitsets in one pool; per field, the pool offset of the packet's class.
   private readonly words: number;
@@ -140,7 +156,7 @@ export class Matcher {
     this.ifWords = Math.max(1, Math.ceil(this.classes.length / 32));
     this.usesIf = this.classes.length > 0;
 
-    // Prefilter bitsets (src/steer/prefilter.ts): protocol + destination port, addresses, hook.
+    // Prefilter bitsets (src/select/prefilter.ts): protocol + destination port, addresses, hook.
     const W = this.words = Math.max(1, Math.ceil(this.count / 32));
     const pool = new BitsetPool(W);
     const all = new Uint32Array(W);
@@ -194,7 +210,7 @@ export class Matcher {
   }
 
   /** Resolves interface globs against this table (and again whenever it refreshes). */
-  bind(ifaces: Interfaces): void {
+  bind(ifaces: InterfaceNames): void {
     if (this.ifaces !== ifaces) {
       // Once per table (init runs again when a reload keeps this stage). The table has no way to
       // unsubscribe, so the listener holds the matcher weakly: a matcher replaced by a reload can go.
@@ -206,7 +222,7 @@ export class Matcher {
   }
 
   /** Index of the first rule that matches, or -1. */
-  first(ctx: PacketContext): number {
+  first(ctx: MatchInput): number {
     const info = ctx.info;
     const proto = info.proto & 255;
     const pt = this.portOff[proto];
@@ -234,7 +250,7 @@ export class Matcher {
   }
 
   /** Diagnostics (benchmarks): how many rules first() tests for this packet. */
-  tested(ctx: PacketContext): number {
+  tested(ctx: MatchInput): number {
     let k = 0;
     const r = this.first(ctx);
     for (let i = 0; i < (r < 0 ? this.count : r + 1); i++) {
@@ -244,7 +260,7 @@ export class Matcher {
     return k;
   }
 
-  private passesPrefilter(r: number, ctx: PacketContext): boolean {
+  private passesPrefilter(r: number, ctx: MatchInput): boolean {
     const info = ctx.info, bit = (off: number): boolean => ((this.pool[off + (r >>> 5)]! >>> (r & 31)) & 1) === 1;
     const pt = this.portOff[info.proto & 255];
     if (!bit(pt ? pt[info.dport & 0xffff]! : this.protoOff[info.proto & 255]!)) return false;
@@ -278,13 +294,13 @@ export class Matcher {
   }
 
   /** Whether rule r matches (exported for tests and for stages that scan on their own). */
-  matches(r: number, ctx: PacketContext): boolean {
+  matches(r: number, ctx: MatchInput): boolean {
     const inBits = this.usesIf ? this.ifBits(ctx.indev) : EMPTY, outBits = this.usesIf ? this.ifBits(ctx.outdev) : EMPTY;
     return this.test(r, ctx, inBits, outBits) && this.test(this.count + r, ctx, inBits, outBits);
   }
 
   /** One row: all positive fields match, or (a `not:` row) none of its fields match. */
-  private test(r: number, ctx: PacketContext, inBits: Uint32Array, outBits: Uint32Array): boolean {
+  private test(r: number, ctx: MatchInput, inBits: Uint32Array, outBits: Uint32Array): boolean {
     const p = this.present[r]!;
     if (p === 0) return true;
     const ng = this.neg[r]!;
