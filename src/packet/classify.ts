@@ -18,6 +18,8 @@
  *   For IPv6, `src`/`dst` are 0; the 16 address bytes are at bytes[srcOffset] / bytes[dstOffset].
  */
 import { ParseError } from './errors';
+import { PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_ESP } from './ipv4';
+import { NH_ICMPV6 as PROTO_ICMPV6 } from './ipv6';
 import { DhcpOptionIter, dhcpMessageType, checkDhcp } from './dhcp';
 import { isGenericExtension } from './ipv6';
 import { HEADER_LEN as IKE_HEADER_LEN, LENGTH as IKE_LENGTH } from './ike';
@@ -103,7 +105,6 @@ export class Classified {
   dhcpLength = 0;
 }
 
-const PROTO_ICMP = 1, PROTO_TCP = 6, PROTO_UDP = 17, PROTO_ESP = 50, PROTO_ICMPV6 = 58;
 const PORT_IKE = 500, PORT_NATT = 4500, PORT_DHCP_S = 67, PORT_DHCP_C = 68;
 
 // One iterator for the option-53 scan; classify is not re-entrant across awaits (it never awaits).

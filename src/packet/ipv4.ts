@@ -25,7 +25,7 @@
 import { u16, u32, setU16, setU32, copyBytes } from './bytes';
 import { checksumAdjust, checksumAdjust32, internetChecksum } from './checksum';
 import { ParseError, type Parsed, fail, ok } from './errors';
-import { View } from './view';
+import { checkedView } from './view';
 
 export const VER_IHL = 0;
 export const DSCP_ECN = 1;
@@ -67,15 +67,7 @@ export function checkIpv4(b: Uint8Array, off: number, len: number): ParseError {
 }
 
 /** A view over an IPv4 header in place. Reusable: `wrap` re-points it without allocating. */
-export class Ipv4Packet extends View {
-  protected validate(bytes: Uint8Array, offset: number, length: number): ParseError {
-    return checkIpv4(bytes, offset, length);
-  }
-
-  static check(bytes: Uint8Array, offset: number, length: number): ParseError {
-    return checkIpv4(bytes, offset, length);
-  }
-
+export class Ipv4Packet extends checkedView(checkIpv4) {
   get version(): number { return this.bytes[this.offset]! >> 4; }
   get headerLength(): number { return (this.bytes[this.offset]! & 0x0f) << 2; }
   get dscp(): number { return this.bytes[this.offset + DSCP_ECN]! >> 2; }

@@ -21,7 +21,7 @@
  */
 import { u16, u32, ipv6ToString, copyBytes } from './bytes';
 import { ParseError, type Parsed, fail, ok } from './errors';
-import { View } from './view';
+import { checkedView } from './view';
 
 export const VER_TC_FLOW = 0;
 export const PAYLOAD_LEN = 4;
@@ -69,15 +69,7 @@ export class Ipv6Chain {
   headers = 0;
 }
 
-export class Ipv6Packet extends View {
-  protected validate(bytes: Uint8Array, offset: number, length: number): ParseError {
-    return checkIpv6(bytes, offset, length);
-  }
-
-  static check(bytes: Uint8Array, offset: number, length: number): ParseError {
-    return checkIpv6(bytes, offset, length);
-  }
-
+export class Ipv6Packet extends checkedView(checkIpv6) {
   get version(): number { return this.bytes[this.offset]! >> 4; }
   get trafficClass(): number { return (u16(this.bytes, this.offset) >> 4) & 0xff; }
   get flowLabel(): number { return u32(this.bytes, this.offset) & 0xfffff; }

@@ -12,12 +12,11 @@
  * by returning false, and updates the Classified fields it changed so later stages see the new values.
  */
 import { u16, u32, setU16, setU32 } from './bytes';
-import { checksumAdjust, checksumAdjust32 } from './checksum';
-import { udpChecksumAdjust, udpChecksumAdjust32 } from './udp';
+import { checksumAdjust, checksumAdjust32, udpChecksumAdjust, udpChecksumAdjust32 } from './checksum';
 import type { Classified } from './classify';
 import { ParseError } from './errors';
+import { PROTO_TCP, PROTO_UDP } from './ipv4';
 
-const PROTO_TCP = 6, PROTO_UDP = 17;
 const IP_CSUM = 10, TCP_CSUM = 16, UDP_CSUM = 6;
 
 function l4Fix32(c: Classified, b: Uint8Array, oldV: number, newV: number): void {
@@ -32,6 +31,7 @@ function setAddr(c: Classified, b: Uint8Array, field: number, addr: number): boo
   const a = addr >>> 0;
   const p = c.l3Offset + field;
   const old = u32(b, p);
+  if (old === a) return true;
   setU32(b, p, a);
   setU16(b, c.l3Offset + IP_CSUM, checksumAdjust32(u16(b, c.l3Offset + IP_CSUM), old, a));
   l4Fix32(c, b, old, a);

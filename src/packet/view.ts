@@ -34,3 +34,20 @@ export abstract class View {
   /** The protocol's checked constructor (checkUdp, checkIpv4, ...). */
   protected abstract validate(bytes: Uint8Array, offset: number, length: number): ParseError;
 }
+
+/** A protocol's checked constructor: ParseError.NONE when the view may be read. */
+export type Checker = (bytes: Uint8Array, offset: number, length: number) => ParseError;
+
+/**
+ * The View base for a protocol whose checker is `check`: instances validate with it (wrapChecked)
+ * and the class offers it as `Proto.check(bytes, offset, length)`.
+ */
+export function checkedView(check: Checker) {
+  abstract class Checked extends View {
+    static readonly check: Checker = check;
+    protected validate(bytes: Uint8Array, offset: number, length: number): ParseError {
+      return check(bytes, offset, length);
+    }
+  }
+  return Checked;
+}
