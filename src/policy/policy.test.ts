@@ -4,7 +4,7 @@ import type { PolicyConfigInput } from './config';
 import { policyConfigSchema } from './schema';
 import { createPolicyStage, policyCheck, policyRules } from './index';
 import { Verdict } from '../engine/stage';
-import { ctxOf, Decision, fakeInterfaces, fakeServices, type PktSpec } from '../steer/testkit';
+import { ctxOf, Decision, fakeInterfaces, fakeServices, type PktSpec } from '../../test/kit/steer';
 
 const PRE = 0, INPUT = 1, FWD = 2, OUT = 3;
 // extif = public side (203.0.113.1), wirif = LAN 10.0.1.0/24, ipsec0 = tunnel (VPN 10.0.2.0/24)

@@ -4,7 +4,7 @@ import type { SteerConfigInput } from './config';
 import { steerConfigSchema } from './schema';
 import { createSteerStage } from './index';
 import { Verdict } from '../engine/stage';
-import { ctxOf, ctxOfBytes, Decision, fakeInterfaces, fakeServices, type PktSpec } from './testkit';
+import { ctxOf, ctxOfBytes, Decision, fakeInterfaces, fakeServices, type PktSpec } from '../../test/kit/steer';
 import { ipv4Udp, dhcpBytes } from '../packet/build';
 import { ip4 as parseIpv4 } from '../packet/bytes';
 
