@@ -24,7 +24,7 @@ export interface CompiledPolicy {
 const ACTION = { bypass: PolicyAction.BYPASS, discard: PolicyAction.DISCARD, protect: PolicyAction.PROTECT } as const;
 
 export function compilePolicy(cfg: PolicyConfig): CompiledPolicy {
-  const sets = cfg.address_sets;
+  const sets = cfg;
   const tunnelNames = cfg.tunnels.map((t) => t.name);
   const tunnelRows: NormSelector[] = [];
   cfg.tunnels.forEach((t, i) => {

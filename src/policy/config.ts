@@ -10,7 +10,7 @@
  * actions below.
  */
 import { z } from 'zod';
-import { addressSetsSchema, selectorSchema } from '../select/selector';
+import { selectorSchema, selectorSetsShape } from '../select/selector';
 import { isAddressSpec } from '../select/addr';
 
 const name = z.string().min(1).max(64).regex(/^[A-Za-z0-9_.-]+$/, 'names: letters, digits, _ . -');
@@ -33,7 +33,7 @@ export const policyEntrySchema = z.object({
 /** The section's shape; policyConfigSchema (src/policy/schema.ts) adds the compiler's checks. */
 export const policySectionSchema = z.object({
   enabled: z.boolean().default(true),
-  address_sets: addressSetsSchema.default({}),
+  ...selectorSetsShape,
   tunnels: z.array(tunnelSchema).default([]),
   policies: z.array(policyEntrySchema).default([]),
   default: z.enum(['bypass', 'discard']).default('bypass').describe('for packets no policy matches (discard: default-drop firewall)'),

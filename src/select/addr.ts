@@ -98,7 +98,8 @@ export function expandAddresses(specs: readonly string[], sets: AddressSets, see
       const body = sets[name];
       if (body === undefined) throw new Error(`unknown address set @${name}`);
       if (seen.includes(name)) throw new Error(`address set @${name} refers to itself (${[...seen, name].join(' → ')})`);
-      out.push(...expandAddresses(body, sets, [...seen, name]));
+      // A loop, not push(...): a set of 100k elements is more arguments than a call may take.
+      for (const x of expandAddresses(body, sets, [...seen, name])) out.push(x);
     } else {
       out.push(s);
     }

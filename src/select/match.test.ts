@@ -79,7 +79,7 @@ function generate(seed: number) {
   for (let i = 0; i < nRules; i++) {
     const pos = r(12) === 0 ? {} : fields();
     const sel: SelectorConfig = r(4) === 0 ? { ...pos, not: fields() as SelectorConfig['not'] } : pos;
-    sels.push(normalizeSelector(sel, sets));
+    sels.push(normalizeSelector(sel, { address_sets: sets }));
   }
   return { sels, r, pick, sets, prefixes };
 }

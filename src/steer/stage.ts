@@ -20,6 +20,7 @@ export class SteerStage implements Stage {
   private readonly markValue: Int32Array;
   private readonly markMask: Int32Array;
   private readonly reasons: Int32Array;
+  private readonly rowRule: Int32Array;
   private readonly hits: Float64Array;
   private defaultHits = 0;
   private defaultReason = 0;
@@ -28,20 +29,26 @@ export class SteerStage implements Stage {
   constructor(cfg: SteerConfig) {
     this.compiled = compileSteer(cfg);
     const c = this.compiled;
-    this.matcher = new Matcher(c.sels);
-    const n = c.actions.length;
-    this.type = Uint8Array.from(c.actions.map((a) => a.type));
-    this.markValue = Int32Array.from(c.actions.map((a) => a.markValue | 0));
-    this.markMask = Int32Array.from(c.actions.map((a) => a.markMask | 0));
-    this.reasons = new Int32Array(n);
-    this.hits = new Float64Array(n);
+    // Rows: one per plain rule, one per map element (src/steer/compile.ts); hits count per rule.
+    this.matcher = new Matcher(c.matchSels, c.rows);
+    this.type = Uint8Array.from(c.rowActions.map((a) => a.type));
+    this.markValue = Int32Array.from(c.rowActions.map((a) => a.markValue | 0));
+    this.markMask = Int32Array.from(c.rowActions.map((a) => a.markMask | 0));
+    this.rowRule = Int32Array.from(c.rowRule);
+    this.reasons = new Int32Array(c.rows.length);
+    this.hits = new Float64Array(c.names.length);
     this.defaultType = c.defaultType;
   }
 
   init(services: StageServices): void {
     this.matcher.bind(services.interfaces);
-    this.compiled.actions.forEach((a, i) => {
-      if (a.type === ActionType.DROP) this.reasons[i] = services.reason(`steer.${this.compiled.names[i]}`, a.dropHelp);
+    const byRule = new Map<number, number>();
+    this.compiled.rowActions.forEach((a, r) => {
+      if (a.type !== ActionType.DROP) return;
+      const rule = this.compiled.rowRule[r]!;
+      let id = byRule.get(rule);
+      if (id === undefined) { id = services.reason(`steer.${this.compiled.names[rule]}`, a.dropHelp); byRule.set(rule, id); }
+      this.reasons[r] = id;
     });
     if (this.defaultType === ActionType.DROP) this.defaultReason = services.reason('steer.default', 'matched no steer rule (steer.default: drop)');
   }
@@ -54,7 +61,7 @@ export class SteerStage implements Stage {
       else if (this.defaultType === ActionType.DROP) d.drop(this.defaultReason);
       return;
     }
-    this.hits[r]!++;
+    this.hits[this.rowRule[r]!]!++;
     const mask = this.markMask[r]!;
     if (mask !== 0) {
       d.setMark(this.markValue[r]!, mask); // the engine updates pkt.mark for later stages
