@@ -134,7 +134,7 @@ test(`tuple-space classifier = linear scan = bit-vector classifier (${SETS} rule
   let packets = 0, matched = 0;
   for (let seed = 1; seed <= SETS; seed++) {
     const { sels, r } = generate(seed);
-    const m = new Matcher(sels), bv = new BitvectorMatcher(sels), lin = new SelectorTable(sels);
+    const m = new Matcher(sels, undefined, { tuples: seed % 2 ? "always" : "auto" }), bv = new BitvectorMatcher(sels), lin = new SelectorTable(sels);
     m.bind(ifaces); bv.bind(ifaces); lin.bind(ifaces);
     for (let i = 0; i < PACKETS; i++) {
       const ctx = packet(r, sels);
