@@ -6,7 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Server as HttpServer } from 'node:http';
-import { loadConfig } from '../config/load';
+import { loadConfigOffThread } from '../config/offthread';
 import type { Config } from '../config/schema';
 import { Engine } from '../engine/engine';
 import type { Stage } from '../engine/stage';
@@ -109,7 +109,8 @@ export class Runtime {
   }
 
   async reload(): Promise<{ config: string; stages: string[] }> {
-    const next = loadConfig(this.file); // throws ConfigError: nothing changed
+    // Parsed and validated in a worker: the packet loop runs meanwhile. Throws ConfigError: nothing changed.
+    const next = await loadConfigOffThread(this.file);
     const sourceText = (c: Config) => JSON.stringify([c.queues.map(({ capture: _c, ...q }) => q), c.tun, c.control]);
     if (sourceText(next) !== sourceText(this.cfg)) this.log.warn({}, 'queue, tun or control settings changed: they take effect at the next restart');
     const previous = this.cfg;
