@@ -175,9 +175,9 @@ async function main(): Promise<void> {
     if (count === 10000) st10k = st;
   }
 
-  // A 100,000-element verdict map (src /32 → mark), ahead of the 100-rule set: half the TCP sources
-  // are in the map. The reference is the same stage with a 1,000-element map (flat means equal).
-  console.log('\n| map elements | lookup: steer ns/packet | M packets/s per core | vs 1,000-element map (median of rounds) | compile ms | heap MB |');
+  // A 100,000-element verdict map (src /32 → mark) as the only rule: half the TCP sources are in the
+  // map; the figure is the lookup and the action. The reference is a 1,000-element map (flat: 1.0).
+  console.log('\n| map elements | lookup: steer ns/packet | M packets/s per core | vs 1,000-element map (median of rounds) | parse + build ms | heap MB |');
   console.log('| ---: | ---: | ---: | ---: | ---: | ---: |');
   const mapStage = (elements: number): { st: SteerStage; ms: number; mb: number } => {
     const el: Record<string, string> = {};
@@ -185,7 +185,7 @@ async function main(): Promise<void> {
     seed = 142;
     const h0 = mb(), t0 = process.hrtime.bigint();
     const st = new SteerStage(steerConfigSchema.parse({ maps: { clients: { key: 'src', elements: el } },
-      rules: [{ name: 'per-client', match: {}, action: { map: 'clients', then: 'continue' } }, ...rules(100)] }));
+      rules: [{ name: 'per-client', match: {}, action: { map: 'clients', then: 'continue' } }] }));
     const t = Number(process.hrtime.bigint() - t0) / 1e6;
     st.init(fakeServices(ifaces));
     return { st, ms: t, mb: mb() - h0 };
