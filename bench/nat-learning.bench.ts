@@ -15,7 +15,7 @@ import { NfQueue } from '../src/io/nfqueue';
 import { HOOK_POSTROUTING, HOOK_PREROUTING, V_ACCEPT } from '../src/io/batch-layout';
 import { natConfigSchema } from '../src/nat/config';
 import { NatStage } from '../src/nat/stage';
-import { esp, ike, ip, IKE_SA_INIT, IKE_AUTH } from '../src/nat/testkit';
+import { esp, ike, ip, IKE_SA_INIT, IKE_AUTH } from '../test/kit/nat';
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(name);
