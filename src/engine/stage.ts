@@ -9,10 +9,15 @@ import type { Interfaces } from '../io/interfaces';
 import type { Classified } from '../packet/classify';
 
 /**
- * Netfilter hook numbers as NFQUEUE reports them in PacketContext.hook. Defined once with the batch
- * layout (the addon copies the kernel's number through); stages take them from here.
+ * Netfilter hook numbers (the kernel's NF_INET_*) as NFQUEUE reports them in PacketContext.hook;
+ * the addon copies the number through. Plain constants, not a re-export: a re-exported binding is
+ * an accessor on the module object, and a stage reading it per packet would pay a getter call.
  */
-export { HOOK_PREROUTING, HOOK_INPUT, HOOK_FORWARD, HOOK_OUTPUT, HOOK_POSTROUTING } from '../io/batch-layout';
+export const HOOK_PREROUTING = 0;
+export const HOOK_INPUT = 1;
+export const HOOK_FORWARD = 2;
+export const HOOK_OUTPUT = 3;
+export const HOOK_POSTROUTING = 4;
 /** The interface table as stages see it (names, indexes, addresses; refreshed by the engine). */
 export type { Interfaces, InterfaceInfo } from '../io/interfaces';
 

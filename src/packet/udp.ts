@@ -18,7 +18,6 @@
  */
 import { u16, setU16, copyBytes } from './bytes';
 import { internetChecksum, pseudoHeaderSum4, pseudoHeaderSum6 } from './checksum';
-export { udpChecksumAdjust, udpChecksumAdjust32 } from './checksum';
 import { ParseError, type Parsed, fail, ok } from './errors';
 import { PROTO_UDP } from './ipv4';
 import { transportView } from './transport';

@@ -32,7 +32,7 @@ export abstract class View {
   }
 
   /** The protocol's checked constructor (checkUdp, checkIpv4, ...). */
-  protected abstract validate(bytes: Uint8Array, offset: number, length: number): ParseError;
+  protected abstract readonly validate: Checker;
 }
 
 /** A protocol's checked constructor: ParseError.NONE when the view may be read. */
@@ -45,9 +45,10 @@ export type Checker = (bytes: Uint8Array, offset: number, length: number) => Par
 export function checkedView(check: Checker) {
   abstract class Checked extends View {
     static readonly check: Checker = check;
-    protected validate(bytes: Uint8Array, offset: number, length: number): ParseError {
-      return check(bytes, offset, length);
-    }
+    protected declare readonly validate: Checker;
   }
+  // The checker itself on the prototype, not a method that calls it: a method shared by every view
+  // class would call eight checkers from one site (megamorphic, never inlined: 4x slower measured).
+  Object.defineProperty(Checked.prototype, 'validate', { value: check });
   return Checked;
 }

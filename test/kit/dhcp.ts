@@ -4,9 +4,8 @@
  * layer's dhcpRepr. Used by the unit tests and the benchmark; not on the production path.
  */
 import { Classified, classify } from '../../src/packet/classify';
-import { Decision, Verdict, type PacketContext, type StageServices, type Stage } from '../../src/engine/stage';
+import { Decision, HOOK_INPUT, Verdict, type PacketContext, type StageServices, type Stage } from '../../src/engine/stage';
 import { Interfaces, type InterfaceInfo } from '../../src/io/interfaces';
-import { HOOK_INPUT } from '../../src/io/batch-layout';
 import { ipv4Udp, dhcpBytes } from '../../src/packet/build';
 import { dhcpRepr, type DhcpRepr, type DhcpOptionRepr } from '../../src/packet/dhcp';
 import { ip4 } from '../../src/packet/bytes';
