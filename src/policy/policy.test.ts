@@ -105,3 +105,22 @@ test('policyRules: filter NFQUEUE for every packet of the chosen hooks, loopback
     'filter OUTPUT ! -o lo -j NFQUEUE --queue-num 4',
   ]);
 });
+
+test('policies use port and interface sets; a tunnel remote can be an address set from the same section', () => {
+  const { run } = setup({
+    default: 'discard',
+    address_sets: { vpn: ['10.0.2.0/24'] },
+    port_sets: { ike: [500, 4500] },
+    interface_sets: { outside: ['extif', 'wan*'] },
+    tunnels: [{ name: 'vpn', interfaces: ['ipsec0'], remote: ['@vpn'] }],
+    policies: [
+      { name: 'ike', match: { hook: 'input', in: '@outside', proto: 'udp', dport: '@ike' }, action: 'bypass' },
+      { name: 'vpn-in', match: { hook: 'input', src: '@vpn' }, action: 'protect', tunnel: 'vpn' },
+    ],
+  });
+  assert.equal(run({ hook: INPUT, indev: 2, proto: 17, sport: 4500, dport: 4500 }).verdict, Verdict.CONTINUE);
+  assert.equal(run({ hook: INPUT, indev: 2, proto: 17, sport: 53, dport: 53 }).verdict, Verdict.DROP);
+  assert.equal(run({ hook: INPUT, indev: 3, proto: 17, dport: 500 }).verdict, Verdict.DROP);
+  assert.equal(run({ hook: INPUT, indev: 4, proto: 6, src: '10.0.2.9', dport: 22 }).verdict, Verdict.CONTINUE);
+  assert.equal(run({ hook: INPUT, indev: 2, proto: 6, src: '10.0.2.9', dport: 22 }).verdict, Verdict.DROP);
+});
