@@ -18,8 +18,7 @@
  *   For IPv6, `src`/`dst` are 0; the 16 address bytes are at bytes[srcOffset] / bytes[dstOffset].
  */
 import { ParseError } from './errors';
-import { PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_ESP } from './ipv4';
-import { NH_ICMPV6 as PROTO_ICMPV6 } from './ipv6';
+import { IpProto } from './ipv4';
 import { DhcpOptionIter, dhcpMessageType, checkDhcp } from './dhcp';
 import { isGenericExtension } from './ipv6';
 import { HEADER_LEN as IKE_HEADER_LEN, LENGTH as IKE_LENGTH } from './ike';
@@ -218,8 +217,8 @@ function classify6(c: Classified, b: Uint8Array, o: number, len: number, wire: n
 
 function classifyL4(c: Classified, b: Uint8Array, o: number, len: number): void {
   switch (c.proto) {
-    case PROTO_UDP: return classifyUdp(c, b, o, len);
-    case PROTO_TCP: {
+    case IpProto.UDP: return classifyUdp(c, b, o, len);
+    case IpProto.TCP: {
       if (len < 20) { c.reason = ParseError.TRUNCATED; return; }
       const doff = (b[o + 12]! >> 4) << 2;
       if (doff < 20) { c.reason = ParseError.BAD_HEADER_LENGTH; return; }
@@ -231,15 +230,15 @@ function classifyL4(c: Classified, b: Uint8Array, o: number, len: number): void 
       c.payloadLength = len - doff;
       return;
     }
-    case PROTO_ICMP:
-    case PROTO_ICMPV6:
+    case IpProto.ICMP:
+    case IpProto.ICMPV6:
       if (len < 8) { c.reason = ParseError.TRUNCATED; return; }
       c.icmpType = b[o]!;
       c.icmpCode = b[o + 1]!;
       c.payloadOffset = o + 8;
       c.payloadLength = len - 8;
       return;
-    case PROTO_ESP:
+    case IpProto.ESP:
       if (len < 8) { c.reason = ParseError.TRUNCATED; return; }
       c.espSpi = (((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0);
       c.espSeq = (((b[o + 4]! << 24) | (b[o + 4 + 1]! << 16) | (b[o + 4 + 2]! << 8) | b[o + 4 + 3]!) >>> 0);

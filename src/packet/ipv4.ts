@@ -43,11 +43,16 @@ export const FLAG_DF = 0x4000;
 export const FLAG_MF = 0x2000;
 export const FRAG_OFFSET_MASK = 0x1fff;
 
-export const PROTO_ICMP = 1;
-export const PROTO_TCP = 6;
-export const PROTO_UDP = 17;
-export const PROTO_ESP = 50;
-export const PROTO_AH = 51;
+/**
+ * IP protocol numbers (IANA), the one definition. A const enum: the compiler writes the number
+ * where it is used, so per-packet comparisons load nothing from this module.
+ */
+export const enum IpProto { ICMP = 1, TCP = 6, UDP = 17, ESP = 50, AH = 51, ICMPV6 = 58 }
+export const PROTO_ICMP = IpProto.ICMP;
+export const PROTO_TCP = IpProto.TCP;
+export const PROTO_UDP = IpProto.UDP;
+export const PROTO_ESP = IpProto.ESP;
+export const PROTO_AH = IpProto.AH;
 
 /**
  * Validates an IPv4 header for the checked constructor. The packet may be longer than Total Length

@@ -22,6 +22,7 @@
 import { u16, u32, ipv6ToString, copyBytes } from './bytes';
 import { ParseError, type Parsed, fail, ok } from './errors';
 import { checkedView } from './view';
+import { IpProto } from './ipv4';
 
 export const VER_TC_FLOW = 0;
 export const PAYLOAD_LEN = 4;
@@ -34,7 +35,7 @@ export const HEADER_LEN = 40;
 export const NH_HOP_BY_HOP = 0;
 export const NH_ROUTING = 43;
 export const NH_FRAGMENT = 44;
-export const NH_ICMPV6 = 58;
+export const NH_ICMPV6 = IpProto.ICMPV6;
 export const NH_NONE = 59;
 export const NH_DEST_OPTS = 60;
 

@@ -15,7 +15,7 @@ import { u16, setU16 } from './bytes';
 import { checksumAdjust, checksumAdjust32, udpChecksumAdjust, udpChecksumAdjust32 } from './checksum';
 import type { Classified } from './classify';
 import { ParseError } from './errors';
-import { PROTO_TCP, PROTO_UDP } from './ipv4';
+import { IpProto } from './ipv4';
 
 const IP_CSUM = 10, TCP_CSUM = 16, UDP_CSUM = 6;
 
@@ -33,11 +33,11 @@ function setAddr(c: Classified, b: Uint8Array, field: number, addr: number): boo
   b[ic] = hc >>> 8; b[ic + 1] = hc & 255;
   if (!c.isLaterFragment) {
     const proto = c.proto;
-    if (proto === PROTO_UDP) {
+    if (proto === IpProto.UDP) {
       const uc = c.l4Offset + UDP_CSUM;
       const u = udpChecksumAdjust32((b[uc]! << 8) | b[uc + 1]!, old, a);
       b[uc] = u >>> 8; b[uc + 1] = u & 255;
-    } else if (proto === PROTO_TCP) {
+    } else if (proto === IpProto.TCP) {
       const tc = c.l4Offset + TCP_CSUM;
       const t = checksumAdjust32((b[tc]! << 8) | b[tc + 1]!, old, a);
       b[tc] = t >>> 8; b[tc + 1] = t & 255;
@@ -65,10 +65,10 @@ function setPort(c: Classified, b: Uint8Array, field: number, port: number): boo
   const o = c.l4Offset;
   const old = u16(b, o + field);
   const v = port & 0xffff;
-  if (c.proto === PROTO_TCP) {
+  if (c.proto === IpProto.TCP) {
     setU16(b, o + field, v);
     setU16(b, o + TCP_CSUM, checksumAdjust(u16(b, o + TCP_CSUM), old, v));
-  } else if (c.proto === PROTO_UDP) {
+  } else if (c.proto === IpProto.UDP) {
     setU16(b, o + field, v);
     setU16(b, o + UDP_CSUM, udpChecksumAdjust(u16(b, o + UDP_CSUM), old, v));
   } else {

@@ -8,7 +8,7 @@
  * Row s (0 ≤ s < count) holds selector s's positive fields, row count + s its `not:` fields.
  */
 import { Kind, type Classified } from '../packet/classify';
-import { PROTO_TCP, PROTO_UDP } from '../packet/ipv4';
+import { IpProto } from '../packet/ipv4';
 import type { AddrRanges } from './addr';
 import { globToRegExp } from './glob';
 import type { NormSelector, Range } from './selector';
@@ -45,7 +45,7 @@ export const EMPTY_BITS: Uint32Array = new Uint32Array(1);
 export const SIGN = 0x80000000 | 0;
 export const flip = (x: number): number => (x ^ SIGN);
 export const unflip = (x: number): number => (x ^ SIGN) >>> 0;
-const hasPorts = (proto: number, laterFragment: boolean): boolean => (proto === PROTO_TCP || proto === PROTO_UDP) && !laterFragment;
+const hasPorts = (proto: number, laterFragment: boolean): boolean => (proto === IpProto.TCP || proto === IpProto.UDP) && !laterFragment;
 
 /** ifindex → bitset. Interface indexes are small in practice: a dense array below 4096, a Map above. */
 export class IfCache {
