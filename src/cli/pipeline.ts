@@ -8,7 +8,7 @@ import type { CaptureConfig } from '../config/core';
 import type { Stage } from '../engine/stage';
 import { emptyRuleSet, mergeRuleSets, type RuleSet } from '../rules';
 import { createNatStage, natRules } from '../nat';
-import { createSteerStage, steerCheck, steerRules } from '../steer';
+import { createSteerStage, createSteerStageSliced, steerCheck, steerRules } from '../steer';
 import { createPolicyStage, policyCheck, policyRules } from '../policy';
 import { createDhcpStage, dhcpRules } from '../dhcp';
 
@@ -21,6 +21,8 @@ export interface StageOptions {
 interface Area {
   key: string;
   build(cfg: Config, opts: StageOptions): Stage | null;
+  /** The same, compiled in slices with the event loop turning (reload); defaults to build(). */
+  buildSliced?(cfg: Config, opts: StageOptions): Promise<Stage | null>;
   rules(cfg: Config): RuleSet;
   check(cfg: Config): string[];
 }
@@ -36,6 +38,7 @@ export const AREAS: Area[] = [
   {
     key: 'steer',
     build: (cfg) => (cfg.steer && cfg.steer.enabled ? createSteerStage(cfg.steer) : null),
+    buildSliced: async (cfg) => (cfg.steer && cfg.steer.enabled ? createSteerStageSliced(cfg.steer) : null),
     rules: (cfg) => steerRules(cfg.steer!),
     check: (cfg) => steerCheck(cfg.steer!),
   },
@@ -80,6 +83,23 @@ export function buildStages(cfg: Config, opts: StageOptions, reuse?: { cfg: Conf
       continue;
     }
     const stage = area.build(cfg, opts);
+    if (stage) out.push({ key: area.key, stage });
+  }
+  return out;
+}
+
+/** buildStages for a reload: large sections (steer) compile in slices while the packet loop runs. */
+export async function buildStagesSliced(cfg: Config, opts: StageOptions, reuse: { cfg: Config; stages: Map<string, Stage> }): Promise<{ key: string; stage: Stage }[]> {
+  const out: { key: string; stage: Stage }[] = [];
+  for (const area of AREAS) {
+    const section = areaSection(cfg, area.key);
+    if (section === undefined) continue;
+    const old = reuse.stages.get(area.key);
+    if (old && JSON.stringify(areaSection(reuse.cfg, area.key)) === JSON.stringify(section)) {
+      out.push({ key: area.key, stage: old });
+      continue;
+    }
+    const stage = area.buildSliced ? await area.buildSliced(cfg, opts) : area.build(cfg, opts);
     if (stage) out.push({ key: area.key, stage });
   }
   return out;

@@ -203,3 +203,21 @@ test('rangeToCidrs: the fewest aligned blocks, covering exactly', () => {
     assert.equal(next, hi + 1);
   }
 });
+
+test('Matcher.sliced: the same classifier, built with the event loop turning between slices', async () => {
+  for (let seed = 1; seed <= 30; seed++) {
+    const { sels, r } = generate(seed * 31);
+    const a = new Matcher(sels, undefined, { tuples: 'always' });
+    const b = await Matcher.sliced(sels, undefined, { tuples: 'always' });
+    a.bind(ifaces); b.bind(ifaces);
+    for (let i = 0; i < 300; i++) { const ctx = packet(r, sels); assert.equal(b.first(ctx), a.first(ctx)); }
+  }
+  // A large rule set: other callbacks run while it compiles.
+  const many: NormSelector[] = [];
+  for (let i = 0; i < 20000; i++) many.push(normalizeSelector({ proto: 'udp', dport: 1 + (i % 60000), src: `10.${(i >> 8) & 255}.${i & 255}.0/24` }));
+  let turns = 0;
+  const tick = setInterval(() => { turns++; }, 0);
+  await Matcher.sliced(many);
+  clearInterval(tick);
+  assert.ok(turns > 0, 'the event loop ran during the build');
+});

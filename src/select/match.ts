@@ -20,6 +20,7 @@
  */
 import { Kind } from '../packet/classify';
 import { BitvectorMatcher } from './bitvector';
+import { runSteps, runStepsSliced, type Steps } from './steps';
 import { EMPTY_BITS, SelectorTable, type InterfaceNames, type MatchInput } from './rows';
 import type { NormSelector } from './selector';
 
@@ -134,6 +135,61 @@ function hashKey(seed: number, vals: ArrayLike<number>, k: number): number {
   return h;
 }
 
+interface Build { fields: number[]; masks: number[]; entries: Map<string, { vals: number[]; rows: number[] }>; minRow: number; protos: Set<number> | null; kinds: Set<number> | null }
+/** Every row filed under its tuple and keys (or as a wildcard row): the compile's per-rule part. */
+export interface FiledRows { builds: Map<string, Build>; wild: number[] }
+
+function* fileRows(sels: NormSelector[], rs: MatchRow[], small: boolean): Steps<FiledRows> {
+  const altsOf: (Alt[] | undefined)[][] = [];
+  for (let i = 0; i < sels.length; i++) { altsOf.push(alternatives(sels[i]!)); if ((i & 255) === 255) yield; }
+  // Build: tuple signature → (key text → rows), rows ascending.
+  const builds = new Map<string, Build>();
+  const wild: number[] = [];
+  const fieldsBuf: number[] = [];
+  for (let r = 0; r < rs.length; r++) {
+    const row = rs[r]!;
+    if ((r & 255) === 255) yield;
+    const alts = altsOf[row.sel]!.slice();
+    let forced = -1;
+    if (row.key) { forced = KEY_FIELD[row.key.field]; alts[forced] = [[row.key.value | 0, row.key.mask | 0]]; }
+    // Keep the fields with values while the cross product stays small (a large set stays whole).
+    const present = [];
+    for (let f = 0; f < NK; f++) if (alts[f]) present.push(f);
+    present.sort((x, y) => (x === forced ? -1 : y === forced ? 1 : alts[y]!.length - alts[x]!.length));
+    fieldsBuf.length = 0;
+    let product = 1, limit = CROSS_LIMIT;
+    for (const f of present) {
+      const n = alts[f]!.length;
+      if (fieldsBuf.length === 0) limit = Math.max(CROSS_LIMIT, n);
+      if (product * n <= limit) { fieldsBuf.push(f); product *= n; }
+    }
+    if (fieldsBuf.length === 0 || small) { wild.push(r); continue; }
+    const fields = [...fieldsBuf].sort((x, y) => x - y);
+    const pick: Alt[] = new Array(fields.length);
+    const emit = (i: number): void => {
+      if (i === fields.length) {
+        const sig = fields.map((f, j) => `${f}:${pick[j]![1]}`).join(',');
+        let b = builds.get(sig);
+        if (!b) {
+          b = { fields, masks: pick.map((x) => x[1]), entries: new Map(), minRow: r,
+            protos: fields.includes(K_PROTO) ? new Set() : null, kinds: fields.includes(K_KIND) ? new Set() : null };
+          builds.set(sig, b);
+        }
+        fields.forEach((f, j) => { if (f === K_PROTO) b!.protos!.add(pick[j]![0]); else if (f === K_KIND) b!.kinds!.add(pick[j]![0]); });
+        const vals = pick.map((x) => x[0] & x[1]);
+        const key = vals.join(',');
+        let e = b.entries.get(key);
+        if (!e) { e = { vals, rows: [] }; b.entries.set(key, e); }
+        if (e.rows[e.rows.length - 1] !== r) e.rows.push(r);
+        return;
+      }
+      for (const x of alts[fields[i]!]!) { pick[i] = x; emit(i + 1); }
+    };
+    emit(0);
+  }
+  return { builds, wild };
+}
+
 export class Matcher {
   /** Number of rows (first() returns a row index). */
   readonly count: number;
@@ -177,58 +233,14 @@ export class Matcher {
   lastTested = 0;
 
   /** `tuples: 'always'` builds the tuple index even for a small rule set (tests). */
-  constructor(sels: NormSelector[], rows?: MatchRow[], opts: { tuples?: 'auto' | 'always' } = {}) {
+  constructor(sels: NormSelector[], rows?: MatchRow[], opts: { tuples?: 'auto' | 'always'; filed?: FiledRows } = {}) {
     this.t = new SelectorTable(sels);
     const rs: MatchRow[] = rows ?? sels.map((_, i) => ({ sel: i }));
     this.count = rs.length;
     const small = opts.tuples !== 'always' && rs.length <= SMALL_RULE_SET && rs.every((r) => !r.key);
     this.rowSel = Int32Array.from(rs, (r) => r.sel);
     this.rowGuard = Uint8Array.from(rs, (r) => (r.key ? KEY_GUARD[r.key.field] : 0));
-    const altsOf = sels.map(alternatives);
-    // Build: tuple signature → (key text → rows), rows ascending.
-    interface Build { fields: number[]; masks: number[]; entries: Map<string, { vals: number[]; rows: number[] }>; minRow: number; protos: Set<number> | null; kinds: Set<number> | null }
-    const builds = new Map<string, Build>();
-    const wild: number[] = [];
-    const fieldsBuf: number[] = [];
-    rs.forEach((row, r) => {
-      const alts = altsOf[row.sel]!.slice();
-      let forced = -1;
-      if (row.key) { forced = KEY_FIELD[row.key.field]; alts[forced] = [[row.key.value | 0, row.key.mask | 0]]; }
-      // Keep the fields with values while the cross product stays small (a large set stays whole).
-      const present = [];
-      for (let f = 0; f < NK; f++) if (alts[f]) present.push(f);
-      present.sort((x, y) => (x === forced ? -1 : y === forced ? 1 : alts[y]!.length - alts[x]!.length));
-      fieldsBuf.length = 0;
-      let product = 1, limit = CROSS_LIMIT;
-      for (const f of present) {
-        const n = alts[f]!.length;
-        if (fieldsBuf.length === 0) limit = Math.max(CROSS_LIMIT, n);
-        if (product * n <= limit) { fieldsBuf.push(f); product *= n; }
-      }
-      if (fieldsBuf.length === 0 || small) { wild.push(r); return; }
-      const fields = [...fieldsBuf].sort((x, y) => x - y);
-      const pick: Alt[] = new Array(fields.length);
-      const emit = (i: number): void => {
-        if (i === fields.length) {
-          const sig = fields.map((f, j) => `${f}:${pick[j]![1]}`).join(',');
-          let b = builds.get(sig);
-          if (!b) {
-            b = { fields, masks: pick.map((x) => x[1]), entries: new Map(), minRow: r,
-              protos: fields.includes(K_PROTO) ? new Set() : null, kinds: fields.includes(K_KIND) ? new Set() : null };
-            builds.set(sig, b);
-          }
-          fields.forEach((f, j) => { if (f === K_PROTO) b!.protos!.add(pick[j]![0]); else if (f === K_KIND) b!.kinds!.add(pick[j]![0]); });
-          const vals = pick.map((x) => x[0] & x[1]);
-          const key = vals.join(',');
-          let e = b.entries.get(key);
-          if (!e) { e = { vals, rows: [] }; b.entries.set(key, e); }
-          if (e.rows[e.rows.length - 1] !== r) e.rows.push(r);
-          return;
-        }
-        for (const x of alts[fields[i]!]!) { pick[i] = x; emit(i + 1); }
-      };
-      emit(0);
-    });
+    const { builds, wild } = opts.filed ?? runSteps(fileRows(sels, rs, small));
     // Lay out: one pool of row lists, one open-addressing table per tuple.
     let total = wild.length > 0 ? 1 : 0;
     for (const b of builds.values()) for (const e of b.entries.values()) total += e.rows.length;
@@ -288,6 +300,13 @@ export class Matcher {
       this.tF.set(x.fields, this.tFOff[i]!); this.tM.set(x.masks, this.tFOff[i]!);
       this.sStart.set(x.start, this.tSOff[i]!); this.sLen.set(x.len, this.tSOff[i]!); this.sKeys.set(x.keys, this.tKOff[i]!);
     });
+  }
+
+  /** The same classifier, its per-rule compile run in slices with the event loop turning between them. */
+  static async sliced(sels: NormSelector[], rows?: MatchRow[], opts: { tuples?: 'auto' | 'always' } = {}): Promise<Matcher> {
+    const rs: MatchRow[] = rows ?? sels.map((_, i) => ({ sel: i }));
+    const small = opts.tuples !== 'always' && rs.length <= SMALL_RULE_SET && rs.every((r) => !r.key);
+    return new Matcher(sels, rs, { ...opts, filed: await runStepsSliced(fileRows(sels, rs, small)) });
   }
 
   /** Resolves interface globs against this table (and again whenever it refreshes). */

@@ -8,6 +8,7 @@ import type { MapElement, MapKey, SteerConfig, SteerRule } from './config';
 import { normalizeSelector, parseMark, type NormSelector, type SelectorConfig } from '../select/selector';
 import { prefixRange } from '../select/addr';
 import type { MatchRow } from '../select/match';
+import { runSteps, type Steps } from '../select/steps';
 
 export const enum ActionType { CONTINUE = 0, ACCEPT = 1, DROP = 2 }
 
@@ -89,6 +90,11 @@ function ctz(m: number): number {
 export function hex(n: number): string { return `0x${(n >>> 0).toString(16)}`; }
 
 export function compileSteer(cfg: SteerConfig): CompiledSteer {
+  return runSteps(compileSteerSteps(cfg));
+}
+
+/** compileSteer as steps (a yield every 256 rules), for a reload that keeps the packet loop turning. */
+export function* compileSteerSteps(cfg: SteerConfig): Steps<CompiledSteer> {
   const names: string[] = [];
   const sels: NormSelector[] = [];
   const actions: CompiledAction[] = [];
@@ -103,7 +109,9 @@ export function compileSteer(cfg: SteerConfig): CompiledSteer {
   let autoMarks = 0;
 
   const matchSels: NormSelector[] = [], rows: MatchRow[] = [], rowActions: CompiledAction[] = [], rowRule: number[] = [];
-  cfg.rules.forEach((rule: SteerRule, i) => {
+  for (let i = 0; i < cfg.rules.length; i++) {
+    const rule: SteerRule = cfg.rules[i]!;
+    if ((i & 255) === 255) yield;
     const where = `rules[${i}] (${rule.name})`;
     if (seen.has(rule.name)) throw new Error(`${where}: the name ${rule.name} is used twice`);
     seen.add(rule.name);
@@ -140,7 +148,7 @@ export function compileSteer(cfg: SteerConfig): CompiledSteer {
         rowActions.push(act); rowRule.push(i);
       });
       actions.push(rowActions[rowActions.length - m.elements.length]!);
-      return;
+      continue;
     }
     try {
       sels.push(normalizeSelector(rule.match, cfg));
@@ -201,7 +209,7 @@ export function compileSteer(cfg: SteerConfig): CompiledSteer {
     }
     actions.push(act);
     rowActions.push(act);
-  });
+  }
   const marks = new Map<string, number>();
   for (const r of routes) {
     const k = `${r.markValue}/${r.markMask}`;

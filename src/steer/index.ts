@@ -17,3 +17,8 @@ export { steerCheck } from './check';
 export function createSteerStage(cfg: SteerConfig): Stage {
   return new SteerStage(cfg);
 }
+
+/** createSteerStage compiled in slices, the event loop turning between them (reload). */
+export function createSteerStageSliced(cfg: SteerConfig): Promise<Stage> {
+  return SteerStage.sliced(cfg);
+}

@@ -5,7 +5,8 @@
  */
 import type { Decision, PacketContext, Stage, StageServices } from '../engine/stage';
 import { Verdict } from '../engine/stage';
-import { ActionType, compileSteer, type CompiledSteer } from './compile';
+import { ActionType, compileSteer, compileSteerSteps, type CompiledSteer } from './compile';
+import { runStepsSliced } from '../select/steps';
 import type { SteerConfig } from './config';
 import { Matcher } from '../select/match';
 
@@ -26,11 +27,11 @@ export class SteerStage implements Stage {
   private defaultReason = 0;
   private readonly defaultType: ActionType;
 
-  constructor(cfg: SteerConfig) {
-    this.compiled = compileSteer(cfg);
+  constructor(cfg: SteerConfig, built?: { compiled: CompiledSteer; matcher: Matcher }) {
+    this.compiled = built?.compiled ?? compileSteer(cfg);
     const c = this.compiled;
     // Rows: one per plain rule, one per map element (src/steer/compile.ts); hits count per rule.
-    this.matcher = new Matcher(c.matchSels, c.rows);
+    this.matcher = built?.matcher ?? new Matcher(c.matchSels, c.rows);
     this.type = Uint8Array.from(c.rowActions.map((a) => a.type));
     this.markValue = Int32Array.from(c.rowActions.map((a) => a.markValue | 0));
     this.markMask = Int32Array.from(c.rowActions.map((a) => a.markMask | 0));
@@ -38,6 +39,16 @@ export class SteerStage implements Stage {
     this.reasons = new Int32Array(c.rows.length);
     this.hits = new Float64Array(c.names.length);
     this.defaultType = c.defaultType;
+  }
+
+  /**
+   * The same stage, compiled in slices of a few milliseconds with the event loop turning between
+   * them: a reload of 10,000 rules does not hold up the packet loop (bench/RESULTS.md).
+   */
+  static async sliced(cfg: SteerConfig): Promise<SteerStage> {
+    const compiled = await runStepsSliced(compileSteerSteps(cfg));
+    const matcher = await Matcher.sliced(compiled.matchSels, compiled.rows);
+    return new SteerStage(cfg, { compiled, matcher });
   }
 
   init(services: StageServices): void {
