@@ -10,9 +10,9 @@ import { InformResponder } from '../src/dhcp/inform';
 import { compileScope } from '../src/dhcp/compile';
 import { Decision, type PacketContext } from '../src/engine/stage';
 import { Classified, classify } from '../src/packet/classify';
-import { HOOK_INPUT } from '../src/io/batch-layout';
+import { HOOK_INPUT } from '../src/engine/stage';
 import { ip4 } from '../src/packet/bytes';
-import { FakeServices, iface, udpDhcp, windowsInform, opt, MAC } from '../src/dhcp/testkit';
+import { FakeServices, iface, udpDhcp, windowsInform, opt, MAC } from '../test/kit/dhcp';
 
 const quick = process.argv.includes('--quick');
 const N = quick ? 50_000 : 300_000;

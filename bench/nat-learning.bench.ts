@@ -12,10 +12,11 @@ import { Engine } from '../src/engine/engine';
 import { Interfaces } from '../src/io/interfaces';
 import { FakeBinding } from '../src/io/fake';
 import { NfQueue } from '../src/io/nfqueue';
-import { HOOK_POSTROUTING, HOOK_PREROUTING, V_ACCEPT } from '../src/io/batch-layout';
+import { V_ACCEPT } from '../src/io/batch-layout';
+import { HOOK_POSTROUTING, HOOK_PREROUTING } from '../src/engine/stage';
 import { natConfigSchema } from '../src/nat/config';
 import { NatStage } from '../src/nat/stage';
-import { esp, ike, ip, IKE_SA_INIT, IKE_AUTH } from '../src/nat/testkit';
+import { esp, ike, ip, IKE_SA_INIT, IKE_AUTH } from '../test/kit/nat';
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(name);

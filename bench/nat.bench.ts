@@ -7,8 +7,8 @@ import { NatStage } from '../src/nat/stage';
 import { SaTable, SaKind } from '../src/nat/table';
 import { Decision } from '../src/engine/stage';
 import { Classified, classify } from '../src/packet/classify';
-import { HOOK_POSTROUTING, HOOK_PREROUTING } from '../src/io/batch-layout';
-import { FakeServices, ip, esp, espInUdp, ike, out, inb, IKE_SA_INIT, IKE_AUTH } from '../src/nat/testkit';
+import { HOOK_POSTROUTING, HOOK_PREROUTING } from '../src/engine/stage';
+import { FakeServices, ip, esp, espInUdp, ike, out, inb, IKE_SA_INIT, IKE_AUTH } from '../test/kit/nat';
 
 const quick = process.argv.includes('--quick');
 const gc = (): void => { (global as { gc?: () => void }).gc?.(); };

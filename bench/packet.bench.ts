@@ -9,7 +9,7 @@ import Benchmark from 'benchmark';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { cpus, loadavg } from 'node:os';
 import { Classified, classify, Kind } from '../src/packet/classify';
-import { capturedPackets } from '../src/packet/testing';
+import { capturedPackets } from '../test/kit/packet';
 import { ipv4Esp, ipv4Raw } from '../src/packet/build';
 import { tcpRepr, ACK_FLAG, PSH } from '../src/packet/tcp';
 import { ip4 } from '../src/packet/bytes';

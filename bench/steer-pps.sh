@@ -38,7 +38,10 @@ for round in $(seq 1 "$ROUNDS"); do
   for c in $CONFIGS; do
     ip netns exec "$R" taskset -c 1 node "$ROOT/dist/src/cli/main.js" run -c "$TMP/$c.yaml" >"$TMP/$c.out" 2>&1 &
     cpid=$!; PIDS+=("$cpid")
-    for _ in $(seq 100); do [ -S "$TMP/sluice.sock" ] && break; sleep 0.1; done
+    # A large rule set compiles for a while at start (10,000 rules: seconds on a busy machine):
+    # wait for the control socket (the engine runs once it exists), up to 2 minutes.
+    for _ in $(seq 1200); do [ -S "$TMP/sluice.sock" ] && break; sleep 0.1; done
+    [ -S "$TMP/sluice.sock" ] || { echo "sluice ($c) did not start: $(tail -3 "$TMP/$c.out")" >&2; exit 1; }
     gen_start "$TMP/udp.cfg"
     sleep "$WARM"
     d0=$(counter "$S" eth0 rx_packets); o0=$(counter "$G" eth0 tx_packets); c0=$(cputicks "$cpid"); read -r b0 t0 < <(busy)

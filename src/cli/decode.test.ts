@@ -4,7 +4,7 @@ import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { decodeCommand } from './decode';
-import { CAPTURES, capturedPackets } from '../packet/testing';
+import { CAPTURES, capturedPackets } from '../../test/kit/packet';
 import { readCapture } from '../packet/pcap';
 import { toHex } from '../packet/bytes';
 

@@ -8,7 +8,7 @@ import type { CaptureConfig } from '../config/core';
 import type { Stage } from '../engine/stage';
 import { emptyRuleSet, mergeRuleSets, type RuleSet } from '../rules';
 import { createNatStage, natRules } from '../nat';
-import { createSteerStage, steerCheck, steerRules } from '../steer';
+import { createSteerStage, createSteerStageSliced, steerCheck, steerRules } from '../steer';
 import { createPolicyStage, policyCheck, policyRules } from '../policy';
 import { createDhcpStage, dhcpRules } from '../dhcp';
 
@@ -21,6 +21,8 @@ export interface StageOptions {
 interface Area {
   key: string;
   build(cfg: Config, opts: StageOptions): Stage | null;
+  /** The same, compiled in slices with the event loop turning (reload); defaults to build(). */
+  buildSliced?(cfg: Config, opts: StageOptions): Promise<Stage | null>;
   rules(cfg: Config): RuleSet;
   check(cfg: Config): string[];
 }
@@ -36,6 +38,7 @@ export const AREAS: Area[] = [
   {
     key: 'steer',
     build: (cfg) => (cfg.steer && cfg.steer.enabled ? createSteerStage(cfg.steer) : null),
+    buildSliced: async (cfg) => (cfg.steer && cfg.steer.enabled ? createSteerStageSliced(cfg.steer) : null),
     rules: (cfg) => steerRules(cfg.steer!),
     check: (cfg) => steerCheck(cfg.steer!),
   },
@@ -70,20 +73,28 @@ export function areaSection(cfg: Config, key: string): unknown {
 
 /** The stages a config runs, in pipeline order, each with the key of the area that built it. */
 export function buildStages(cfg: Config, opts: StageOptions, reuse?: { cfg: Config; stages: Map<string, Stage> }): { key: string; stage: Stage }[] {
-  const out: { key: string; stage: Stage }[] = [];
-  for (const area of AREAS) {
-    const section = areaSection(cfg, area.key);
-    if (section === undefined) continue;
-    const old = reuse?.stages.get(area.key);
-    if (old && JSON.stringify(areaSection(reuse!.cfg, area.key)) === JSON.stringify(section)) {
-      out.push({ key: area.key, stage: old });
-      continue;
-    }
-    const stage = area.build(cfg, opts);
-    if (stage) out.push({ key: area.key, stage });
-  }
-  return out;
+  return plan(cfg, reuse).map(({ area, old }) => ({ key: area.key, stage: old ?? area.build(cfg, opts) })).filter(hasStage);
 }
+
+/** buildStages for a reload: large sections (steer) compile in slices while the packet loop runs. */
+export async function buildStagesSliced(cfg: Config, opts: StageOptions, reuse: { cfg: Config; stages: Map<string, Stage> }): Promise<{ key: string; stage: Stage }[]> {
+  const out: { key: string; stage: Stage | null }[] = [];
+  for (const { area, old } of plan(cfg, reuse)) {
+    out.push({ key: area.key, stage: old ?? (area.buildSliced ? await area.buildSliced(cfg, opts) : area.build(cfg, opts)) });
+  }
+  return out.filter(hasStage);
+}
+
+/** The areas a config has, each with its running stage when its section did not change. */
+function plan(cfg: Config, reuse?: { cfg: Config; stages: Map<string, Stage> }): { area: Area; old: Stage | null }[] {
+  return AREAS.filter((area) => areaSection(cfg, area.key) !== undefined).map((area) => {
+    const old = reuse?.stages.get(area.key);
+    const same = old !== undefined && JSON.stringify(areaSection(reuse!.cfg, area.key)) === JSON.stringify(areaSection(cfg, area.key));
+    return { area, old: same ? old : null };
+  });
+}
+
+const hasStage = (x: { key: string; stage: Stage | null }): x is { key: string; stage: Stage } => x.stage !== null;
 
 function captureArgs(c: CaptureConfig): string[] {
   const a: string[] = [];

@@ -6,7 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Server as HttpServer } from 'node:http';
-import { loadConfig } from '../config/load';
+import { loadConfigOffThread } from '../config/offthread';
 import type { Config } from '../config/schema';
 import { Engine } from '../engine/engine';
 import type { Stage } from '../engine/stage';
@@ -20,7 +20,7 @@ import { privateDir } from '../state/private';
 import type { ControlRequest } from '../control/protocol';
 import { createLogger, type Logger } from '../obs/log';
 import { metricsRegistry, serveMetrics } from '../obs/metrics';
-import { buildStages } from './pipeline';
+import { buildStages, buildStagesSliced } from './pipeline';
 import type { StatsReply } from './stats';
 
 export class Runtime {
@@ -99,8 +99,8 @@ export class Runtime {
     return { log: this.log, stateDir: resolve(dirname(cfg.control.socket)) };
   }
 
-  private installPipeline(cfg: Config): void {
-    const built = buildStages(cfg, this.stageOptions(cfg), { cfg: this.cfg, stages: this.stagesByArea });
+  private installPipeline(cfg: Config, prebuilt?: { key: string; stage: Stage }[]): void {
+    const built = prebuilt ?? buildStages(cfg, this.stageOptions(cfg), { cfg: this.cfg, stages: this.stagesByArea });
     const byArea = new Map(built.map(({ key, stage }) => [key, stage]));
     const kept = new Set(byArea.values());
     for (const old of this.stagesByArea.values()) if (!kept.has(old)) void old.close?.();
@@ -108,13 +108,25 @@ export class Runtime {
     this.engine.setPipeline(built.map((b) => b.stage));
   }
 
-  async reload(): Promise<{ config: string; stages: string[] }> {
-    const next = loadConfig(this.file); // throws ConfigError: nothing changed
+  /** One reload at a time: each builds against the pipeline the previous one installed. */
+  private reloading: Promise<unknown> = Promise.resolve();
+
+  reload(): Promise<{ config: string; stages: string[] }> {
+    const run = this.reloading.then(() => this.reloadNow(), () => this.reloadNow());
+    this.reloading = run.catch(() => {});
+    return run;
+  }
+
+  private async reloadNow(): Promise<{ config: string; stages: string[] }> {
+    // Parsed and validated in a worker: the packet loop runs meanwhile. Throws ConfigError: nothing changed.
+    const next = await loadConfigOffThread(this.file);
     const sourceText = (c: Config) => JSON.stringify([c.queues.map(({ capture: _c, ...q }) => q), c.tun, c.control]);
     if (sourceText(next) !== sourceText(this.cfg)) this.log.warn({}, 'queue, tun or control settings changed: they take effect at the next restart');
     const previous = this.cfg;
-    // installPipeline compares against this.cfg to keep unchanged stages, so swap only after building.
-    this.installPipeline(next);
+    // Unchanged sections keep their running stage (compared against this.cfg, so swap only after
+    // building); changed ones compile in slices while batches keep flowing, then swap in one step.
+    const built = await buildStagesSliced(next, this.stageOptions(next), { cfg: this.cfg, stages: this.stagesByArea });
+    this.installPipeline(next, built);
     this.cfg = { ...next, queues: previous.queues, tun: previous.tun, control: previous.control };
     return { config: this.file, stages: this.engine.pipeline.map((s) => s.name) };
   }

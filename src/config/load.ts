@@ -3,9 +3,11 @@
  * that names the file, line, column and field path (`nat.servers[2]: Invalid IPv4 prefix`).
  */
 import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, type Node } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type Config } from './schema';
+import { resolveSetFiles } from '../select/sets';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -50,6 +52,8 @@ export function parseConfigText(text: string, file = '<config>'): Config {
   }
   const raw = doc.toJS() ?? {};
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError([`${file}: the config must be a YAML mapping`]);
+  // Set and map files (`address_sets: {x: {file: x.txt}}`) are named relative to the config file.
+  for (const section of ['steer', 'policy']) resolveSetFiles((raw as Record<string, unknown>)[section], (p) => resolve(dirname(file), p));
   const result = configSchema.safeParse(raw);
   if (result.success) return result.data;
   const problems: string[] = [];

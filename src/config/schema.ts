@@ -5,8 +5,8 @@
 import { z } from 'zod';
 import { coreSchemaShape } from './core';
 import { natConfigSchema } from '../nat/config';
-import { steerConfigSchema } from '../steer/config';
-import { policyConfigSchema } from '../policy/config';
+import { steerConfigSchema } from '../steer/schema';
+import { policyConfigSchema } from '../policy/schema';
 import { dhcpConfigSchema } from '../dhcp/config';
 
 export const configSchema = z.object({

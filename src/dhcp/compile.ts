@@ -5,7 +5,7 @@
 import { parseIpv4 } from '../packet/bytes';
 import { encodeClasslessRoutes, type ClasslessRoute } from '../packet/dhcp-options';
 import { fromHex } from '../packet/bytes';
-import { globToRegExp } from '../io/interfaces';
+import { globToRegExp } from '../select/glob';
 import type { RawOptionConfig, ScopeConfig } from './config';
 
 export interface Prefix { net: number; mask: number }

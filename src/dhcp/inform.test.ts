@@ -4,12 +4,12 @@ import { dhcpConfigSchema, type DhcpConfigInput } from './config';
 import { DhcpStage } from './stage';
 import { Verdict } from '../engine/stage';
 import { ip4, toHex } from '../packet/bytes';
-import { capturedPackets, udpPayload } from '../packet/testing';
+import { capturedPackets, udpPayload } from '../../test/kit/packet';
 import { Ipv4Packet } from '../packet/ipv4';
 import { UdpPacket } from '../packet/udp';
 import { dhcpBytes } from '../packet/build';
 import { decodeClasslessRoutes } from '../packet/dhcp-options';
-import { FakeServices, iface, run, windowsInform, udpDhcp, decodeSent, optionOf, wireCodes, opt, MAC } from './testkit';
+import { FakeServices, iface, run, windowsInform, udpDhcp, decodeSent, optionOf, wireCodes, opt, MAC } from '../../test/kit/dhcp';
 
 // The same option values dnsmasq served in test/captures/dhcp-inform-ack.pcap (make-dhcp.sh).
 const BASE: DhcpConfigInput = {

@@ -9,7 +9,7 @@ import { relayAgentInfo } from '../packet/dhcp-options';
 import { Ipv4Packet } from '../packet/ipv4';
 import { UdpPacket } from '../packet/udp';
 import type { DhcpRepr } from '../packet/dhcp';
-import { FakeServices, iface, run, udpDhcp, decodeSent, optionOf, wireCodes, opt, MAC } from './testkit';
+import { FakeServices, iface, run, udpDhcp, decodeSent, optionOf, wireCodes, opt, MAC } from '../../test/kit/dhcp';
 
 const PPP0 = 5, PPP1 = 6, WAN0 = 2, LAN0 = 3;
 

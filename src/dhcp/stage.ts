@@ -23,7 +23,7 @@ import { u32 } from '../packet/bytes';
 import { CIADDR, CHADDR, GIADDR, HLEN, HTYPE, XID, PORT_CLIENT, PORT_SERVER, MessageType } from '../packet/dhcp';
 import { relayAgentInfo, RAI_CIRCUIT_ID, RAI_REMOTE_ID, RAI_LINK_SELECTION, RAI_SERVER_ID_OVERRIDE, type SubOption } from '../packet/dhcp-options';
 import { fromHex } from '../packet/bytes';
-import { globToRegExp } from '../io/interfaces';
+import { globToRegExp } from '../select/glob';
 import type { DhcpConfig } from './config';
 import { C, COUNTER_DEFS } from './counters';
 import { compileScope, ip, FNV_INIT, fnv } from './compile';

@@ -5,7 +5,21 @@
  * packet already classified once by the packet layer), resets one reusable Decision, and calls each
  * stage's process() in order until one sets a final verdict. Nothing here allocates per packet.
  */
+import type { Interfaces } from '../io/interfaces';
 import type { Classified } from '../packet/classify';
+
+/**
+ * Netfilter hook numbers (the kernel's NF_INET_*) as NFQUEUE reports them in PacketContext.hook;
+ * the addon copies the number through. Plain constants, not a re-export: a re-exported binding is
+ * an accessor on the module object, and a stage reading it per packet would pay a getter call.
+ */
+export const HOOK_PREROUTING = 0;
+export const HOOK_INPUT = 1;
+export const HOOK_FORWARD = 2;
+export const HOOK_OUTPUT = 3;
+export const HOOK_POSTROUTING = 4;
+/** The interface table as stages see it (names, indexes, addresses; refreshed by the engine). */
+export type { Interfaces, InterfaceInfo } from '../io/interfaces';
 
 /** What a stage decided. CONTINUE hands the packet to the next stage; the others end the pipeline. */
 export const enum Verdict {
@@ -30,7 +44,7 @@ export interface PacketContext {
   mark: number;
   indev: number;
   outdev: number;
-  /** Netfilter hook (HOOK_* in io/batch-layout); -1 for a TUN source. */
+  /** Netfilter hook (HOOK_* above); -1 for a TUN source. */
   hook: number;
   /** Queue number (NFQUEUE) or source id (TUN). */
   queue: number;
@@ -96,7 +110,7 @@ export interface StageServices {
   /** Sends an IPv4 packet in an Ethernet frame to dstMac (6 bytes) on ifindex (no ARP needed). */
   injectL2(ifindex: number, dstMac: Uint8Array, packet: Uint8Array): boolean;
   /** Interface names, indexes and addresses (refreshed by the engine). */
-  readonly interfaces: import('../io/interfaces').Interfaces;
+  readonly interfaces: Interfaces;
   /** Milliseconds, monotonic, cached per batch (cheap to call per packet). */
   now(): number;
 }

@@ -43,12 +43,8 @@ export const V_HOLD = 0xff;
 export const OUT_SET_MARK = 1;
 export const OUT_REWRITTEN = 2;
 
-/** Netfilter hook numbers as NFQUEUE reports them. */
-export const HOOK_PREROUTING = 0;
-export const HOOK_INPUT = 1;
-export const HOOK_FORWARD = 2;
-export const HOOK_OUTPUT = 3;
-export const HOOK_POSTROUTING = 4;
+// Netfilter hook numbers (M_HOOK's values) are the kernel's NF_INET_*; stages see them as HOOK_* in
+// engine/stage.ts.
 
 /** The numbers above, as the addon exports them, for the load-time comparison. */
 export const LAYOUT = {

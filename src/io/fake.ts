@@ -10,12 +10,15 @@
  */
 import {
   LAYOUT, M_CAPACITY, M_HOOK, M_HW_PROTO, M_ID, M_INDEV, M_IN_FLAGS, M_LENGTH, M_MARK, M_NEW_LENGTH, M_OFFSET,
-  M_ORIG_LENGTH, M_OUTDEV, M_OUT_FLAGS, M_SKB_FLAGS, M_VERDICT, M_VMARK, META_STRIDE, IN_HAS_MARK, HOOK_FORWARD,
+  M_ORIG_LENGTH, M_OUTDEV, M_OUT_FLAGS, M_SKB_FLAGS, M_VERDICT, M_VMARK, META_STRIDE, IN_HAS_MARK,
   OUT_REWRITTEN, OUT_SET_MARK, V_ACCEPT, V_HOLD,
 } from './batch-layout';
 import type {
   NativeBinding, NativeQueue, NativeQueueOptions, NativeQueueStats, NativeTun, NativeTunOptions, NativeTunStats,
 } from './binding';
+
+/** The kernel's hook number for forwarded packets (engine/stage.ts HOOK_FORWARD). */
+const NF_INET_FORWARD = 2;
 
 const HEADROOM = 64;
 
@@ -124,7 +127,7 @@ export class FakeQueue extends FakeSource implements NativeQueue {
 
   constructor(readonly opts: NativeQueueOptions, onBatch: (count: number) => void) {
     const copyRange = opts.copyRange || 65531;
-    super(opts.batchSize ?? 64, (HEADROOM + 512 + copyRange + 256 + 63) & ~63, opts.defaultVerdict ?? V_ACCEPT, onBatch, HOOK_FORWARD);
+    super(opts.batchSize ?? 64, (HEADROOM + 512 + copyRange + 256 + 63) & ~63, opts.defaultVerdict ?? V_ACCEPT, onBatch, NF_INET_FORWARD);
     this.copyRange = copyRange;
     this.rcvbufBytes = 2 * (opts.rcvbufBytes ?? 4 << 20);
   }

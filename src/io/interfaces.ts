@@ -7,6 +7,7 @@
  */
 import { networkInterfaces } from 'node:os';
 import { readdirSync, readFileSync } from 'node:fs';
+import { ip4 } from '../packet/bytes';
 
 export interface InterfaceInfo {
   name: string;
@@ -18,27 +19,6 @@ export interface InterfaceInfo {
   /** All IPv4 addresses with their prefix lengths. */
   addresses: { address: number; prefixLength: number }[];
   mac: Uint8Array;
-}
-
-export function ipv4ToNumber(text: string): number {
-  const parts = text.split('.');
-  if (parts.length !== 4) throw new Error(`not an IPv4 address: ${text}`);
-  let n = 0;
-  for (const p of parts) {
-    if (!/^\d{1,3}$/.test(p) || Number(p) > 255) throw new Error(`not an IPv4 address: ${text}`);
-    n = n * 256 + Number(p);
-  }
-  return n >>> 0;
-}
-
-export function numberToIpv4(n: number): string {
-  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
-}
-
-/** Shell-style glob (`*`, `?`) over interface names, e.g. `ppp*`, `ipsec?`. */
-export function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${body}$`);
 }
 
 export class Interfaces {
@@ -81,7 +61,7 @@ export class Interfaces {
       }
       const addresses = (os[name] ?? [])
         .filter((a) => a.family === 'IPv4')
-        .map((a) => ({ address: ipv4ToNumber(a.address), prefixLength: Number(a.cidr?.split('/')[1] ?? 32) }));
+        .map((a) => ({ address: ip4(a.address), prefixLength: Number(a.cidr?.split('/')[1] ?? 32) }));
       const first = addresses[0];
       const info: InterfaceInfo = {
         name, index, mac, addresses,
@@ -130,13 +110,6 @@ export class Interfaces {
   info(index: number): InterfaceInfo | undefined {
     if (!this.byIndex.has(index) && index > 0 && this.sysNet !== '') this.refresh();
     return this.byIndex.get(index);
-  }
-
-  /** Interfaces whose names match a glob such as `ppp*` (or an exact name). */
-  matching(glob: string): InterfaceInfo[] {
-    this.maybeRefresh();
-    const re = globToRegExp(glob);
-    return [...this.byName.values()].filter((i) => re.test(i.name));
   }
 
   all(): InterfaceInfo[] {

@@ -4,6 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { HOOK_FORWARD } from '../engine/stage';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as L from './batch-layout';
@@ -84,7 +85,7 @@ test('fake queue round trip: metadata in, accept / drop / mark / rewrite / hold 
     assert.equal(m[L.M_INDEV], 2);
     assert.equal(m[L.M_MARK], 7);
     assert.equal(m[L.M_IN_FLAGS], L.IN_HAS_MARK);
-    assert.equal(m[L.M_HOOK], L.HOOK_FORWARD);
+    assert.equal(m[L.M_HOOK], HOOK_FORWARD);
     setVerdict(m, 1, L.V_DROP);
     setVerdict(m, 2, L.V_ACCEPT, 0x10);
     const off = m[3 * L.META_STRIDE + L.M_OFFSET]!;

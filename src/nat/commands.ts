@@ -3,10 +3,13 @@
  * IKE SPIs, ESP SPIs in/out, packets, bytes, age, idle — plain JSON the CLI prints as a table),
  * `sa-pin` and `sa-unpin` (an operator, or a host's updown script, fixes an inbound SPI → host).
  */
-import { ipv4ToNumber, numberToIpv4 } from '../io/interfaces';
+import { ip4 as ipv4ToNumber, ipv4ToString as numberToIpv4 } from '../packet/bytes';
 import { SaKind, F_PINNED, F_LEARNED, F_RESTORED } from './table';
 import { C, refused } from './counters';
-import type { NatStage } from './stage';
+import type { NatState } from './state';
+
+/** What the commands read: the stage's state (NatStage passes itself; no import back into stage.ts). */
+type NatStage = { readonly state: NatState };
 
 export interface SaListRow {
   spi: string;

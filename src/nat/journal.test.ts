@@ -10,8 +10,8 @@ import { NatStage } from './stage';
 import { natRules } from './rules';
 import { Verdict, Decision } from '../engine/stage';
 import { Classified, classify } from '../packet/classify';
-import { HOOK_PREROUTING } from '../io/batch-layout';
-import { FakeServices, ip, out, inb, esp, ike, dstOf, IKE_SA_INIT, IKE_AUTH } from './testkit';
+import { HOOK_PREROUTING } from '../engine/stage';
+import { FakeServices, ip, out, inb, esp, ike, dstOf, IKE_SA_INIT, IKE_AUTH } from '../../test/kit/nat';
 
 const PUB = ip('203.0.113.1');
 const S = ip('198.51.100.10');

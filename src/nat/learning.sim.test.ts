@@ -17,8 +17,8 @@ import assert from 'node:assert/strict';
 import { natConfigSchema } from './config';
 import { NatStage } from './stage';
 import { Verdict } from '../engine/stage';
-import { FakeServices, ip, out, inb, esp, ike, dstOf, srcOf, IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA, type RunResult } from './testkit';
-import { HOOK_POSTROUTING } from '../io/batch-layout';
+import { FakeServices, ip, out, inb, esp, ike, dstOf, srcOf, IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA, type RunResult } from '../../test/kit/nat';
+import { HOOK_POSTROUTING } from '../engine/stage';
 
 const PUB = ip('203.0.113.1');
 const S = ip('198.51.100.10');

@@ -8,7 +8,7 @@ import { SaKind } from './table';
 import {
   FakeServices, ip, out, inb, esp, espInUdp, ike, keepalive, drainReleased, dstOf, srcOf, ipv4Checksum, udpChecksumOk,
   IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA, INFORMATIONAL,
-} from './testkit';
+} from '../../test/kit/nat';
 
 const PUB = ip('203.0.113.1');
 const PUB2 = ip('203.0.113.2');

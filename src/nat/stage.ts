@@ -13,16 +13,15 @@
  * The two directions of a CHILD_SA, once paired, keep each other alive (one-way traffic).
  */
 import { Kind } from '../packet/classify';
-import { HOOK_POSTROUTING, HOOK_PREROUTING } from '../io/batch-layout';
-import { ipv4ToNumber } from '../io/interfaces';
-import type { Decision, PacketContext, Stage, StageServices } from '../engine/stage';
+import { ip4 as ipv4ToNumber } from '../packet/bytes';
+import { HOOK_POSTROUTING, HOOK_PREROUTING, type Decision, type PacketContext, type Stage, type StageServices } from '../engine/stage';
 import type { NatConfig } from './config';
 import { NatState } from './state';
 import { SaKind, F_PINNED, F_RESTORED, F_CONFIRMED } from './table';
 import { C, refusal, refused } from './counters';
 import { HELD } from './learning';
 import { Journal } from './journal';
-import { rewriteDestination, rewriteSource } from './rewrite';
+import { rewriteDst4, rewriteSrc4 } from '../packet/rewrite';
 import { natCommand } from './commands';
 import { resolve } from 'node:path';
 
@@ -209,7 +208,7 @@ export class NatStage implements Stage {
       }
     }
     // Classified offsets are absolute positions in pkt.bytes (the batch slab), not packet-relative.
-    rewriteSource(pkt.bytes, info.l3Offset, s.publics[pub], info.proto, info.proto === 17 ? info.l4Offset : -1);
+    rewriteSrc4(info, pkt.bytes, s.publics[pub]);
     s.counters[C.OUT]++;
     d.rewritten = true;
     d.accept();
@@ -279,7 +278,7 @@ export class NatStage implements Stage {
       if (s.learning.turns !== 0) s.learning.knownInbound(id, now);
     }
     s.sas.pkts[id]++; s.sas.bytes[id] += info.totalLength; s.sas.last[id] = now;
-    rewriteDestination(pkt.bytes, info.l3Offset, s.sas.host[id], info.proto, info.proto === 17 ? info.l4Offset : -1);
+    rewriteDst4(info, pkt.bytes, s.sas.host[id]);
     s.counters[C.IN]++;
     d.rewritten = true;
     d.accept();

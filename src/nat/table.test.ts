@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KeyIndex } from './keyindex';
 import { SaTable, SaKind } from './table';
-import { csumUpdate32 } from './rewrite';
+import { checksumAdjust32 as csumUpdate32 } from '../packet/checksum';
 
 test('KeyIndex matches a Map through random inserts and backward-shift deletes', () => {
   const ix = new KeyIndex(16);

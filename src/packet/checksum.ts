@@ -62,3 +62,19 @@ export function pseudoHeaderSum6(b: Uint8Array, srcOff: number, dstOff: number, 
   const s = onesSum(b, srcOff, 16, onesSum(b, dstOff, 16));
   return s + (l4Length >>> 16) + (l4Length & 0xffff) + nextHeader;
 }
+
+// RFC 768: "If the computed checksum is zero, it is transmitted as all ones ... An all zero
+// transmitted checksum value means that the transmitter generated no checksum."
+/** Adjusts a UDP checksum field value for a changed 16-bit word, keeping the zero rule. */
+export function udpChecksumAdjust(old: number, oldWord: number, newWord: number): number {
+  if (old === 0) return 0;
+  const c = checksumAdjust(old, oldWord, newWord);
+  return c === 0 ? 0xffff : c;
+}
+
+/** Adjusts a UDP checksum field value for a changed 32-bit field (a pseudo-header address). */
+export function udpChecksumAdjust32(old: number, oldValue: number, newValue: number): number {
+  if (old === 0) return 0;
+  const c = checksumAdjust32(old, oldValue, newValue);
+  return c === 0 ? 0xffff : c;
+}

@@ -141,7 +141,7 @@ test('every field is reset between packets', () => {
 
 test('classify allocates nothing: at most one (unrelated) scavenge while classifying 10M mixed packets', async () => {
   const { PerformanceObserver } = await import('node:perf_hooks');
-  const { capturedPackets } = await import('./testing');
+  const { capturedPackets } = await import('../../test/kit/packet');
   const pk = [...capturedPackets('ike-esp-natt.pcap'), ...capturedPackets('dhcp-inform-ack.pcap'),
     ...capturedPackets('crafted.pcap')].map((p) => p.ip);
   pk.push(ipv4Esp({ src: 0xc6336407, dst: 0xcb007101 }, { spi: 0xc0ffee01, seq: 0xfffffff0, payload: new Uint8Array(64) }));

@@ -18,6 +18,7 @@
  *   For IPv6, `src`/`dst` are 0; the 16 address bytes are at bytes[srcOffset] / bytes[dstOffset].
  */
 import { ParseError } from './errors';
+import { IpProto } from './ipv4';
 import { DhcpOptionIter, dhcpMessageType, checkDhcp } from './dhcp';
 import { isGenericExtension } from './ipv6';
 import { HEADER_LEN as IKE_HEADER_LEN, LENGTH as IKE_LENGTH } from './ike';
@@ -103,7 +104,6 @@ export class Classified {
   dhcpLength = 0;
 }
 
-const PROTO_ICMP = 1, PROTO_TCP = 6, PROTO_UDP = 17, PROTO_ESP = 50, PROTO_ICMPV6 = 58;
 const PORT_IKE = 500, PORT_NATT = 4500, PORT_DHCP_S = 67, PORT_DHCP_C = 68;
 
 // One iterator for the option-53 scan; classify is not re-entrant across awaits (it never awaits).
@@ -217,8 +217,8 @@ function classify6(c: Classified, b: Uint8Array, o: number, len: number, wire: n
 
 function classifyL4(c: Classified, b: Uint8Array, o: number, len: number): void {
   switch (c.proto) {
-    case PROTO_UDP: return classifyUdp(c, b, o, len);
-    case PROTO_TCP: {
+    case IpProto.UDP: return classifyUdp(c, b, o, len);
+    case IpProto.TCP: {
       if (len < 20) { c.reason = ParseError.TRUNCATED; return; }
       const doff = (b[o + 12]! >> 4) << 2;
       if (doff < 20) { c.reason = ParseError.BAD_HEADER_LENGTH; return; }
@@ -230,15 +230,15 @@ function classifyL4(c: Classified, b: Uint8Array, o: number, len: number): void 
       c.payloadLength = len - doff;
       return;
     }
-    case PROTO_ICMP:
-    case PROTO_ICMPV6:
+    case IpProto.ICMP:
+    case IpProto.ICMPV6:
       if (len < 8) { c.reason = ParseError.TRUNCATED; return; }
       c.icmpType = b[o]!;
       c.icmpCode = b[o + 1]!;
       c.payloadOffset = o + 8;
       c.payloadLength = len - 8;
       return;
-    case PROTO_ESP:
+    case IpProto.ESP:
       if (len < 8) { c.reason = ParseError.TRUNCATED; return; }
       c.espSpi = (((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0);
       c.espSeq = (((b[o + 4]! << 24) | (b[o + 4 + 1]! << 16) | (b[o + 4 + 2]! << 8) | b[o + 4 + 3]!) >>> 0);

@@ -6,7 +6,7 @@ import { decodeClasslessRoutes, encodeClasslessRoutes, describeOption } from './
 import { Classified, classify, Kind } from './classify';
 import { ParseError } from './errors';
 import { fromHex, ip4, toHex } from './bytes';
-import { capturedPackets, udpPayload } from './testing';
+import { capturedPackets, udpPayload } from '../../test/kit/packet';
 
 // Source: test/captures/dhcp-inform-ack.pcap, made by test/captures/make-dhcp.sh: #1 a Windows-style
 // DHCPINFORM sent with scapy 2.5 (options 53, 61, 12, 60 "MSFT 5.0", 55 incl. 121/249), #2 dnsmasq

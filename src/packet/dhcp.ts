@@ -30,7 +30,7 @@
  */
 import { u16, u32, setU16, setU32, copyBytes } from './bytes';
 import { ParseError, type Parsed, fail, ok } from './errors';
-import { View } from './view';
+import { checkedView } from './view';
 
 export const OP = 0;
 export const HTYPE = 1;
@@ -97,15 +97,7 @@ export function checkDhcp(b: Uint8Array, off: number, len: number): ParseError {
   return ParseError.NONE;
 }
 
-export class DhcpPacket extends View {
-  protected validate(bytes: Uint8Array, offset: number, length: number): ParseError {
-    return checkDhcp(bytes, offset, length);
-  }
-
-  static check(bytes: Uint8Array, offset: number, length: number): ParseError {
-    return checkDhcp(bytes, offset, length);
-  }
-
+export class DhcpPacket extends checkedView(checkDhcp) {
   get op(): number { return this.bytes[this.offset + OP]!; }
   get htype(): number { return this.bytes[this.offset + HTYPE]!; }
   get hlen(): number { return this.bytes[this.offset + HLEN]!; }

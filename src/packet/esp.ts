@@ -20,7 +20,7 @@
  */
 import { u32, setU32, copyBytes } from './bytes';
 import { ParseError, type Parsed, fail, ok } from './errors';
-import { View } from './view';
+import { checkedView } from './view';
 
 export const SPI = 0;
 export const SEQ = 4;
@@ -38,15 +38,7 @@ export function checkEsp(b: Uint8Array, off: number, len: number): ParseError {
   return ParseError.NONE;
 }
 
-export class EspPacket extends View {
-  protected validate(bytes: Uint8Array, offset: number, length: number): ParseError {
-    return checkEsp(bytes, offset, length);
-  }
-
-  static check(bytes: Uint8Array, offset: number, length: number): ParseError {
-    return checkEsp(bytes, offset, length);
-  }
-
+export class EspPacket extends checkedView(checkEsp) {
   get spi(): number { return u32(this.bytes, this.offset + SPI); }
   get seq(): number { return u32(this.bytes, this.offset + SEQ); }
   get payloadOffset(): number { return this.offset + HEADER_LEN; }

@@ -23,7 +23,7 @@ import { Ipv6Packet, Ipv6Chain } from './ipv6';
 import { decodeClasslessRoutes, relayAgentInfo, encodeClasslessRoutes } from './dhcp-options';
 import { describePacket } from './describe';
 import { describeIkePayload } from './ike-payloads';
-import { capturedPackets, udpPayload } from './testing';
+import { capturedPackets, udpPayload } from '../../test/kit/packet';
 import { ipv4Raw, ipv4Udp, dhcpBytes } from './build';
 import { fromHex, ip4 } from './bytes';
 

@@ -18,7 +18,7 @@
 import { u16, setU16, copyBytes } from './bytes';
 import { checksumAdjust, internetChecksum } from './checksum';
 import { ParseError, type Parsed, fail, ok } from './errors';
-import { View } from './view';
+import { checkedView } from './view';
 
 export const TYPE = 0;
 export const CODE = 1;
@@ -48,15 +48,7 @@ export function isIcmpError(type: number): boolean {
     || type === 4 /* source quench */;
 }
 
-export class IcmpPacket extends View {
-  protected validate(bytes: Uint8Array, offset: number, length: number): ParseError {
-    return checkIcmp(bytes, offset, length);
-  }
-
-  static check(bytes: Uint8Array, offset: number, length: number): ParseError {
-    return checkIcmp(bytes, offset, length);
-  }
-
+export class IcmpPacket extends checkedView(checkIcmp) {
   get type(): number { return this.bytes[this.offset + TYPE]!; }
   get code(): number { return this.bytes[this.offset + CODE]!; }
   get checksum(): number { return u16(this.bytes, this.offset + CHECKSUM); }

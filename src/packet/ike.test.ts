@@ -4,7 +4,7 @@ import { IkeHeader, IkePayloadIter, ikeRepr, checkIke, exchangeName, FLAG_V2_INI
 import { decodeSaV2, decodeNotifyV2 } from './ike-payloads';
 import { ParseError } from './errors';
 import { toHex } from './bytes';
-import { capturedPackets, udpPayload } from './testing';
+import { capturedPackets, udpPayload } from '../../test/kit/packet';
 
 // Source: test/captures/ike-esp-natt.pcap — strongSwan 5.9.8 (charon, kernel-libipsec) IKEv2 PSK
 // between two lab namespaces, made by test/captures/make-ipsec.sh. #1 is the initiator's

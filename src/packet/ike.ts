@@ -27,7 +27,7 @@
  */
 import { u16, u32, setU16, setU32, toHex, fromHex, copyBytes } from './bytes';
 import { ParseError, type Parsed, fail, ok } from './errors';
-import { View } from './view';
+import { checkedView } from './view';
 
 export const ISPI = 0;
 export const RSPI = 8;
@@ -97,15 +97,7 @@ export function checkIke(b: Uint8Array, off: number, len: number): ParseError {
   return ParseError.NONE;
 }
 
-export class IkeHeader extends View {
-  protected validate(bytes: Uint8Array, offset: number, length: number): ParseError {
-    return checkIke(bytes, offset, length);
-  }
-
-  static check(bytes: Uint8Array, offset: number, length: number): ParseError {
-    return checkIke(bytes, offset, length);
-  }
-
+export class IkeHeader extends checkedView(checkIke) {
   /** The 8-byte SPIs as two 32-bit halves (no bigint, no allocation). */
   get ispiHi(): number { return u32(this.bytes, this.offset + ISPI); }
   get ispiLo(): number { return u32(this.bytes, this.offset + ISPI + 4); }

@@ -25,7 +25,7 @@
 import { u16, u32, setU16, setU32, copyBytes } from './bytes';
 import { checksumAdjust, checksumAdjust32, internetChecksum } from './checksum';
 import { ParseError, type Parsed, fail, ok } from './errors';
-import { View } from './view';
+import { checkedView } from './view';
 
 export const VER_IHL = 0;
 export const DSCP_ECN = 1;
@@ -43,11 +43,16 @@ export const FLAG_DF = 0x4000;
 export const FLAG_MF = 0x2000;
 export const FRAG_OFFSET_MASK = 0x1fff;
 
-export const PROTO_ICMP = 1;
-export const PROTO_TCP = 6;
-export const PROTO_UDP = 17;
-export const PROTO_ESP = 50;
-export const PROTO_AH = 51;
+/**
+ * IP protocol numbers (IANA), the one definition. A const enum: the compiler writes the number
+ * where it is used, so per-packet comparisons load nothing from this module.
+ */
+export const enum IpProto { ICMP = 1, TCP = 6, UDP = 17, ESP = 50, AH = 51, ICMPV6 = 58 }
+export const PROTO_ICMP = IpProto.ICMP;
+export const PROTO_TCP = IpProto.TCP;
+export const PROTO_UDP = IpProto.UDP;
+export const PROTO_ESP = IpProto.ESP;
+export const PROTO_AH = IpProto.AH;
 
 /**
  * Validates an IPv4 header for the checked constructor. The packet may be longer than Total Length
@@ -67,15 +72,7 @@ export function checkIpv4(b: Uint8Array, off: number, len: number): ParseError {
 }
 
 /** A view over an IPv4 header in place. Reusable: `wrap` re-points it without allocating. */
-export class Ipv4Packet extends View {
-  protected validate(bytes: Uint8Array, offset: number, length: number): ParseError {
-    return checkIpv4(bytes, offset, length);
-  }
-
-  static check(bytes: Uint8Array, offset: number, length: number): ParseError {
-    return checkIpv4(bytes, offset, length);
-  }
-
+export class Ipv4Packet extends checkedView(checkIpv4) {
   get version(): number { return this.bytes[this.offset]! >> 4; }
   get headerLength(): number { return (this.bytes[this.offset]! & 0x0f) << 2; }
   get dscp(): number { return this.bytes[this.offset + DSCP_ECN]! >> 2; }

@@ -21,7 +21,8 @@
  */
 import { u16, u32, ipv6ToString, copyBytes } from './bytes';
 import { ParseError, type Parsed, fail, ok } from './errors';
-import { View } from './view';
+import { checkedView } from './view';
+import { IpProto } from './ipv4';
 
 export const VER_TC_FLOW = 0;
 export const PAYLOAD_LEN = 4;
@@ -34,7 +35,7 @@ export const HEADER_LEN = 40;
 export const NH_HOP_BY_HOP = 0;
 export const NH_ROUTING = 43;
 export const NH_FRAGMENT = 44;
-export const NH_ICMPV6 = 58;
+export const NH_ICMPV6 = IpProto.ICMPV6;
 export const NH_NONE = 59;
 export const NH_DEST_OPTS = 60;
 
@@ -69,15 +70,7 @@ export class Ipv6Chain {
   headers = 0;
 }
 
-export class Ipv6Packet extends View {
-  protected validate(bytes: Uint8Array, offset: number, length: number): ParseError {
-    return checkIpv6(bytes, offset, length);
-  }
-
-  static check(bytes: Uint8Array, offset: number, length: number): ParseError {
-    return checkIpv6(bytes, offset, length);
-  }
-
+export class Ipv6Packet extends checkedView(checkIpv6) {
   get version(): number { return this.bytes[this.offset]! >> 4; }
   get trafficClass(): number { return (u16(this.bytes, this.offset) >> 4) & 0xff; }
   get flowLabel(): number { return u32(this.bytes, this.offset) & 0xfffff; }

@@ -11,30 +11,38 @@
  * Each function takes the packet's Classified (from classify(), reason NONE), refuses anything else
  * by returning false, and updates the Classified fields it changed so later stages see the new values.
  */
-import { u16, u32, setU16, setU32 } from './bytes';
-import { checksumAdjust, checksumAdjust32 } from './checksum';
-import { udpChecksumAdjust, udpChecksumAdjust32 } from './udp';
+import { u16, setU16 } from './bytes';
+import { checksumAdjust, checksumAdjust32, udpChecksumAdjust, udpChecksumAdjust32 } from './checksum';
 import type { Classified } from './classify';
 import { ParseError } from './errors';
+import { IpProto } from './ipv4';
 
-const PROTO_TCP = 6, PROTO_UDP = 17;
 const IP_CSUM = 10, TCP_CSUM = 16, UDP_CSUM = 6;
-
-function l4Fix32(c: Classified, b: Uint8Array, oldV: number, newV: number): void {
-  if (c.isLaterFragment) return;
-  const o = c.l4Offset;
-  if (c.proto === PROTO_TCP) setU16(b, o + TCP_CSUM, checksumAdjust32(u16(b, o + TCP_CSUM), oldV, newV));
-  else if (c.proto === PROTO_UDP) setU16(b, o + UDP_CSUM, udpChecksumAdjust32(u16(b, o + UDP_CSUM), oldV, newV));
-}
 
 function setAddr(c: Classified, b: Uint8Array, field: number, addr: number): boolean {
   if (c.reason !== ParseError.NONE || c.ipVersion !== 4) return false;
-  const a = addr >>> 0;
+  // int32 throughout (addresses ≥ 2^31 included): a uint32 returned from a helper that V8 does not
+  // inline is boxed in a HeapNumber, one allocation per rewritten packet.
+  const a = addr | 0;
   const p = c.l3Offset + field;
-  const old = u32(b, p);
-  setU32(b, p, a);
-  setU16(b, c.l3Offset + IP_CSUM, checksumAdjust32(u16(b, c.l3Offset + IP_CSUM), old, a));
-  l4Fix32(c, b, old, a);
+  const old = (b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!;
+  if (old === a) return true;
+  b[p] = a >>> 24; b[p + 1] = (a >>> 16) & 255; b[p + 2] = (a >>> 8) & 255; b[p + 3] = a & 255;
+  const ic = c.l3Offset + IP_CSUM;
+  const hc = checksumAdjust32((b[ic]! << 8) | b[ic + 1]!, old, a);
+  b[ic] = hc >>> 8; b[ic + 1] = hc & 255;
+  if (!c.isLaterFragment) {
+    const proto = c.proto;
+    if (proto === IpProto.UDP) {
+      const uc = c.l4Offset + UDP_CSUM;
+      const u = udpChecksumAdjust32((b[uc]! << 8) | b[uc + 1]!, old, a);
+      b[uc] = u >>> 8; b[uc + 1] = u & 255;
+    } else if (proto === IpProto.TCP) {
+      const tc = c.l4Offset + TCP_CSUM;
+      const t = checksumAdjust32((b[tc]! << 8) | b[tc + 1]!, old, a);
+      b[tc] = t >>> 8; b[tc + 1] = t & 255;
+    }
+  }
   return true;
 }
 
@@ -57,10 +65,10 @@ function setPort(c: Classified, b: Uint8Array, field: number, port: number): boo
   const o = c.l4Offset;
   const old = u16(b, o + field);
   const v = port & 0xffff;
-  if (c.proto === PROTO_TCP) {
+  if (c.proto === IpProto.TCP) {
     setU16(b, o + field, v);
     setU16(b, o + TCP_CSUM, checksumAdjust(u16(b, o + TCP_CSUM), old, v));
-  } else if (c.proto === PROTO_UDP) {
+  } else if (c.proto === IpProto.UDP) {
     setU16(b, o + field, v);
     setU16(b, o + UDP_CSUM, udpChecksumAdjust(u16(b, o + UDP_CSUM), old, v));
   } else {

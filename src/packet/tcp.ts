@@ -21,10 +21,10 @@
  *   |                           [Options]                           |
  */
 import { u16, u32, setU16, setU32, copyBytes } from './bytes';
-import { checksumAdjust, checksumAdjust32, internetChecksum, pseudoHeaderSum4 } from './checksum';
+import { internetChecksum, pseudoHeaderSum4 } from './checksum';
 import { ParseError, type Parsed, fail, ok } from './errors';
 import { PROTO_TCP } from './ipv4';
-import { View } from './view';
+import { transportView } from './transport';
 
 export const SRC_PORT = 0;
 export const DST_PORT = 2;
@@ -47,42 +47,15 @@ export function checkTcp(b: Uint8Array, off: number, len: number): ParseError {
   return ParseError.NONE;
 }
 
-export class TcpPacket extends View {
-  protected validate(bytes: Uint8Array, offset: number, length: number): ParseError {
-    return checkTcp(bytes, offset, length);
-  }
-
-  static check(bytes: Uint8Array, offset: number, length: number): ParseError {
-    return checkTcp(bytes, offset, length);
-  }
-
-  get srcPort(): number { return u16(this.bytes, this.offset + SRC_PORT); }
-  get dstPort(): number { return u16(this.bytes, this.offset + DST_PORT); }
+export class TcpPacket extends transportView(checkTcp, CHECKSUM, false) {
   get seq(): number { return u32(this.bytes, this.offset + SEQ); }
   get ack(): number { return u32(this.bytes, this.offset + ACK); }
   get headerLength(): number { return (this.bytes[this.offset + DATA_OFF]! >> 4) << 2; }
   get flags(): number { return this.bytes[this.offset + FLAGS]!; }
   get window(): number { return u16(this.bytes, this.offset + WINDOW); }
-  get checksum(): number { return u16(this.bytes, this.offset + CHECKSUM); }
   get urgent(): number { return u16(this.bytes, this.offset + URGENT); }
   get payloadOffset(): number { return this.offset + this.headerLength; }
   get payloadLength(): number { return this.length - this.headerLength; }
-
-  setSrcPort(p: number): void { this.setWord(SRC_PORT, p); }
-  setDstPort(p: number): void { this.setWord(DST_PORT, p); }
-
-  private setWord(field: number, v: number): void {
-    const b = this.bytes, o = this.offset;
-    const old = u16(b, o + field);
-    setU16(b, o + field, v);
-    setU16(b, o + CHECKSUM, checksumAdjust(u16(b, o + CHECKSUM), old, v & 0xffff));
-  }
-
-  /** Call after an IPv4 address in the pseudo-header changed. */
-  adjustForAddress(oldAddr: number, newAddr: number): void {
-    const p = this.offset + CHECKSUM;
-    setU16(this.bytes, p, checksumAdjust32(u16(this.bytes, p), oldAddr, newAddr >>> 0));
-  }
 
   computeChecksum4(src: number, dst: number): number {
     const o = this.offset, n = this.length;

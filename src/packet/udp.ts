@@ -17,10 +17,10 @@
  * mandatory, RFC 8200 8.1; the same rules keep a valid one valid.)
  */
 import { u16, setU16, copyBytes } from './bytes';
-import { checksumAdjust, checksumAdjust32, internetChecksum, pseudoHeaderSum4, pseudoHeaderSum6 } from './checksum';
+import { internetChecksum, pseudoHeaderSum4, pseudoHeaderSum6 } from './checksum';
 import { ParseError, type Parsed, fail, ok } from './errors';
 import { PROTO_UDP } from './ipv4';
-import { View } from './view';
+import { transportView } from './transport';
 
 export const SRC_PORT = 0;
 export const DST_PORT = 2;
@@ -36,52 +36,11 @@ export function checkUdp(b: Uint8Array, off: number, len: number): ParseError {
   return ParseError.NONE;
 }
 
-/** Adjusts a UDP checksum field value for a changed 16-bit word, keeping the zero rule. */
-export function udpChecksumAdjust(old: number, oldWord: number, newWord: number): number {
-  if (old === 0) return 0;
-  const c = checksumAdjust(old, oldWord, newWord);
-  return c === 0 ? 0xffff : c;
-}
-
-/** Adjusts a UDP checksum field value for a changed 32-bit field (a pseudo-header address). */
-export function udpChecksumAdjust32(old: number, oldValue: number, newValue: number): number {
-  if (old === 0) return 0;
-  const c = checksumAdjust32(old, oldValue, newValue);
-  return c === 0 ? 0xffff : c;
-}
-
-export class UdpPacket extends View {
-  protected validate(bytes: Uint8Array, offset: number, length: number): ParseError {
-    return checkUdp(bytes, offset, length);
-  }
-
-  static check(bytes: Uint8Array, offset: number, length: number): ParseError {
-    return checkUdp(bytes, offset, length);
-  }
-
-  get srcPort(): number { return u16(this.bytes, this.offset + SRC_PORT); }
-  get dstPort(): number { return u16(this.bytes, this.offset + DST_PORT); }
+export class UdpPacket extends transportView(checkUdp, CHECKSUM, true) {
   /** The UDP Length field (header + data). */
   get udpLength(): number { return u16(this.bytes, this.offset + LENGTH); }
-  get checksum(): number { return u16(this.bytes, this.offset + CHECKSUM); }
   get payloadOffset(): number { return this.offset + HEADER_LEN; }
   get payloadLength(): number { return this.udpLength - HEADER_LEN; }
-
-  setSrcPort(port: number): void { this.setWord(SRC_PORT, port); }
-  setDstPort(port: number): void { this.setWord(DST_PORT, port); }
-
-  private setWord(field: number, v: number): void {
-    const b = this.bytes, o = this.offset;
-    const old = u16(b, o + field);
-    setU16(b, o + field, v);
-    setU16(b, o + CHECKSUM, udpChecksumAdjust(u16(b, o + CHECKSUM), old, v & 0xffff));
-  }
-
-  /** Call after an IPv4 address in the pseudo-header changed from oldAddr to newAddr. */
-  adjustForAddress(oldAddr: number, newAddr: number): void {
-    const p = this.offset + CHECKSUM;
-    setU16(this.bytes, p, udpChecksumAdjust32(u16(this.bytes, p), oldAddr, newAddr >>> 0));
-  }
 
   /** The checksum this datagram should carry over IPv4 (0 computed → 0xffff). */
   computeChecksum4(src: number, dst: number): number {

@@ -32,5 +32,23 @@ export abstract class View {
   }
 
   /** The protocol's checked constructor (checkUdp, checkIpv4, ...). */
-  protected abstract validate(bytes: Uint8Array, offset: number, length: number): ParseError;
+  protected abstract readonly validate: Checker;
+}
+
+/** A protocol's checked constructor: ParseError.NONE when the view may be read. */
+export type Checker = (bytes: Uint8Array, offset: number, length: number) => ParseError;
+
+/**
+ * The View base for a protocol whose checker is `check`: instances validate with it (wrapChecked)
+ * and the class offers it as `Proto.check(bytes, offset, length)`.
+ */
+export function checkedView(check: Checker) {
+  abstract class Checked extends View {
+    static readonly check: Checker = check;
+    protected declare readonly validate: Checker;
+  }
+  // The checker itself on the prototype, not a method that calls it: a method shared by every view
+  // class would call eight checkers from one site (megamorphic, never inlined: 4x slower measured).
+  Object.defineProperty(Checked.prototype, 'validate', { value: check });
+  return Checked;
 }

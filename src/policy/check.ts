@@ -1,5 +1,5 @@
 /** Warnings for `sluice check` about a `policy:` section. */
-import { shadowWarnings } from '../steer/shadow';
+import { shadowWarnings } from '../select/shadow';
 import { compilePolicy } from './compile';
 import type { PolicyConfig } from './config';
 

@@ -5,7 +5,7 @@
  *   out   leaves through the tunnel to its far side       { out: IFACES, dst: REMOTE }
  *   spoof far-side source on another interface            { src: REMOTE, hook: pre/in/fwd, not: { in: IFACES } }
  */
-import { normalizeSelector, type NormSelector } from '../steer/selector';
+import { normalizeSelector, type NormSelector } from '../select/selector';
 import type { PolicyConfig } from './config';
 
 export const enum PolicyAction { BYPASS = 0, DISCARD = 1, PROTECT = 2 }
@@ -24,7 +24,7 @@ export interface CompiledPolicy {
 const ACTION = { bypass: PolicyAction.BYPASS, discard: PolicyAction.DISCARD, protect: PolicyAction.PROTECT } as const;
 
 export function compilePolicy(cfg: PolicyConfig): CompiledPolicy {
-  const sets = cfg.address_sets;
+  const sets = cfg;
   const tunnelNames = cfg.tunnels.map((t) => t.name);
   const tunnelRows: NormSelector[] = [];
   cfg.tunnels.forEach((t, i) => {

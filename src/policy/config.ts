@@ -10,9 +10,8 @@
  * actions below.
  */
 import { z } from 'zod';
-import { addressSetsSchema, selectorSchema } from '../steer/selector';
-import { isAddressSpec } from '../steer/addr';
-import { compilePolicy } from './compile';
+import { selectorSchema, selectorSetsShape } from '../select/selector';
+import { isAddressSpec } from '../select/addr';
 
 const name = z.string().min(1).max(64).regex(/^[A-Za-z0-9_.-]+$/, 'names: letters, digits, _ . -');
 const address = z.string().refine(isAddressSpec, 'an IPv4 address, prefix, any, or @set_name');
@@ -31,9 +30,10 @@ export const policyEntrySchema = z.object({
   tunnel: name.optional().describe('PROTECT: the tunnel the traffic must arrive through or leave by'),
 }).strict();
 
-export const policyConfigSchema = z.object({
+/** The section's shape; policyConfigSchema (src/policy/schema.ts) adds the compiler's checks. */
+export const policySectionSchema = z.object({
   enabled: z.boolean().default(true),
-  address_sets: addressSetsSchema.default({}),
+  ...selectorSetsShape,
   tunnels: z.array(tunnelSchema).default([]),
   policies: z.array(policyEntrySchema).default([]),
   default: z.enum(['bypass', 'discard']).default('bypass').describe('for packets no policy matches (discard: default-drop firewall)'),
@@ -49,14 +49,7 @@ export const policyConfigSchema = z.object({
     hooks: z.array(z.enum(['input', 'forward', 'output'])).min(1).default(['input', 'forward', 'output']),
     skip_loopback: z.boolean().default(true).describe('leave lo traffic out of the queue'),
   }).strict().optional().describe('generate filter-table NFQUEUE rules sending all traffic of these hooks to sluice'),
-}).strict().superRefine((cfg, ctx) => {
-  try {
-    compilePolicy(cfg as PolicyConfig);
-  } catch (e) {
-    const m = /^policies\[(\d+)\]/.exec((e as Error).message);
-    ctx.addIssue({ code: 'custom', path: m ? ['policies', Number(m[1])] : [], message: (e as Error).message });
-  }
-});
+}).strict();
 
-export type PolicyConfig = z.infer<typeof policyConfigSchema>;
-export type PolicyConfigInput = z.input<typeof policyConfigSchema>;
+export type PolicyConfig = z.infer<typeof policySectionSchema>;
+export type PolicyConfigInput = z.input<typeof policySectionSchema>;

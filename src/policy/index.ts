@@ -6,7 +6,8 @@ import type { Stage } from '../engine/stage';
 import type { PolicyConfig } from './config';
 import { PolicyStage, type PolicyStageOptions } from './stage';
 
-export { policyConfigSchema, type PolicyConfig, type PolicyConfigInput } from './config';
+export { policyConfigSchema } from './schema';
+export { type PolicyConfig, type PolicyConfigInput } from './config';
 export { PolicyStage, type PolicyStageOptions, type AuditLog } from './stage';
 export { policyRules } from './rules';
 export { policyCheck } from './check';

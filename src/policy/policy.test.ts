@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { policyConfigSchema, type PolicyConfigInput } from './config';
+import type { PolicyConfigInput } from './config';
+import { policyConfigSchema } from './schema';
 import { createPolicyStage, policyCheck, policyRules } from './index';
 import { Verdict } from '../engine/stage';
-import { ctxOf, Decision, fakeInterfaces, fakeServices, type PktSpec } from '../steer/testkit';
+import { ctxOf, Decision, fakeInterfaces, fakeServices, type PktSpec } from '../../test/kit/steer';
 
 const PRE = 0, INPUT = 1, FWD = 2, OUT = 3;
 // extif = public side (203.0.113.1), wirif = LAN 10.0.1.0/24, ipsec0 = tunnel (VPN 10.0.2.0/24)
@@ -103,4 +104,23 @@ test('policyRules: filter NFQUEUE for every packet of the chosen hooks, loopback
     'filter FORWARD -j NFQUEUE --queue-num 4',
     'filter OUTPUT ! -o lo -j NFQUEUE --queue-num 4',
   ]);
+});
+
+test('policies use port and interface sets; a tunnel remote can be an address set from the same section', () => {
+  const { run } = setup({
+    default: 'discard',
+    address_sets: { vpn: ['10.0.2.0/24'] },
+    port_sets: { ike: [500, 4500] },
+    interface_sets: { outside: ['extif', 'wan*'] },
+    tunnels: [{ name: 'vpn', interfaces: ['ipsec0'], remote: ['@vpn'] }],
+    policies: [
+      { name: 'ike', match: { hook: 'input', in: '@outside', proto: 'udp', dport: '@ike' }, action: 'bypass' },
+      { name: 'vpn-in', match: { hook: 'input', src: '@vpn' }, action: 'protect', tunnel: 'vpn' },
+    ],
+  });
+  assert.equal(run({ hook: INPUT, indev: 2, proto: 17, sport: 4500, dport: 4500 }).verdict, Verdict.CONTINUE);
+  assert.equal(run({ hook: INPUT, indev: 2, proto: 17, sport: 53, dport: 53 }).verdict, Verdict.DROP);
+  assert.equal(run({ hook: INPUT, indev: 3, proto: 17, dport: 500 }).verdict, Verdict.DROP);
+  assert.equal(run({ hook: INPUT, indev: 4, proto: 6, src: '10.0.2.9', dport: 22 }).verdict, Verdict.CONTINUE);
+  assert.equal(run({ hook: INPUT, indev: 2, proto: 6, src: '10.0.2.9', dport: 22 }).verdict, Verdict.DROP);
 });

@@ -6,9 +6,9 @@
  * `default`. Every discard is counted per policy; a sampled audit line names the policy and packet.
  */
 import type { Decision, PacketContext, Stage, StageServices } from '../engine/stage';
-import { formatIpv4 } from '../steer/addr';
-import { Matcher } from '../steer/match';
-import { HOOKS } from '../steer/selector';
+import { ipv4ToString as formatIpv4 } from '../packet/bytes';
+import { Matcher } from '../select/match';
+import { HOOKS } from '../select/selector';
 import { compilePolicy, PolicyAction, type CompiledPolicy } from './compile';
 import type { PolicyConfig } from './config';
 

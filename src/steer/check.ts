@@ -3,7 +3,7 @@
  */
 import { ActionType, compileSteer } from './compile';
 import type { SteerConfig } from './config';
-import { shadowWarnings } from './shadow';
+import { shadowWarnings } from '../select/shadow';
 
 const ROUTING_HOOKS = 0b01001; // prerouting (0), output (3): marks there change the routing decision
 

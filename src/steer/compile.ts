@@ -4,8 +4,11 @@
  * kernel-rule generator (src/steer/rules.ts) and `sluice check`. Throws Error naming the rule on
  * problems the schema cannot see (unknown address sets, too many route_via targets for the mask).
  */
-import type { SteerConfig, SteerRule } from './config';
-import { normalizeSelector, parseMark, type NormSelector } from './selector';
+import type { MapElement, MapKey, SteerConfig, SteerRule } from './config';
+import { normalizeSelector, parseMark, type NormSelector, type SelectorConfig } from '../select/selector';
+import { prefixRange } from '../select/addr';
+import type { MatchRow } from '../select/match';
+import { runSteps, type Steps } from '../select/steps';
 
 export const enum ActionType { CONTINUE = 0, ACCEPT = 1, DROP = 2 }
 
@@ -36,10 +39,44 @@ export interface RouteAlloc {
 
 export interface CompiledSteer {
   names: string[];
+  /** Per rule, what it matches (a map rule: its match and the map's elements), for checks and iptables. */
   sels: NormSelector[];
+  /** Per rule (a map rule: the action of its first element; see rowActions). */
   actions: CompiledAction[];
   routes: RouteAlloc[];
   defaultType: ActionType;
+  /**
+   * What the classifier runs: one row per plain rule and one per map element (in rule order, map
+   * elements together at their rule's place), each with its action and the rule it counts for.
+   */
+  matchSels: NormSelector[];
+  rows: MatchRow[];
+  rowActions: CompiledAction[];
+  rowRule: number[];
+}
+
+const MAP_VERDICT = { accept: ActionType.ACCEPT, drop: ActionType.DROP, continue: ActionType.CONTINUE } as const;
+
+/** A map's elements as classifier keys; throws on overlapping elements (the lookup must be exact). */
+function mapKeys(name: string, key: MapKey, elements: MapElement[]): { value: number; mask: number; hi: number }[] {
+  const at = (e: MapElement): string => (e.where ? `${e.where}: ${e.element}` : e.element);
+  const keys = elements.map((e) => {
+    if (key === 'src' || key === 'dst') {
+      const [lo, hi] = prefixRange(e.element);
+      const len = e.element.includes('/') ? Number(e.element.split('/')[1]) : 32;
+      return { value: lo, mask: len === 0 ? 0 : len === 32 ? -1 : (0xffffffff << (32 - len)) | 0, hi };
+    }
+    const v = Number(e.element);
+    return { value: v, mask: -1, hi: v };
+  });
+  const order = keys.map((_, i) => i).sort((a, b) => (keys[a]!.value >>> 0) - (keys[b]!.value >>> 0));
+  for (let i = 1; i < order.length; i++) {
+    const p = keys[order[i - 1]!]!, q = keys[order[i]!]!;
+    if ((q.value >>> 0) <= p.hi) {
+      throw new Error(`maps.${name}: elements ${at(elements[order[i - 1]!]!)} and ${at(elements[order[i]!]!)} overlap (a map lookup must name one element)`);
+    }
+  }
+  return keys;
 }
 
 const TYPE = { continue: ActionType.CONTINUE, accept: ActionType.ACCEPT, drop: ActionType.DROP } as const;
@@ -53,6 +90,11 @@ function ctz(m: number): number {
 export function hex(n: number): string { return `0x${(n >>> 0).toString(16)}`; }
 
 export function compileSteer(cfg: SteerConfig): CompiledSteer {
+  return runSteps(compileSteerSteps(cfg));
+}
+
+/** compileSteer as steps (a yield every 256 rules), for a reload that keeps the packet loop turning. */
+export function* compileSteerSteps(cfg: SteerConfig): Steps<CompiledSteer> {
   const names: string[] = [];
   const sels: NormSelector[] = [];
   const actions: CompiledAction[] = [];
@@ -66,17 +108,56 @@ export function compileSteer(cfg: SteerConfig): CompiledSteer {
   let nextTable = rt.first_table;
   let autoMarks = 0;
 
-  cfg.rules.forEach((rule: SteerRule, i) => {
+  const matchSels: NormSelector[] = [], rows: MatchRow[] = [], rowActions: CompiledAction[] = [], rowRule: number[] = [];
+  for (let i = 0; i < cfg.rules.length; i++) {
+    const rule: SteerRule = cfg.rules[i]!;
+    if ((i & 255) === 255) yield;
     const where = `rules[${i}] (${rule.name})`;
     if (seen.has(rule.name)) throw new Error(`${where}: the name ${rule.name} is used twice`);
     seen.add(rule.name);
     names.push(rule.name);
+    const a = rule.action;
+    if (typeof a === 'object' && 'map' in a) {
+      const m = cfg.maps[a.map];
+      if (!m) throw new Error(`${where}: unknown map ${a.map} (maps: ${Object.keys(cfg.maps).join(', ') || 'none'})`);
+      if ((rule.match as Record<string, unknown>)[m.key] !== undefined) {
+        throw new Error(`${where}: match.${m.key} and a map on ${m.key}: put that condition into the map's elements`);
+      }
+      let keys;
+      try {
+        keys = mapKeys(a.map, m.key, m.elements);
+        // What the rule matches as a whole: its match, and the key in the map's elements.
+        const whole = { ...rule.match, [m.key]: m.elements.map((e) => (m.key === 'src' || m.key === 'dst' ? e.element : Number(e.element))) } as SelectorConfig;
+        sels.push(normalizeSelector(whole, cfg));
+        matchSels.push(normalizeSelector(rule.match, cfg));
+      } catch (e) {
+        throw new Error(`${where}: ${(e as Error).message}`);
+      }
+      const sel = matchSels.length - 1;
+      m.elements.forEach((el, j) => {
+        const v = el.value;
+        const act: CompiledAction = { type: ActionType.CONTINUE, markValue: 0, markMask: 0, dropHelp: '', route: -1 };
+        if (typeof v === 'string' && v in MAP_VERDICT) {
+          act.type = MAP_VERDICT[v as keyof typeof MAP_VERDICT];
+          if (act.type === ActionType.DROP) act.dropHelp = `dropped by steer rule ${rule.name} (map ${a.map})`;
+        } else {
+          const mk = parseMark(v);
+          act.type = TYPE[a.then]; act.markValue = mk.value; act.markMask = mk.mask;
+        }
+        rows.push({ sel, key: { field: m.key, value: keys[j]!.value, mask: keys[j]!.mask } });
+        rowActions.push(act); rowRule.push(i);
+      });
+      actions.push(rowActions[rowActions.length - m.elements.length]!);
+      continue;
+    }
     try {
-      sels.push(normalizeSelector(rule.match, cfg.address_sets));
+      sels.push(normalizeSelector(rule.match, cfg));
     } catch (e) {
       throw new Error(`${where}.match: ${(e as Error).message}`);
     }
-    const a = rule.action;
+    matchSels.push(sels[sels.length - 1]!);
+    rows.push({ sel: matchSels.length - 1 });
+    rowRule.push(i);
     const act: CompiledAction = { type: ActionType.CONTINUE, markValue: 0, markMask: 0, dropHelp: '', route: -1 };
     if (typeof a === 'string') {
       act.type = TYPE[a];
@@ -127,7 +208,8 @@ export function compileSteer(cfg: SteerConfig): CompiledSteer {
       act.route = idx;
     }
     actions.push(act);
-  });
+    rowActions.push(act);
+  }
   const marks = new Map<string, number>();
   for (const r of routes) {
     const k = `${r.markValue}/${r.markMask}`;
@@ -136,5 +218,5 @@ export function compileSteer(cfg: SteerConfig): CompiledSteer {
     }
     marks.set(k, routes.indexOf(r));
   }
-  return { names, sels, actions, routes, defaultType: TYPE[cfg.default] };
+  return { names, sels, actions, routes, defaultType: TYPE[cfg.default], matchSels, rows, rowActions, rowRule };
 }

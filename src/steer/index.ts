@@ -7,16 +7,18 @@ import type { Stage } from '../engine/stage';
 import type { SteerConfig } from './config';
 import { SteerStage } from './stage';
 
-export { steerConfigSchema, type SteerConfig, type SteerConfigInput, type SteerRule, type SteerAction } from './config';
+export { steerConfigSchema } from './schema';
+export { type SteerConfig, type SteerConfigInput, type SteerRule, type SteerAction } from './config';
 export { SteerStage } from './stage';
 export { compileSteer, type CompiledSteer, type RouteAlloc } from './compile';
-export { Matcher } from './match';
 export { steerRules } from './rules';
 export { steerCheck } from './check';
-export { covers, shadowWarnings } from './shadow';
-export { iptMatches, chainsFor } from './iptmatch';
-export { normalizeSelector, selectorSchema, addressSetsSchema, type SelectorConfig, type NormSelector } from './selector';
 
 export function createSteerStage(cfg: SteerConfig): Stage {
   return new SteerStage(cfg);
+}
+
+/** createSteerStage compiled in slices, the event loop turning between them (reload). */
+export function createSteerStageSliced(cfg: SteerConfig): Promise<Stage> {
+  return SteerStage.sliced(cfg);
 }

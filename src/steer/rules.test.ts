@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { steerConfigSchema, type SteerConfigInput } from './config';
+import type { SteerConfigInput } from './config';
+import { steerConfigSchema } from './schema';
 import { steerCheck, steerRules } from './index';
 import { renderRuleSet } from '../rules/render';
 

@@ -8,13 +8,13 @@
  * - local_routes: `ip rule add iif lo lookup LT priority LP` and `ip route add DST dev DEV src ADDR
  *   table LT`: "iif lo" matches every locally generated packet, so only the host's own traffic takes
  *   the tunnel-side source address (seed 2's "iproute2 alias").
- * - capture (optional): mangle NFQUEUE rules covering what the rules match (src/steer/iptmatch.ts).
+ * - capture (optional): mangle NFQUEUE rules covering what the rules match (src/select/iptmatch.ts).
  */
 import type { IptRule, RuleSet } from '../rules/types';
 import { emptyRuleSet } from '../rules/types';
 import { compileSteer, hex } from './compile';
 import type { SteerConfig } from './config';
-import { chainName, chainsFor, hookBits, iptMatches } from './iptmatch';
+import { chainName, chainsFor, hookBits, iptMatches } from '../select/iptmatch';
 
 export function steerRules(cfg: SteerConfig): RuleSet {
   const rs = emptyRuleSet();

@@ -5,9 +5,10 @@
  */
 import type { Decision, PacketContext, Stage, StageServices } from '../engine/stage';
 import { Verdict } from '../engine/stage';
-import { ActionType, compileSteer, type CompiledSteer } from './compile';
+import { ActionType, compileSteer, compileSteerSteps, type CompiledSteer } from './compile';
+import { runStepsSliced } from '../select/steps';
 import type { SteerConfig } from './config';
-import { Matcher } from './match';
+import { Matcher } from '../select/match';
 
 export class SteerStage implements Stage {
   readonly name = 'steer';
@@ -20,28 +21,45 @@ export class SteerStage implements Stage {
   private readonly markValue: Int32Array;
   private readonly markMask: Int32Array;
   private readonly reasons: Int32Array;
+  private readonly rowRule: Int32Array;
   private readonly hits: Float64Array;
   private defaultHits = 0;
   private defaultReason = 0;
   private readonly defaultType: ActionType;
 
-  constructor(cfg: SteerConfig) {
-    this.compiled = compileSteer(cfg);
+  constructor(cfg: SteerConfig, built?: { compiled: CompiledSteer; matcher: Matcher }) {
+    this.compiled = built?.compiled ?? compileSteer(cfg);
     const c = this.compiled;
-    this.matcher = new Matcher(c.sels);
-    const n = c.actions.length;
-    this.type = Uint8Array.from(c.actions.map((a) => a.type));
-    this.markValue = Int32Array.from(c.actions.map((a) => a.markValue | 0));
-    this.markMask = Int32Array.from(c.actions.map((a) => a.markMask | 0));
-    this.reasons = new Int32Array(n);
-    this.hits = new Float64Array(n);
+    // Rows: one per plain rule, one per map element (src/steer/compile.ts); hits count per rule.
+    this.matcher = built?.matcher ?? new Matcher(c.matchSels, c.rows);
+    this.type = Uint8Array.from(c.rowActions.map((a) => a.type));
+    this.markValue = Int32Array.from(c.rowActions.map((a) => a.markValue | 0));
+    this.markMask = Int32Array.from(c.rowActions.map((a) => a.markMask | 0));
+    this.rowRule = Int32Array.from(c.rowRule);
+    this.reasons = new Int32Array(c.rows.length);
+    this.hits = new Float64Array(c.names.length);
     this.defaultType = c.defaultType;
+  }
+
+  /**
+   * The same stage, compiled in slices of a few milliseconds with the event loop turning between
+   * them: a reload of 10,000 rules does not hold up the packet loop (bench/RESULTS.md).
+   */
+  static async sliced(cfg: SteerConfig): Promise<SteerStage> {
+    const compiled = await runStepsSliced(compileSteerSteps(cfg));
+    const matcher = await Matcher.sliced(compiled.matchSels, compiled.rows);
+    return new SteerStage(cfg, { compiled, matcher });
   }
 
   init(services: StageServices): void {
     this.matcher.bind(services.interfaces);
-    this.compiled.actions.forEach((a, i) => {
-      if (a.type === ActionType.DROP) this.reasons[i] = services.reason(`steer.${this.compiled.names[i]}`, a.dropHelp);
+    const byRule = new Map<number, number>();
+    this.compiled.rowActions.forEach((a, r) => {
+      if (a.type !== ActionType.DROP) return;
+      const rule = this.compiled.rowRule[r]!;
+      let id = byRule.get(rule);
+      if (id === undefined) { id = services.reason(`steer.${this.compiled.names[rule]}`, a.dropHelp); byRule.set(rule, id); }
+      this.reasons[r] = id;
     });
     if (this.defaultType === ActionType.DROP) this.defaultReason = services.reason('steer.default', 'matched no steer rule (steer.default: drop)');
   }
@@ -54,7 +72,7 @@ export class SteerStage implements Stage {
       else if (this.defaultType === ActionType.DROP) d.drop(this.defaultReason);
       return;
     }
-    this.hits[r]!++;
+    this.hits[this.rowRule[r]!]!++;
     const mask = this.markMask[r]!;
     if (mask !== 0) {
       d.setMark(this.markValue[r]!, mask); // the engine updates pkt.mark for later stages

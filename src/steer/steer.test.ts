@@ -1,11 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { steerConfigSchema, type SteerConfigInput } from './config';
+import type { SteerConfigInput } from './config';
+import { steerConfigSchema } from './schema';
 import { createSteerStage } from './index';
 import { Verdict } from '../engine/stage';
-import { ctxOf, ctxOfBytes, Decision, fakeInterfaces, fakeServices, type PktSpec } from './testkit';
+import { ctxOf, ctxOfBytes, Decision, fakeInterfaces, fakeServices, type PktSpec } from '../../test/kit/steer';
 import { ipv4Udp, dhcpBytes } from '../packet/build';
-import { parseIpv4 } from './addr';
+import { ip4 as parseIpv4 } from '../packet/bytes';
 
 const HOOK_OUTPUT = 3, HOOK_PREROUTING = 0;
 const ifaces = fakeInterfaces({ lo: 1, eth0: 2, ipsec0: 3, ppp0: 4, ppp1: 5, wlan0: 6 });

@@ -20,7 +20,7 @@ import { labSkipReason, sleep, until, type Proc } from '../../src/lab/lab';
 import { Charon, ikev2PskClient, ikev2PskServer, ipsecSkipReason } from '../../src/lab/ipsec';
 import { readCapture, stripLink } from '../../src/packet/pcap';
 import { Classified, classify, Kind } from '../../src/packet/classify';
-import { numberToIpv4 } from '../../src/io/interfaces';
+import { ipv4ToString as numberToIpv4 } from '../../src/packet/bytes';
 import { applyNatRules, natSection, natTopo, natYaml, PUBLIC, SERVER } from './fixtures/nat-lab';
 
 const N = 3;

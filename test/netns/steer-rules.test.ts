@@ -8,8 +8,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { readdirSync, readFileSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { cpSync, readdirSync, readFileSync, existsSync } from 'node:fs';
 import { Lab, labSkipReason, type Namespace } from './lab';
 import { SluiceProcess, SLUICE_MAIN } from '../../src/lab/sluice';
 import { EXAMPLES } from './steer-helpers';
@@ -82,6 +82,8 @@ test('generated rules: iptables-restore --test accepts them; --apply twice chang
     await lab.link(ns, 'ipsec0', peer, 'ipsec0');
     await ns.sh('ip addr add 192.0.2.1/24 dev eth0 && ip addr add 10.0.1.1/24 dev ipsec0');
     const file = SluiceProcess.write(lab, `${name}.cfg.yaml`, text);
+    // Set and map files are named relative to the config: bring them along.
+    if (/\bfile:/.test(text)) cpSync(join(EXAMPLES, 'sets'), join(dirname(file), 'sets'), { recursive: true });
 
     const restore = await cli(lab, ns, ['-c', file, '--iptables']);
     assert.equal(restore.code, 0, restore.stderr);

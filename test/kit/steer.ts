@@ -2,10 +2,10 @@
  * Test helpers for steer/policy: a PacketContext from classified fields or from real bytes, a fake
  * StageServices, and a fixed interface table. Tests and benches only.
  */
-import { Decision, type PacketContext, type StageServices } from '../engine/stage';
-import { Interfaces, type InterfaceInfo } from '../io/interfaces';
-import { Classified, classify } from '../packet/classify';
-import { parseIpv4 } from './addr';
+import { Decision, type PacketContext, type StageServices } from '../../src/engine/stage';
+import { Interfaces, type InterfaceInfo } from '../../src/io/interfaces';
+import { Classified, classify } from '../../src/packet/classify';
+import { ip4 as parseIpv4 } from '../../src/packet/bytes';
 
 export interface PktSpec {
   src?: string; dst?: string; proto?: number; sport?: number; dport?: number;

@@ -3,10 +3,10 @@
  * a fake StageServices, and a driver that classifies and runs one packet through a stage.
  * Used by the unit tests and the benchmark; not on the production path.
  */
-import { Classified, classify } from '../packet/classify';
-import { Decision, Verdict, type PacketContext, type StageServices, type Stage } from '../engine/stage';
-import { Interfaces, ipv4ToNumber } from '../io/interfaces';
-import { HOOK_POSTROUTING, HOOK_PREROUTING } from '../io/batch-layout';
+import { Classified, classify } from '../../src/packet/classify';
+import { Decision, HOOK_POSTROUTING, HOOK_PREROUTING, Verdict, type PacketContext, type StageServices, type Stage } from '../../src/engine/stage';
+import { Interfaces } from '../../src/io/interfaces';
+import { ip4 as ipv4ToNumber } from '../../src/packet/bytes';
 
 export const ip = ipv4ToNumber;
 

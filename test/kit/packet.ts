@@ -4,11 +4,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { readCapture, stripLink } from './pcap';
-import { copyBytes } from './bytes';
+import { readCapture, stripLink } from '../../src/packet/pcap';
+import { copyBytes } from '../../src/packet/bytes';
 
-/** Repo root from dist/src/packet (compiled) or src/packet (ts-node style). */
-export const CAPTURES = resolve(__dirname, __dirname.includes('/dist/') ? '../../../test/captures' : '../../test/captures');
+/** test/captures, from dist/test/kit (compiled) or test/kit (ts-node style). */
+export const CAPTURES = resolve(__dirname, __dirname.includes('/dist/') ? '../../../test/captures' : '../captures');
 
 export interface CapturedPacket { n: number; ip: Uint8Array }
 

@@ -1,7 +1,8 @@
 /**
  * The selector language shared by `steer:` rules and `policy:` policies: its YAML schema and its
- * normalized form (plain numbers and ranges), from which src/steer/match.ts compiles the per-packet
- * matcher, src/steer/shadow.ts finds shadowed rules and src/steer/rules.ts writes iptables matches.
+ * normalized form (plain numbers and ranges), from which src/select/match.ts compiles the per-packet
+ * matcher, src/select/shadow.ts finds shadowed rules and src/select/iptmatch.ts writes iptables
+ * matches for capture rules (src/steer/rules.ts).
  *
  * Every field is optional; all given fields must match (AND); a list means any of its values (OR).
  * Fields under `not:` are negated one by one, like iptables `!` (`not: {dport: 22, src: 10.0.0.0/8}`
@@ -9,6 +10,8 @@
  */
 import { z } from 'zod';
 import { AddrRanges, compileAddresses, isAddressSpec, type AddressSets } from './addr';
+import { normGlob } from './glob';
+import { namedSets, numberOrText, setSchema } from './sets';
 
 export const HOOKS = ['prerouting', 'input', 'forward', 'output', 'postrouting'] as const;
 
@@ -60,15 +63,18 @@ const address = z.string().refine(isAddressSpec, 'an IPv4 address, prefix (10.0.
 const markSpec = z.union([z.number().int().min(0).max(0xffffffff),
   z.string().regex(/^(0x[0-9a-fA-F]{1,8}|\d+)(\/(0x[0-9a-fA-F]{1,8}|\d+))?$/, 'a mark like 0x10 or 0x10/0xff')]);
 
+const setRef = z.string().regex(/^@[A-Za-z0-9_.-]+$/);
+const portOrSet = (what: string) => z.union([range(65535, what), setRef]);
+
 const selectorFields = {
   hook: many(z.enum(HOOKS)).optional().describe('netfilter hook the packet was queued from'),
-  in: many(ifname).optional().describe('input interface: name or glob'),
-  out: many(ifname).optional().describe('output interface: name or glob'),
+  in: many(ifname).optional().describe('input interface: name or glob, or @interface_set'),
+  out: many(ifname).optional().describe('output interface: name or glob, or @interface_set'),
   src: many(address).optional().describe('source prefix(es) or @address_set'),
   dst: many(address).optional().describe('destination prefix(es) or @address_set'),
   proto: many(named(PROTOCOLS, 255, 'proto')).optional().describe('IP protocol (IPv6: upper-layer header)'),
-  sport: many(range(65535, 'sport')).optional().describe('TCP/UDP source port or range'),
-  dport: many(range(65535, 'dport')).optional().describe('TCP/UDP destination port or range'),
+  sport: many(portOrSet('sport')).optional().describe('TCP/UDP source port or range, or @port_set'),
+  dport: many(portOrSet('dport')).optional().describe('TCP/UDP destination port or range, or @port_set'),
   icmp_type: many(named(ICMP_TYPES, 255, 'icmp_type')).optional().describe('ICMP / ICMPv6 type'),
   dhcp_type: many(named(DHCP_TYPES, 255, 'dhcp_type')).optional().describe('DHCP message type (option 53)'),
   ike_exchange: many(named(IKE_EXCHANGES, 255, 'ike_exchange')).optional().describe('IKE exchange type'),
@@ -88,8 +94,23 @@ export const selectorSchema = z.object({
 export type SelectorConfig = z.infer<typeof selectorSchema>;
 type Fields = Omit<SelectorConfig, 'not'>;
 
-/** Address-set map as it appears in config (`address_sets: {vpn: [10.0.2.0/24]}`). */
-export const addressSetsSchema = z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'set names: letters, digits, _ . -'), z.array(address).min(1));
+/** Address-set map as it appears in config (`address_sets: {vpn: [10.0.2.0/24]}` or `{vpn: {file: vpn.txt}}`). */
+export const addressSetsSchema = namedSets(setSchema(address));
+const interfaceName = z.string().min(1).max(15).regex(/^[A-Za-z0-9_.:*?+-]+$/, 'an interface name or glob (eth0, ppp*, ipsec?, eth+)');
+
+/** The named sets a section's selectors may refer to (steer and policy both spread this). */
+export const selectorSetsShape = {
+  address_sets: addressSetsSchema.default({}).describe('named prefix lists (inline or {file}), referred to as @name in src/dst'),
+  port_sets: namedSets(setSchema(range(65535, 'port'), numberOrText)).default({}).describe('named port lists/ranges (inline or {file}), @name in sport/dport'),
+  interface_sets: namedSets(setSchema(interfaceName)).default({}).describe('named interface names/globs (inline or {file}), @name in in/out'),
+};
+
+/** The named sets normalizeSelector resolves `@name` against (a steer or policy section). */
+export interface SelectorSets {
+  address_sets?: AddressSets;
+  port_sets?: Record<string, (number | string)[]>;
+  interface_sets?: Record<string, string[]>;
+}
 
 // ---------------------------------------------------------------------------------------------------
 // Normalized form
@@ -141,19 +162,46 @@ export function parseMark(x: number | string): { value: number; mask: number } {
 
 const byName = (table: Record<string, number>) => (x: number | string): number => (typeof x === 'number' ? x : table[x]!);
 
-/** Turns `in: eth+` (iptables spelling) into the glob `eth*`. */
-export function normGlob(g: string): string { return g.endsWith('+') ? `${g.slice(0, -1)}*` : g; }
+/** `@name` elements replaced by the named set's (one level: port and interface sets hold no references). */
+function fromSets<T>(xs: (T | string)[], sets: Record<string, T[]> | undefined, what: string): T[] {
+  const out: T[] = [];
+  for (const x of xs) {
+    if (typeof x === 'string' && x.startsWith('@')) {
+      const body = sets?.[x.slice(1)];
+      if (body === undefined) throw new Error(`unknown ${what} ${x}`);
+      for (const y of body) out.push(y);
+    } else {
+      out.push(x as T);
+    }
+  }
+  return out;
+}
 
-function normFields(f: Fields, sets: AddressSets): NormFields {
+/**
+ * Compiled address lists, shared: a rule set where 1,000 rules say `src: '@clients'` compiles the
+ * 100k-element set once (per section, per normalization pass).
+ */
+const addrCache = new WeakMap<object, Map<string, { ranges: AddrRanges; spec: string[] }>>();
+function addresses(specs: string[], sets: AddressSets): { ranges: AddrRanges; spec: string[] } {
+  const key = specs.join(' ');
+  let cache = addrCache.get(sets);
+  if (!cache) { cache = new Map(); addrCache.set(sets, cache); }
+  let hit = cache.get(key);
+  if (!hit) { hit = { ranges: compileAddresses(specs, sets), spec: expand(specs, sets) }; cache.set(key, hit); }
+  return hit;
+}
+
+function normFields(f: Fields, sets: SelectorSets): NormFields {
   const out: NormFields = {};
+  const aSets = sets.address_sets ?? {};
   if (f.hook !== undefined) out.hook = arr(f.hook).reduce((m, h) => m | (1 << HOOKS.indexOf(h)), 0);
-  if (f.in !== undefined) out.in = arr(f.in).map(normGlob);
-  if (f.out !== undefined) out.out = arr(f.out).map(normGlob);
-  if (f.src !== undefined) { out.src = compileAddresses(arr(f.src), sets); out.srcSpec = expand(arr(f.src), sets); }
-  if (f.dst !== undefined) { out.dst = compileAddresses(arr(f.dst), sets); out.dstSpec = expand(arr(f.dst), sets); }
+  if (f.in !== undefined) out.in = fromSets(arr(f.in), sets.interface_sets, 'interface set').map(normGlob);
+  if (f.out !== undefined) out.out = fromSets(arr(f.out), sets.interface_sets, 'interface set').map(normGlob);
+  if (f.src !== undefined) { const a = addresses(arr(f.src), aSets); out.src = a.ranges; out.srcSpec = a.spec; }
+  if (f.dst !== undefined) { const a = addresses(arr(f.dst), aSets); out.dst = a.ranges; out.dstSpec = a.spec; }
   if (f.proto !== undefined) out.proto = arr(f.proto).map(byName(PROTOCOLS));
-  if (f.sport !== undefined) out.sport = arr(f.sport).map(parseRange);
-  if (f.dport !== undefined) out.dport = arr(f.dport).map(parseRange);
+  if (f.sport !== undefined) out.sport = fromSets(arr(f.sport), sets.port_sets, 'port set').map(parseRange);
+  if (f.dport !== undefined) out.dport = fromSets(arr(f.dport), sets.port_sets, 'port set').map(parseRange);
   if (f.icmp_type !== undefined) out.icmp_type = arr(f.icmp_type).map(byName(ICMP_TYPES));
   if (f.dhcp_type !== undefined) out.dhcp_type = arr(f.dhcp_type).map(byName(DHCP_TYPES));
   if (f.ike_exchange !== undefined) out.ike_exchange = arr(f.ike_exchange).map(byName(IKE_EXCHANGES));
@@ -170,14 +218,14 @@ function expand(specs: string[], sets: AddressSets): string[] {
   // compileAddresses already validated the names; this keeps the prefixes for iptables output.
   const out: string[] = [];
   for (const s of specs) {
-    if (s.startsWith('@')) out.push(...expand(sets[s.slice(1)]!, sets));
+    if (s.startsWith('@')) { for (const x of expand(sets[s.slice(1)]!, sets)) out.push(x); }
     else out.push(s === 'any' ? '0.0.0.0/0' : s);
   }
   return out;
 }
 
 /** Normalizes one validated selector; throws (with a message naming the set) on bad set names. */
-export function normalizeSelector(sel: SelectorConfig | undefined, sets: AddressSets = {}): NormSelector {
+export function normalizeSelector(sel: SelectorConfig | undefined, sets: SelectorSets = {}): NormSelector {
   if (!sel) return { pos: {}, not: {} };
   const { not, ...pos } = sel;
   return { pos: normFields(pos, sets), not: not ? normFields(not, sets) : {} };

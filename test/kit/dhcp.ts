@@ -3,13 +3,12 @@
  * that classifies and runs one IP packet through the stage, and request builders on the packet
  * layer's dhcpRepr. Used by the unit tests and the benchmark; not on the production path.
  */
-import { Classified, classify } from '../packet/classify';
-import { Decision, Verdict, type PacketContext, type StageServices, type Stage } from '../engine/stage';
-import { Interfaces, type InterfaceInfo } from '../io/interfaces';
-import { HOOK_INPUT } from '../io/batch-layout';
-import { ipv4Udp, dhcpBytes } from '../packet/build';
-import { dhcpRepr, type DhcpRepr, type DhcpOptionRepr } from '../packet/dhcp';
-import { ip4 } from '../packet/bytes';
+import { Classified, classify } from '../../src/packet/classify';
+import { Decision, HOOK_INPUT, Verdict, type PacketContext, type StageServices, type Stage } from '../../src/engine/stage';
+import { Interfaces, type InterfaceInfo } from '../../src/io/interfaces';
+import { ipv4Udp, dhcpBytes } from '../../src/packet/build';
+import { dhcpRepr, type DhcpRepr, type DhcpOptionRepr } from '../../src/packet/dhcp';
+import { ip4 } from '../../src/packet/bytes';
 
 export interface Sent { kind: 'ip' | 'l2'; ifindex: number; mac?: Uint8Array; packet: Uint8Array }
 

@@ -4,7 +4,7 @@
  * can prove containment field by field, so a warning is always real; a rule shadowed only by the
  * union of several earlier rules is not reported.
  */
-import { globToRegExp } from '../io/interfaces';
+import { globToRegExp } from './glob';
 import type { NormFields, NormSelector, Range } from './selector';
 
 const subsetNums = (b: number[], a: number[]): boolean => b.every((x) => a.includes(x));

@@ -5,6 +5,7 @@
  * Config spelling: `10.0.0.0/8`, `192.0.2.7` (a /32), `any` (0.0.0.0/0), or `@name` for a named set
  * from the section's `address_sets:`. Sets may name other sets; cycles are config errors.
  */
+import { ip4 } from '../packet/bytes';
 
 export const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
@@ -16,23 +17,12 @@ export function isAddressSpec(s: string): boolean {
   return l === undefined || (/^\d{1,2}$/.test(l) && Number(l) <= 32);
 }
 
-export function parseIpv4(text: string): number {
-  if (!IPV4_RE.test(text)) throw new Error(`not an IPv4 address: ${text}`);
-  let n = 0;
-  for (const p of text.split('.')) n = n * 256 + Number(p);
-  return n >>> 0;
-}
-
-export function formatIpv4(n: number): string {
-  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
-}
-
 /** [lo, hi] of a prefix; the host bits of the address are ignored (as iptables does). */
 export function prefixRange(spec: string): [number, number] {
   if (spec === 'any') return [0, 0xffffffff];
   const [a, l] = spec.split('/');
   const len = l === undefined ? 32 : Number(l);
-  const addr = parseIpv4(a!);
+  const addr = ip4(a!);
   const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
   const lo = (addr & mask) >>> 0;
   return [lo, (lo | ~mask) >>> 0];
@@ -40,7 +30,7 @@ export function prefixRange(spec: string): [number, number] {
 
 /** A compiled address set: disjoint, sorted, merged ranges. */
 export class AddrRanges {
-  /** The bounds sign-flipped (x ^ 0x80000000 as int32) for hasFlipped(): see src/steer/match.ts. */
+  /** The bounds sign-flipped (x ^ 0x80000000 as int32) for hasFlipped(): see src/select/match.ts. */
   private readonly flo: Int32Array;
   private readonly fhi: Int32Array;
   constructor(readonly lo: Uint32Array, readonly hi: Uint32Array) {
@@ -108,7 +98,8 @@ export function expandAddresses(specs: readonly string[], sets: AddressSets, see
       const body = sets[name];
       if (body === undefined) throw new Error(`unknown address set @${name}`);
       if (seen.includes(name)) throw new Error(`address set @${name} refers to itself (${[...seen, name].join(' → ')})`);
-      out.push(...expandAddresses(body, sets, [...seen, name]));
+      // A loop, not push(...): a set of 100k elements is more arguments than a call may take.
+      for (const x of expandAddresses(body, sets, [...seen, name])) out.push(x);
     } else {
       out.push(s);
     }

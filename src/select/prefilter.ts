@@ -80,11 +80,3 @@ export function addrClass(ix: AddrIndex, a: number): number {
   }
   return ix.off[l]!;
 }
-
-/** ifindex → bitset. Interface indexes are small in practice: a dense array below 4096, a Map above. */
-export class IfCache {
-  private readonly dense: (Uint32Array | undefined)[] = new Array(4096).fill(undefined);
-  private readonly sparse = new Map<number, Uint32Array>();
-  get(i: number): Uint32Array | undefined { return i < 4096 ? this.dense[i] : this.sparse.get(i); }
-  set(i: number, b: Uint32Array): void { if (i < 4096) this.dense[i] = b; else this.sparse.set(i, b); }
-}

@@ -1,0 +1,386 @@
+/**
+ * The classifier the stages use: ordered first match whose cost does not grow with the rule count
+ * for the shapes gateways write (prefixes, exact ports and protocols, marks under a mask, SPIs,
+ * packet kinds, hooks). Tuple-space search (Srinivasan, Suri & Varghese, SIGCOMM 1999; the Open
+ * vSwitch classifier): every rule is filed under a *tuple* — which key fields it constrains and with
+ * which mask (prefix length) — in one hash table per tuple, keyed by the masked values. Per packet:
+ * the key fields are read once; each tuple is probed once (mask, hash, compare); a hit yields the
+ * rules filed under that exact key, in rule order, and each is then tested in full
+ * (src/select/rows.ts), so what the index leaves out (`not:`, wide ranges, interface globs, lengths)
+ * is still decided exactly. Tuples are visited in order of their first rule and the search stops
+ * when no tuple can hold an earlier rule than the best match so far: first-match semantics stay
+ * exactly those of a linear scan (the differential test in match.test.ts checks that against the
+ * reference classifiers).
+ *
+ * Cost: one probe per tuple (a handful for real rule sets: the bench's 10,000 rules make 11), plus
+ * the rules sharing the packet's keys. A rule with no indexable field goes to the wildcard tuple,
+ * searched by the bit-vector classifier (src/select/bitvector.ts) over those rules only.
+ * Map rows (maps: in the config) carry their element as an index-only key: the element decides
+ * membership exactly, so 100,000 elements are one tuple probe.
+ */
+import { Kind } from '../packet/classify';
+import { BitvectorMatcher } from './bitvector';
+import { runSteps, runStepsSliced, type Steps } from './steps';
+import { EMPTY_BITS, SelectorTable, type InterfaceNames, type MatchInput } from './rows';
+import type { NormSelector } from './selector';
+
+export type { MatchInput, InterfaceNames } from './rows';
+
+// Key fields, in the order the per-packet key is read.
+const K_SRC = 0, K_DST = 1, K_PROTO = 2, K_SPORT = 3, K_DPORT = 4, K_SPI = 5, K_MARK = 6, K_KIND = 7, K_APP = 8, K_HOOK = 9;
+const NK = 10;
+/** Ranges (ports, SPIs) are filed value by value up to this many values; wider ones are left to the test. */
+const MAX_RANGE_VALUES = 64;
+/** A rule's entries: the cross product of its kept fields' values, at most this (or its largest field). */
+const CROSS_LIMIT = 64;
+/**
+ * Up to this many rows (and no map rows) the bit-vector classifier alone is cheaper: two words per
+ * field to AND beat a handful of hash probes (bench/steer.bench.ts: 10 rules ~30 ns vs ~60 ns).
+ */
+export const SMALL_RULE_SET = 64;
+
+/** A map element as an index-only key of one row: field value under mask. */
+export interface RowKey { field: 'src' | 'dst' | 'sport' | 'dport' | 'esp_spi'; value: number; mask: number }
+/** One row of the classifier: a selector (by index) and, for a map element, its key. */
+export interface MatchRow { sel: number; key?: RowKey }
+
+const KEY_FIELD: Record<RowKey['field'], number> = { src: K_SRC, dst: K_DST, sport: K_SPORT, dport: K_DPORT, esp_spi: K_SPI };
+// What a map key's field needs of the packet before its value means anything (as the selector test
+// requires for src/dst, ports and SPIs): an IPv4 header, a TCP/UDP header, an ESP header.
+const G_V4 = 1, G_PORTS = 2, G_ESP = 4;
+const KEY_GUARD: Record<RowKey['field'], number> = { src: G_V4, dst: G_V4, sport: G_PORTS, dport: G_PORTS, esp_spi: G_ESP };
+
+type Alt = [value: number, mask: number];
+
+/** [lo, hi] as the fewest CIDR blocks: [network, mask] pairs. */
+export function rangeToCidrs(lo: number, hi: number, out: Alt[] = []): Alt[] {
+  let a = lo;
+  while (a <= hi) {
+    let size = 1;
+    // Largest aligned block starting at a that stays within hi.
+    while (size < 0x100000000 && a % (size * 2) === 0 && a + size * 2 - 1 <= hi) size *= 2;
+    const len = 32 - Math.log2(size);
+    out.push([a | 0, len === 0 ? 0 : (0xffffffff << (32 - len)) | 0]);
+    a += size;
+  }
+  return out;
+}
+
+function rangeValues(rs: [number, number][] | undefined): Alt[] | undefined {
+  if (!rs) return undefined;
+  let n = 0;
+  for (const [a, b] of rs) n += b - a + 1;
+  if (n > MAX_RANGE_VALUES) return undefined;
+  const out: Alt[] = [];
+  for (const [a, b] of rs) for (let v = a; v <= b; v++) out.push([v | 0, -1]);
+  return out;
+}
+
+const exact = (vs: number[]): Alt[] => [...new Set(vs)].map((v) => [v | 0, -1]);
+
+/** Per key field, the values (under masks) a selector's positive side admits, or undefined: any. */
+function alternatives(s: NormSelector): (Alt[] | undefined)[] {
+  const p = s.pos;
+  const a: (Alt[] | undefined)[] = new Array(NK).fill(undefined);
+  const addr = (r: NormSelector['pos']['src']): Alt[] | undefined => {
+    if (!r || r.isAll()) return undefined;
+    const out: Alt[] = [];
+    for (let i = 0; i < r.lo.length; i++) rangeToCidrs(r.lo[i]!, r.hi[i]!, out);
+    return out;
+  };
+  a[K_SRC] = addr(p.src);
+  a[K_DST] = addr(p.dst);
+  if (p.proto) a[K_PROTO] = exact(p.proto);
+  a[K_SPORT] = rangeValues(p.sport);
+  a[K_DPORT] = rangeValues(p.dport);
+  a[K_SPI] = rangeValues(p.esp_spi);
+  if (p.mark) a[K_MARK] = [[p.mark.value | 0, p.mark.mask | 0]];
+  if (p.hook !== undefined) a[K_HOOK] = exact([0, 1, 2, 3, 4].filter((h) => (p.hook! >>> h) & 1));
+  // Kinds: the listed ones, narrowed by what other fields imply (dhcp_type: DHCP, ike_exchange: IKE,
+  // esp_spi: ESP or ESP-in-UDP). The DHCP type or IKE exchange itself is the "app" key.
+  let kinds: number[] | undefined = p.kind ? [...p.kind] : undefined;
+  const narrow = (ks: number[]): void => { kinds = kinds ? kinds.filter((k) => ks.includes(k)) : ks; };
+  if (p.dhcp_type) narrow([Kind.DHCP]);
+  if (p.ike_exchange) narrow([Kind.IKE]);
+  if (p.esp_spi) narrow([Kind.ESP, Kind.ESP_IN_UDP]);
+  if (kinds && kinds.length > 0) a[K_KIND] = exact(kinds);
+  if (p.dhcp_type && !p.ike_exchange) a[K_APP] = exact(p.dhcp_type);
+  else if (p.ike_exchange && !p.dhcp_type) a[K_APP] = exact(p.ike_exchange);
+  for (let f = 0; f < NK; f++) if (a[f] && a[f]!.length === 0) a[f] = undefined;
+  return a;
+}
+
+/** One hash table: the rows filed under (these fields, these masks), by masked key. */
+class Tuple {
+  readonly k: number;
+  readonly capMask: number;
+  readonly keys: Int32Array;
+  /** Per slot: offset of its rows in the shared row pool, -1 for an empty slot. */
+  readonly start: Int32Array;
+  readonly len: Int32Array;
+  constructor(readonly fields: Int32Array, readonly masks: Int32Array, entries: number, readonly seed: number, public minRow: number) {
+    this.k = fields.length;
+    let cap = 2;
+    while (cap < entries * 2) cap *= 2;
+    this.capMask = cap - 1;
+    this.keys = new Int32Array(cap * Math.max(1, this.k));
+    this.start = new Int32Array(cap).fill(-1);
+    this.len = new Int32Array(cap);
+  }
+}
+
+function hashKey(seed: number, vals: ArrayLike<number>, k: number): number {
+  let h = seed;
+  for (let i = 0; i < k; i++) { h = Math.imul(h ^ vals[i]!, 0x9e3779b1); h ^= h >>> 15; }
+  return h;
+}
+
+interface Build { fields: number[]; masks: number[]; entries: Map<string, { vals: number[]; rows: number[] }>; minRow: number; protos: Set<number> | null; kinds: Set<number> | null }
+/** Every row filed under its tuple and keys (or as a wildcard row): the compile's per-rule part. */
+export interface FiledRows { builds: Map<string, Build>; wild: number[] }
+
+function* fileRows(sels: NormSelector[], rs: MatchRow[], small: boolean): Steps<FiledRows> {
+  const altsOf: (Alt[] | undefined)[][] = [];
+  for (let i = 0; i < sels.length; i++) { altsOf.push(alternatives(sels[i]!)); if ((i & 255) === 255) yield; }
+  // Build: tuple signature → (key text → rows), rows ascending.
+  const builds = new Map<string, Build>();
+  const wild: number[] = [];
+  const fieldsBuf: number[] = [];
+  for (let r = 0; r < rs.length; r++) {
+    const row = rs[r]!;
+    if ((r & 255) === 255) yield;
+    const alts = altsOf[row.sel]!.slice();
+    let forced = -1;
+    if (row.key) { forced = KEY_FIELD[row.key.field]; alts[forced] = [[row.key.value | 0, row.key.mask | 0]]; }
+    // Keep the fields with values while the cross product stays small (a large set stays whole).
+    const present = [];
+    for (let f = 0; f < NK; f++) if (alts[f]) present.push(f);
+    present.sort((x, y) => (x === forced ? -1 : y === forced ? 1 : alts[y]!.length - alts[x]!.length));
+    fieldsBuf.length = 0;
+    let product = 1, limit = CROSS_LIMIT;
+    for (const f of present) {
+      const n = alts[f]!.length;
+      if (fieldsBuf.length === 0) limit = Math.max(CROSS_LIMIT, n);
+      if (product * n <= limit) { fieldsBuf.push(f); product *= n; }
+    }
+    if (fieldsBuf.length === 0 || small) { wild.push(r); continue; }
+    const fields = [...fieldsBuf].sort((x, y) => x - y);
+    const pick: Alt[] = new Array(fields.length);
+    const emit = (i: number): void => {
+      if (i === fields.length) {
+        const sig = fields.map((f, j) => `${f}:${pick[j]![1]}`).join(',');
+        let b = builds.get(sig);
+        if (!b) {
+          b = { fields, masks: pick.map((x) => x[1]), entries: new Map(), minRow: r,
+            protos: fields.includes(K_PROTO) ? new Set() : null, kinds: fields.includes(K_KIND) ? new Set() : null };
+          builds.set(sig, b);
+        }
+        fields.forEach((f, j) => { if (f === K_PROTO) b!.protos!.add(pick[j]![0]); else if (f === K_KIND) b!.kinds!.add(pick[j]![0]); });
+        const vals = pick.map((x) => x[0] & x[1]);
+        const key = vals.join(',');
+        let e = b.entries.get(key);
+        if (!e) { e = { vals, rows: [] }; b.entries.set(key, e); }
+        if (e.rows[e.rows.length - 1] !== r) e.rows.push(r);
+        return;
+      }
+      for (const x of alts[fields[i]!]!) { pick[i] = x; emit(i + 1); }
+    };
+    emit(0);
+  }
+  return { builds, wild };
+}
+
+export class Matcher {
+  /** Number of rows (first() returns a row index). */
+  readonly count: number;
+  private readonly t: SelectorTable;
+  private readonly rowSel: Int32Array;
+  /** Per row: G_* conditions its map key needs (0 for plain rows). */
+  private readonly rowGuard: Uint8Array;
+  // The tuples in search order (by first row), flattened into typed arrays: per tuple its field
+  // count, mask of its slot count, hash seed, first row, and offsets into the shared field, slot and
+  // key arrays. Per slot: offset of its rows in `pool` (-1: empty) and their count.
+  private readonly tK: Int32Array;
+  private readonly tCap: Int32Array;
+  private readonly tSeed: Int32Array;
+  private readonly tMin: Int32Array;
+  private readonly tFOff: Int32Array;
+  private readonly tSOff: Int32Array;
+  private readonly tKOff: Int32Array;
+  private readonly tF: Int32Array;
+  private readonly tM: Int32Array;
+  private readonly sStart: Int32Array;
+  private readonly sLen: Int32Array;
+  private readonly sKeys: Int32Array;
+  /**
+   * Tuple pruning (Srinivasan et al.): per (protocol, kind) of the packet, the tuples that can hold
+   * a key with that protocol and kind, in search order: an ESP packet skips every tuple keyed on
+   * TCP/UDP, DHCP or IKE. Index proto * 8 + kind into offsets/lengths of `pruned`.
+   */
+  private readonly pOff = new Int32Array(256 * 8);
+  private readonly pLen = new Int32Array(256 * 8);
+  private readonly pruned: Int32Array;
+  private readonly pool: Int32Array;
+  /** Rows with no indexable field, searched by a bit-vector classifier over them alone. */
+  private readonly wild: BitvectorMatcher | null = null;
+  private readonly wildRows: Int32Array = new Int32Array(0);
+  /** The packet's key, read once per packet. */
+  private readonly pv = new Int32Array(NK);
+  private readonly scratch = new Int32Array(NK);
+  /** Every row went to the wildcard classifier (a small rule set): first() is its first(). */
+  private readonly allWild: boolean;
+  /** Diagnostics: rows tested in full by the last first() (benchmarks). */
+  lastTested = 0;
+
+  /** `tuples: 'always'` builds the tuple index even for a small rule set (tests). */
+  constructor(sels: NormSelector[], rows?: MatchRow[], opts: { tuples?: 'auto' | 'always'; filed?: FiledRows } = {}) {
+    this.t = new SelectorTable(sels);
+    const rs: MatchRow[] = rows ?? sels.map((_, i) => ({ sel: i }));
+    this.count = rs.length;
+    const small = opts.tuples !== 'always' && rs.length <= SMALL_RULE_SET && rs.every((r) => !r.key);
+    this.rowSel = Int32Array.from(rs, (r) => r.sel);
+    this.rowGuard = Uint8Array.from(rs, (r) => (r.key ? KEY_GUARD[r.key.field] : 0));
+    const { builds, wild } = opts.filed ?? runSteps(fileRows(sels, rs, small));
+    // Lay out: one pool of row lists, one open-addressing table per tuple.
+    let total = wild.length > 0 ? 1 : 0;
+    for (const b of builds.values()) for (const e of b.entries.values()) total += e.rows.length;
+    const pool = new Int32Array(total);
+    let at = 0, seed = 0x3c6ef372;
+    const tuples: Tuple[] = [];
+    const gates: { protos: Set<number> | null; kinds: Set<number> | null }[] = [];
+    for (const b of builds.values()) {
+      gates.push({ protos: b.protos, kinds: b.kinds });
+      const tu = new Tuple(Int32Array.from(b.fields), Int32Array.from(b.masks), b.entries.size, seed = Math.imul(seed + 0x61c88647, 0x85ebca6b) | 0, b.minRow);
+      for (const e of b.entries.values()) {
+        let slot = hashKey(tu.seed, e.vals, tu.k) & tu.capMask;
+        while (tu.start[slot] !== -1) slot = (slot + 1) & tu.capMask;
+        for (let i = 0; i < tu.k; i++) tu.keys[slot * tu.k + i] = e.vals[i]!;
+        tu.start[slot] = at; tu.len[slot] = e.rows.length;
+        pool.set(e.rows, at); at += e.rows.length;
+      }
+      tuples.push(tu);
+    }
+    if (wild.length > 0) {
+      this.wild = new BitvectorMatcher(wild.map((r) => sels[rs[r]!.sel]!), { table: this.t, ids: Int32Array.from(wild, (r) => rs[r]!.sel) });
+      this.wildRows = Int32Array.from(wild);
+      // The wildcard tuple: no fields, searched through `wild`.
+      tuples.push(new Tuple(new Int32Array(0), new Int32Array(0), 1, 0, wild[0]!));
+      gates.push({ protos: null, kinds: null });
+    }
+    const order = tuples.map((_, i) => i).sort((x, y) => tuples[x]!.minRow - tuples[y]!.minRow);
+    const gate = order.map((i) => gates[i]!);
+    tuples.splice(0, tuples.length, ...order.map((i) => tuples[i]!));
+    // Pruned tuple lists per (proto, kind), deduplicated (most combinations share one).
+    const lists = new Map<string, number>();
+    const flat: number[] = [];
+    for (let p = 0; p < 256; p++) {
+      for (let kd = 0; kd < 8; kd++) {
+        const ids: number[] = [];
+        gate.forEach((g, i) => { if ((!g.protos || g.protos.has(p)) && (!g.kinds || g.kinds.has(kd))) ids.push(i); });
+        const key = ids.join(',');
+        let off = lists.get(key);
+        if (off === undefined) { off = flat.length; flat.push(...ids); lists.set(key, off); }
+        this.pOff[p * 8 + kd] = off; this.pLen[p * 8 + kd] = ids.length;
+      }
+    }
+    this.pruned = Int32Array.from(flat);
+    this.allWild = wild.length === rs.length && rs.length > 0;
+    this.pool = pool;
+    const T = tuples.length;
+    this.tK = Int32Array.from(tuples, (x) => x.k);
+    this.tCap = Int32Array.from(tuples, (x) => x.capMask);
+    this.tSeed = Int32Array.from(tuples, (x) => x.seed);
+    this.tMin = Int32Array.from(tuples, (x) => x.minRow);
+    this.tFOff = new Int32Array(T); this.tSOff = new Int32Array(T); this.tKOff = new Int32Array(T);
+    let nf = 0, ns = 0, nk = 0;
+    tuples.forEach((x, i) => { this.tFOff[i] = nf; this.tSOff[i] = ns; this.tKOff[i] = nk; nf += x.k; ns += x.capMask + 1; nk += x.keys.length; });
+    this.tF = new Int32Array(nf); this.tM = new Int32Array(nf);
+    this.sStart = new Int32Array(ns); this.sLen = new Int32Array(ns); this.sKeys = new Int32Array(nk);
+    tuples.forEach((x, i) => {
+      this.tF.set(x.fields, this.tFOff[i]!); this.tM.set(x.masks, this.tFOff[i]!);
+      this.sStart.set(x.start, this.tSOff[i]!); this.sLen.set(x.len, this.tSOff[i]!); this.sKeys.set(x.keys, this.tKOff[i]!);
+    });
+  }
+
+  /** The same classifier, its per-rule compile run in slices with the event loop turning between them. */
+  static async sliced(sels: NormSelector[], rows?: MatchRow[], opts: { tuples?: 'auto' | 'always' } = {}): Promise<Matcher> {
+    const rs: MatchRow[] = rows ?? sels.map((_, i) => ({ sel: i }));
+    const small = opts.tuples !== 'always' && rs.length <= SMALL_RULE_SET && rs.every((r) => !r.key);
+    return new Matcher(sels, rs, { ...opts, filed: await runStepsSliced(fileRows(sels, rs, small)) });
+  }
+
+  /** Resolves interface globs against this table (and again whenever it refreshes). */
+  bind(ifaces: InterfaceNames): void {
+    this.t.bind(ifaces); // the wildcard rules' bit-vector classifier shares this table
+  }
+
+  /** Number of tuples (hash tables) a packet may probe; diagnostics and benchmarks. */
+  get tupleCount(): number { return this.tK.length; }
+
+  /** Index of the first row that matches, or -1. */
+  first(ctx: MatchInput): number {
+    if (this.allWild) return this.wild!.first(ctx); // rows are the wildcard rows, in order
+    const info = ctx.info, pv = this.pv;
+    pv[K_SRC] = info.src; pv[K_DST] = info.dst; pv[K_PROTO] = info.proto & 255;
+    pv[K_SPORT] = info.sport; pv[K_DPORT] = info.dport; pv[K_SPI] = info.espSpi; pv[K_MARK] = ctx.mark;
+    const kind = info.kind;
+    pv[K_KIND] = kind;
+    pv[K_APP] = kind === Kind.DHCP ? info.dhcpMessageType & 255 : kind === Kind.IKE ? info.ikeExchange & 255 : -1;
+    pv[K_HOOK] = ctx.hook;
+    const proto = info.proto;
+    const guards = (info.ipVersion === 4 ? G_V4 : 0) | ((proto === 6 || proto === 17) && !info.isLaterFragment ? G_PORTS : 0) |
+      (kind === Kind.ESP || kind === Kind.ESP_IN_UDP ? G_ESP : 0);
+    const rowGuard = this.rowGuard;
+    const t = this.t;
+    let inBits = EMPTY_BITS, outBits = EMPTY_BITS, ifDone = !t.usesIf;
+    const n = t.count, key = this.scratch, pool = this.pool, rowSel = this.rowSel;
+    const tK = this.tK, tMin = this.tMin, tF = this.tF, tM = this.tM, sStart = this.sStart, sKeys = this.sKeys;
+    let best = this.count, tested = 0;
+    const pi = ((info.proto & 255) << 3) | (kind & 7), pruned = this.pruned;
+    for (let q = this.pOff[pi]!, qe = q + this.pLen[pi]!; q < qe; q++) {
+      const ti = pruned[q]!;
+      if (tMin[ti]! >= best) break;
+      const k = tK[ti]!;
+      if (k === 0) {
+        const j = this.wild!.first(ctx);
+        if (j >= 0 && this.wildRows[j]! < best) best = this.wildRows[j]!;
+        continue;
+      }
+      const fo = this.tFOff[ti]!;
+      let h = this.tSeed[ti]!;
+      for (let i = 0; i < k; i++) {
+        const v = pv[tF[fo + i]!]! & tM[fo + i]!;
+        key[i] = v;
+        h = Math.imul(h ^ v, 0x9e3779b1); h ^= h >>> 15;
+      }
+      const cm = this.tCap[ti]!, so = this.tSOff[ti]!, ko = this.tKOff[ti]!;
+      let slot = h & cm;
+      for (;;) {
+        const s = sStart[so + slot]!;
+        if (s === -1) break;
+        const kb = ko + slot * k;
+        let i = 0;
+        while (i < k && sKeys[kb + i] === key[i]) i++;
+        if (i === k) {
+          const e = s + this.sLen[so + slot]!;
+          for (let j = s; j < e; j++) {
+            const r = pool[j]!;
+            if (r >= best) break;
+            if ((rowGuard[r]! & ~guards) !== 0) continue;
+            tested++;
+            if (!ifDone) { inBits = t.ifBits(ctx.indev); outBits = t.ifBits(ctx.outdev); ifDone = true; }
+            const sel = rowSel[r]!;
+            if (t.test(sel, ctx, inBits, outBits) && t.test(n + sel, ctx, inBits, outBits)) { best = r; break; }
+          }
+          break;
+        }
+        slot = (slot + 1) & cm;
+      }
+    }
+    this.lastTested = tested;
+    return best === this.count ? -1 : best;
+  }
+
+  /** Whether row r's selector matches (the element of a map row is not tested: the index decides it). */
+  matches(r: number, ctx: MatchInput): boolean { return this.t.matches(this.rowSel[r]!, ctx); }
+}
