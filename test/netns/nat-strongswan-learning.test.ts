@@ -113,6 +113,49 @@ function assertOwnSpis(list: SaList, spis: string[][]): void {
 const inboundSpis = (sas: IkeSa[]): string[] => sas.flatMap((s) => s.children.map((c) => c.spiIn));
 const installedSpis = (sas: IkeSa[]): string[] => sas.flatMap((s) => s.children.filter((c) => c.state === 'INSTALLED').map((c) => c.spiIn));
 
+const REKEY_SILENT_MS = 10000;
+
+/**
+ * Every client rekeys its CHILD_SA at the same moment with no traffic (IKEv2 CREATE_CHILD_SA or
+ * IKEv1 Quick Mode), all stay silent REKEY_SILENT_MS, then each pings on its new SA: all answered,
+ * the first within 1 s, no client retransmitted its rekey more than once, every inbound SPI (old and
+ * new) mapped to its own client only.
+ */
+async function silentRekeyThenPing(diag: (s: string) => void, sl: SluiceProcessT, clients: Charon[], tp: NatTopo, earlier: string[][]): Promise<void> {
+  const before = await Promise.all(clients.map(async (c) => inboundSpis(await c.sas())));
+  const retx0 = clients.map((c) => charonLogStats(c.log()).retransmits);
+  const t0 = Date.now();
+  await Promise.all(clients.map((c) => c.rekeyChild('c')));
+  await until(async () => {
+    const now = await Promise.all(clients.map(async (c) => installedSpis(await c.sas())));
+    return now.every((spis, k) => spis.length > 0 && spis.every((x) => !before[k]!.includes(x)));
+  }, 30000, 'every client rekeyed').catch(async (e) => {
+    for (const c of clients) diag(`${c.name}: ${JSON.stringify(await c.sas())}\n${c.log().slice(-2000)}`);
+    diag(`counters ${await natCounters(sl)}; sa-learning ${JSON.stringify(await saLearning(sl))}`);
+    throw e;
+  });
+  const retx = clients.map((c, k) => charonLogStats(c.log()).retransmits - retx0[k]!);
+  diag(`silent rekeys of ${clients.length} clients done in ${Date.now() - t0} ms; IKE retransmissions [${retx.join(',')}]; counters ${await natCounters(sl)}`);
+  await sleep(REKEY_SILENT_MS / 2);
+  diag(`sa-learning while silent after the rekeys: ${JSON.stringify(await saLearning(sl))}`);
+  await sleep(REKEY_SILENT_MS / 2);
+  const pingers = tp.clients.map((ns) => ns.spawn(['ping', '-n', '-c', '5', '-i', '0.2', '-W', '3', '10.2.0.1']));
+  await Promise.all(pingers.map((p) => p.exited));
+  const pings = pingers.map(pingResult);
+  const list = await saList(sl);
+  diag(`pings on the new SAs ${pings.map((p) => `${p.received}/${p.sent}`).join(' ')}; first-ping RTT ms [${pings.map((p) => p.firstRtt ?? '-').join(',')}]; counters ${await natCounters(sl)}`);
+  diag(`sluice sa: ${list.map((g) => `${g.host} in ${g.esp_in.map((e) => `${e.spi}(${e.packets},${e.learned})`).join(',')}`).join(' | ')}`);
+  const after = await Promise.all(clients.map(async (c) => inboundSpis(await c.sas())));
+  for (const [k, p] of pings.entries()) {
+    assert.equal(p.received, p.sent, `client ${k + 1}: ${p.received}/${p.sent} pings on the new SA answered`);
+    assert.ok(p.firstRtt !== null && p.firstRtt < 1000, `client ${k + 1}: first ping on the new SA answered within 1 s (${p.firstRtt} ms)`);
+    assert.ok(retx[k]! <= 1, `client ${k + 1}: ${retx[k]} IKE retransmissions of its rekey (at most 1)`);
+  }
+  assertOwnSpis(list, after.map((spis, k) => [...new Set([...earlier[k]!, ...before[k]!, ...spis])]));
+  assert.equal(await sl.counter('nat.ambiguous'), 0, 'no ambiguous SPI dropped');
+  assert.equal(await sl.counter('nat.unknown_spi'), 0, 'no unknown SPI');
+}
+
 const N8 = 8;
 const SILENT_MS = 15000;
 const PINGS8 = 10;
@@ -201,17 +244,18 @@ async function eightAtOnce(t: TestContext, label: string, clientExtra: string, w
     assertOwnSpis(list, clientSas.map(inboundSpis));
     assert.equal(await sl.counter('nat.ambiguous'), 0, 'no ambiguous SPI dropped');
     assert.equal(await sl.counter('nat.unknown_spi'), 0, 'no unknown SPI');
+    await silentRekeyThenPing(diag, sl, clients, tp, clientSas.map(inboundSpis));
   }
   await Promise.all([...clients, sv].map((c) => c.stop()));
   await sl?.stop();
   return { retransmits: st.map((s) => s.retransmits), blocked: svSt.blocked };
 }
 
-test('strongSwan: 8 IKEv2 clients start at the same instant (default retransmission), silent 15 s, then pings: all established, all answered, 0 misrouted', { skip: skip(), timeout: 180000 }, async (t) => {
+test('strongSwan: 8 IKEv2 clients start at the same instant (default retransmission), silent 15 s, pings; rekeys of all 8 at once, silent 10 s, pings: all established, all answered, 0 misrouted', { skip: skip(), timeout: 180000 }, async (t) => {
   await eightAtOnce(t, 'def', '', true);
 });
 
-test('strongSwan: 8 IKEv2 clients start at the same instant (retransmit 0.5 s, base 1.4, 3 tries), silent 15 s, then pings: all established, all answered, 0 misrouted', { skip: skip(), timeout: 180000 }, async (t) => {
+test('strongSwan: 8 IKEv2 clients start at the same instant (retransmit 0.5 s, base 1.4, 3 tries), silent 15 s, pings; rekeys of all 8 at once, silent 10 s, pings: all established, all answered, 0 misrouted', { skip: skip(), timeout: 180000 }, async (t) => {
   await eightAtOnce(t, 'fast', IMPATIENT, true);
 });
 
@@ -220,8 +264,9 @@ test('control: the same 8 impatient clients through kernel MASQUERADE only (no s
 });
 
 const N1 = 3;
+const V1_PINGS = 120;
 
-test('strongSwan: 3 IKEv1 clients, Quick Mode rekeys of all 3 at once then a server-side rekey, pings throughout: all answered, 0 misrouted', { skip: skip(), timeout: 180000 }, async (t) => {
+test('strongSwan: 3 IKEv1 clients, Quick Mode rekeys of all 3 at once then a server-side rekey, pings throughout; then silent Quick Mode rekeys of all 3, silent 10 s, pings: all answered, 0 misrouted', { skip: skip(), timeout: 180000 }, async (t) => {
   const { tp, sl: slOrNull, sv, clients } = await setup(t, 'sslv1', N1, '');
   const sl = slOrNull!;
   const diag = (s: string): void => t.diagnostic(s);
@@ -233,7 +278,7 @@ test('strongSwan: 3 IKEv1 clients, Quick Mode rekeys of all 3 at once then a ser
   const t0 = Date.now();
   const pingers: Proc[] = await Promise.all(clients.map(async (c, k) => {
     await c.initiate('c');
-    return tp.clients[k]!.spawn(['ping', '-n', '-c', '180', '-i', '0.1', '-W', '2', '10.2.0.1']);
+    return tp.clients[k]!.spawn(['ping', '-n', '-c', String(V1_PINGS), '-i', '0.1', '-W', '2', '10.2.0.1']);
   }));
   diag(`all 3 established in ${Date.now() - t0} ms`);
   await sleep(2500);
@@ -260,6 +305,7 @@ test('strongSwan: 3 IKEv1 clients, Quick Mode rekeys of all 3 at once then a ser
   // The server rekeys all three CHILD_SAs (config name 's') at once.
   await sv.rekeyChild('s');
   await rekeyed(spis1, 'server Quick Mode rekeys done');
+  assert.ok(pingers.every((p) => p.running), 'pings still running after both rekeys (they flowed throughout)');
 
   await Promise.all(pingers.map((p) => p.exited));
   const pings = pingers.map(pingResult);
@@ -270,17 +316,21 @@ test('strongSwan: 3 IKEv1 clients, Quick Mode rekeys of all 3 at once then a ser
 
   const clientSas = await Promise.all(clients.map((c) => c.sas()));
   for (const [k, sas] of clientSas.entries()) {
+    assert.match(clients[k]!.log(), /\] initiating Main Mode IKE_SA/, `client ${k + 1}: IKEv1 Main Mode`);
     assert.equal(sas.filter((s) => s.state === 'ESTABLISHED').length, 1, `client ${k + 1}: one IKE SA`);
     assert.ok(installedSpis(sas).length >= 1, `client ${k + 1}: a CHILD_SA installed`);
   }
   for (const [k, p] of pings.entries()) {
-    assert.equal(p.sent, 180, `client ${k + 1}: ping ran`);
+    assert.equal(p.sent, V1_PINGS, `client ${k + 1}: ping ran`);
     assert.equal(p.received, p.sent, `client ${k + 1}: ${p.received}/${p.sent} pings answered`);
   }
   const all = clientSas.map((sas, k) => [...new Set([...spis0[k]!, ...spis1[k]!, ...inboundSpis(sas)])]);
   assertOwnSpis(list, all);
   assert.equal(await sl.counter('nat.ambiguous'), 0, 'no ambiguous SPI dropped');
   assert.equal(await sl.counter('nat.unknown_spi'), 0, 'no unknown SPI');
+
+  // Then Quick Mode rekeys of all 3 with no traffic before or after (windows cannot learn: probes must).
+  await silentRekeyThenPing(diag, sl, clients, tp, all);
   await Promise.all([...clients, sv].map((c) => c.stop()));
   await sl.stop();
 });
