@@ -115,6 +115,11 @@ export class Charon {
     return this.swanctl(['--rekey', '--child', child]);
   }
 
+  /** Rekeys one CHILD_SA by its unique id (`ChildSa.uniqueId`). */
+  rekeyChildId(id: number): Promise<string> {
+    return this.swanctl(['--rekey', '--child-id', String(id)]);
+  }
+
   rekeyIke(ike: string): Promise<string> {
     return this.swanctl(['--rekey', '--ike', ike]);
   }
@@ -133,8 +138,8 @@ export class Charon {
   }
 }
 
-export interface ChildSa { name: string; state: string; spiIn: string; spiOut: string; packetsIn: number; packetsOut: number; localTs: string[]; remoteTs: string[] }
-export interface IkeSa { name: string; state: string; localHost: string; localPort: number; remoteHost: string; remotePort: number; spiI: string; spiR: string; initiator: boolean; children: ChildSa[]; vips: string[] }
+export interface ChildSa { name: string; uniqueId: number; state: string; spiIn: string; spiOut: string; packetsIn: number; packetsOut: number; localTs: string[]; remoteTs: string[] }
+export interface IkeSa { name: string; uniqueId: number; remoteId: string; state: string; localHost: string; localPort: number; remoteHost: string; remotePort: number; spiI: string; spiR: string; initiator: boolean; children: ChildSa[]; vips: string[] }
 
 /**
  * `--list-sas --raw` prints one VICI message per line as nested `key=value` / `key{...}` / `key[...]`
@@ -181,13 +186,13 @@ export function parseListSas(text: string): IkeSa[] {
       const children: ChildSa[] = [];
       for (const c of Object.values((v['child-sas'] ?? {}) as Record<string, Record<string, unknown>>)) {
         children.push({
-          name: String(c.name), state: String(c.state), spiIn: String(c['spi-in']), spiOut: String(c['spi-out']),
+          name: String(c.name), uniqueId: Number(c.uniqueid ?? 0), state: String(c.state), spiIn: String(c['spi-in']), spiOut: String(c['spi-out']),
           packetsIn: Number(c['packets-in'] ?? 0), packetsOut: Number(c['packets-out'] ?? 0),
           localTs: (c['local-ts'] as string[]) ?? [], remoteTs: (c['remote-ts'] as string[]) ?? [],
         });
       }
       out.push({
-        name, state: String(v.state), localHost: String(v['local-host']), localPort: Number(v['local-port']),
+        name, uniqueId: Number(v.uniqueid ?? 0), remoteId: String(v['remote-id'] ?? ''), state: String(v.state), localHost: String(v['local-host']), localPort: Number(v['local-port']),
         remoteHost: String(v['remote-host']), remotePort: Number(v['remote-port']),
         spiI: String(v['initiator-spi']), spiR: String(v['responder-spi']), initiator: v.initiator === 'yes',
         children, vips: ((v['local-vips'] as string[]) ?? []),
