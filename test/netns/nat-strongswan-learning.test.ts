@@ -41,7 +41,7 @@ function skip(): string | false {
   return false;
 }
 
-type SaRow = { spi: string; packets: number; learned?: string };
+type SaRow = { spi: string; spi_r?: string; packets: number; learned?: string };
 type SaList = { host: string; ike: SaRow[]; esp_in: SaRow[]; esp_out: SaRow[] }[];
 const saList = async (sl: SluiceProcessT): Promise<SaList> => await sl.request('stage', { stage: 'nat', name: 'sa-list', args: {} }) as SaList;
 const saLearning = async (sl: SluiceProcessT): Promise<unknown> => await sl.request('stage', { stage: 'nat', name: 'sa-learning', args: {} });
@@ -270,7 +270,7 @@ test('control: the same 8 impatient clients through kernel MASQUERADE only (no s
 const N1 = 3;
 const V1_PINGS = 120;
 
-test('strongSwan: 3 IKEv1 clients, Quick Mode rekeys of all 3 at once then a server-side rekey, pings throughout; then silent Quick Mode rekeys of all 3, silent 10 s, pings: all answered, 0 misrouted', { skip: skip(), timeout: 180000 }, async (t) => {
+test('strongSwan: 3 IKEv1 clients, Quick Mode rekeys of all 3 at once then a server-side rekey, pings throughout; then silent Quick Mode rekeys of all 3, silent 10 s, pings; Main Mode reauthentications (clients: mapped; server: refused, counted): all answered, 0 misrouted', { skip: skip(), timeout: 180000 }, async (t) => {
   const { tp, sl: slOrNull, sv, clients } = await setup(t, 'sslv1', N1, '');
   const sl = slOrNull!;
   const diag = (s: string): void => t.diagnostic(s);
@@ -335,6 +335,32 @@ test('strongSwan: 3 IKEv1 clients, Quick Mode rekeys of all 3 at once then a ser
 
   // Then Quick Mode rekeys of all 3 with no traffic before or after (windows cannot learn: probes must).
   await silentRekeyThenPing(diag, sl, clients, tp, all);
+
+  // IKEv1 has no in-place IKE SA rekey: charon reauthenticates with a new Main Mode (new cookies in
+  // cleartext). From the clients (all 3 at once) the host speaks first: mapped, 0 misrouted.
+  const ike0 = await Promise.all(clients.map(async (c) => (await c.sas()).map((x) => x.spiI)));
+  await Promise.all(clients.map((c) => c.rekeyIke('c')));
+  await until(async () => (await Promise.all(clients.map(async (c, k) => (await c.sas()).some((x) => x.state === 'ESTABLISHED' && !ike0[k]!.includes(x.spiI))))).every(Boolean), 20000, 'client reauthentications');
+  const listR = await saList(sl);
+  for (const [k, c] of clients.entries()) {
+    for (const x of (await c.sas()).filter((y) => y.state === 'ESTABLISHED')) {
+      const same = (r: SaRow): boolean => r.spi === x.spiI && (r.spi_r === x.spiR || r.spi_r === '0000000000000000');
+      assert.ok(listR.find((g) => g.host === hostOf(k))?.ike.some(same), `client ${k + 1}: IKE SA ${x.spiI}/${x.spiR} mapped to ${hostOf(k)} (${JSON.stringify(listR.map((g) => [g.host, g.ike]))})`);
+      assert.ok(!listR.some((g) => g.host !== hostOf(k) && g.ike.some(same)), `client ${k + 1}: IKE SA ${x.spiI}/${x.spiR} mapped to no other host`);
+    }
+  }
+  // From the server, a new Main Mode to the shared public address carries nothing that says which
+  // host it is for (ports 500/4500 are shared by design): refused and counted, never guessed.
+  const unknownIke0 = await sl.counter('nat.unknown_ike');
+  const responders0 = await Promise.all(clients.map(async (c) => (await c.sas()).filter((x) => !x.initiator).length));
+  await sv.rekeyIke('s');
+  await until(async () => (await sl.counter('nat.unknown_ike')) - unknownIke0 >= N1, 10000, 'the server\'s Main Modes counted as nat.unknown_ike');
+  const pingsR = await Promise.all(tp.clients.map(async (ns) => { const p = ns.spawn(['ping', '-n', '-c', '3', '-i', '0.2', '-W', '2', '10.2.0.1']); await p.exited; return pingResult(p); }));
+  const responders = await Promise.all(clients.map(async (c) => (await c.sas()).filter((x) => !x.initiator).length));
+  diag(`reauthentication: clients' new Main Modes mapped; the server's ${(await sl.counter('nat.unknown_ike')) - unknownIke0} Main Mode packets refused (nat.unknown_ike); IKE SAs the clients answered [${responders.join(',')}]; pings ${pingsR.map((p) => `${p.received}/${p.sent}`).join(' ')}; counters ${await natCounters(sl)}`);
+  assert.deepEqual(responders, responders0, 'no client received the server\'s new Main Mode');
+  for (const [k, p] of pingsR.entries()) assert.equal(p.received, p.sent, `client ${k + 1}: pings answered after the reauthentications`);
+  assert.equal(await sl.counter('nat.ambiguous'), 0, 'no ambiguous packet dropped');
   await Promise.all([...clients, sv].map((c) => c.stop()));
   await sl.stop();
 });
