@@ -125,9 +125,12 @@ const REKEY_SILENT_MS = 10000;
  * the first within 1 s, no client retransmitted its rekey more than once, every inbound SPI (old and
  * new) mapped to its own client only.
  */
-async function silentRekeyThenPing(diag: (s: string) => void, sl: SluiceProcessT, clients: Charon[], tp: NatTopo, earlier: string[][]): Promise<void> {
+async function silentRekeyThenPing(t: TestContext, diag: (s: string) => void, sl: SluiceProcessT, clients: Charon[], tp: NatTopo, earlier: string[][]): Promise<void> {
   const before = await Promise.all(clients.map(async (c) => inboundSpis(await c.sas())));
   const retx0 = clients.map((c) => charonLogStats(c.log()).retransmits);
+  const logLen = clients.map((c) => c.log().length);
+  const dumps = ['br0', 'wan0'].map((dev) => tp.gw.spawn(['tcpdump', '-tt', '-nli', dev, '--immediate-mode', 'udp port 500 or (udp port 4500 and udp[8:4] == 0)']));
+  await Promise.all(dumps.map((d) => d.waitFor(/listening on/)));
   const t0 = Date.now();
   await Promise.all(clients.map((c) => c.rekeyChild('c')));
   await until(async () => {
@@ -139,7 +142,16 @@ async function silentRekeyThenPing(diag: (s: string) => void, sl: SluiceProcessT
     throw e;
   });
   const retx = clients.map((c, k) => charonLogStats(c.log()).retransmits - retx0[k]!);
-  diag(`silent rekeys of ${clients.length} clients done in ${Date.now() - t0} ms; IKE retransmissions [${retx.join(',')}]; counters ${await natCounters(sl)}`);
+  const waits = clients.map((c, k) => exchangeMs(c.log().slice(logLen[k])));
+  diag(`silent rekeys of ${clients.length} clients done in ${Date.now() - t0} ms; request→response per client [${waits.join(',')}] ms; IKE retransmissions [${retx.join(',')}]; counters ${await natCounters(sl)}`);
+  await sleep(200);
+  for (const d of dumps) {
+    await d.stop('SIGINT');
+    if (retx.some((n) => n > 0)) diag(`IKE on ${d.cmd[3]} during the rekeys:\n${d.stdout.trim()}`);
+  }
+  for (const [k, c] of clients.entries()) {
+    if (retx[k]! > 0) diag(`${c.name} (${hostOf(k)}) rekey log:\n${c.log().slice(logLen[k]).split('\n').filter((l) => /CREATE_CHILD_SA|QUICK_MODE|retransmit|giving up/.test(l)).join('\n')}`);
+  }
   await sleep(REKEY_SILENT_MS / 2);
   diag(`sa-learning while silent after the rekeys: ${JSON.stringify(await saLearning(sl))}`);
   await sleep(REKEY_SILENT_MS / 2);
@@ -153,11 +165,34 @@ async function silentRekeyThenPing(diag: (s: string) => void, sl: SluiceProcessT
   for (const [k, p] of pings.entries()) {
     assert.equal(p.received, p.sent, `client ${k + 1}: ${p.received}/${p.sent} pings on the new SA answered`);
     assert.ok(p.firstRtt !== null && p.firstRtt < 1000, `client ${k + 1}: first ping on the new SA answered within 1 s (${p.firstRtt} ms)`);
-    assert.ok(retx[k]! <= 1, `client ${k + 1}: ${retx[k]} IKE retransmissions of its rekey (at most 1)`);
   }
   assertOwnSpis(list, after.map((spis, k) => [...new Set([...earlier[k]!, ...before[k]!, ...spis])]));
   assert.equal(await sl.counter('nat.ambiguous'), 0, 'no ambiguous SPI dropped');
   assert.equal(await sl.counter('nat.unknown_spi'), 0, 'no unknown SPI');
+  // Issue 10: never hold another host's IKE message for more than about a second because a host is
+  // idle; never make a client retransmit IKE twice because of sluice. Since e1da7c6 every rekey opens
+  // a window even while others are owed, so simultaneous rekeys of idle hosts run one window
+  // (response + window_settle_ms) at a time, and every window expires unlearned (no ESP follows).
+  await t.test(`silent rekeys of ${clients.length} at once: each answered within 1 s, at most 1 retransmission`, {
+    todo: clients.length > 3 ? 'issue 10 (since e1da7c6): simultaneous rekeys of idle hosts are serialized ~160 ms apart; with 8 the last waits ~1.1-1.3 s' : false,
+  }, () => {
+    for (const [k, w] of waits.entries()) {
+      assert.ok(w !== null && w <= 1000, `client ${k + 1}: rekey request answered after ${w} ms (at most 1000)`);
+      assert.ok(retx[k]! <= 1, `client ${k + 1}: ${retx[k]} IKE retransmissions of its rekey (at most 1)`);
+    }
+  });
+}
+
+/** First SA-creating request → its response in a charon log excerpt (CREATE_CHILD_SA or Quick Mode), ms. */
+function exchangeMs(log: string): number | null {
+  const at = (re: RegExp): number | null => {
+    const line = log.split('\n').find((l) => re.test(l));
+    const m = line ? /^(\d\d):(\d\d):(\d\d)\.(\d{3}) /.exec(line) : null;
+    return m ? ((Number(m[1]) * 60 + Number(m[2])) * 60 + Number(m[3])) * 1000 + Number(m[4]) : null;
+  };
+  const a = at(/generating (CREATE_CHILD_SA|QUICK_MODE) request/);
+  const b = at(/parsed (CREATE_CHILD_SA|QUICK_MODE) response/);
+  return a === null || b === null ? null : b - a;
 }
 
 const N8 = 8;
@@ -217,18 +252,29 @@ async function eightAtOnce(t: TestContext, label: string, clientExtra: string, w
     await sleep(SILENT_MS / 2);
   }
 
+  // ESP on both sides of the gateway while the first packets probe: which SPI reached which host.
+  const espDumps = ['br0', 'wan0'].map((dev) => tp.gw.spawn(['tcpdump', '-tt', '-nli', dev, '--immediate-mode', '-c', '400', 'udp port 4500 and udp[8:4] != 0']));
+  await Promise.all(espDumps.map((d) => d.waitFor(/listening on/)));
   const pingers = tp.clients.map((ns) => ns.spawn(['ping', '-n', '-c', String(PINGS8), '-i', '0.2', '-W', '3', '10.2.0.1']));
   await Promise.all(pingers.map((p) => p.exited));
   const pings = pingers.map(pingResult);
   diag(`pings ${pings.map((p) => `${p.received}/${p.sent}`).join(' ')}; first-ping RTT ms [${pings.map((p) => p.firstRtt ?? '-').join(',')}]`);
   const list = sl ? await saList(sl) : [];
+  const clientSas = await Promise.all(clients.map((c) => c.sas()));
+  diag(`charon inbound SPIs: ${clientSas.map((sas, k) => `${hostOf(k)} ${inboundSpis(sas).join(',')}`).join(' | ')}`);
   if (sl) {
     diag(`counters ${await natCounters(sl)}`);
     diag(`sluice sa: ${list.map((g) => `${g.host} in ${g.esp_in.map((e) => `${e.spi}(${e.packets},${e.learned})`).join(',')}`).join(' | ')}`);
   }
   diag(`load after ${load()}`);
+  await sleep(200);
+  const failed = pings.some((p) => p.received !== p.sent);
+  for (const d of espDumps) {
+    await d.stop('SIGINT');
+    if (failed) diag(`ESP on ${d.cmd[3]} (first packets):\n${d.stdout.split('\n').slice(0, 80).join('\n')}`);
+  }
+  if (sl) assertOwnSpis(list, clientSas.map(inboundSpis));
 
-  const clientSas = await Promise.all(clients.map((c) => c.sas()));
   for (const [k, sas] of clientSas.entries()) {
     assert.equal(sas.filter((s) => s.state === 'ESTABLISHED').length, 1, `client ${k + 1}: one IKE SA established (${JSON.stringify(sas.map((s) => s.state))})`);
     assert.equal(installedSpis(sas).length, 1, `client ${k + 1}: one CHILD_SA installed`);
@@ -245,10 +291,9 @@ async function eightAtOnce(t: TestContext, label: string, clientExtra: string, w
   }
   for (const [k, p] of pings.entries()) assert.ok(p.firstRtt !== null && p.firstRtt < 1000, `client ${k + 1}: first ping answered within 1 s (${p.firstRtt} ms)`);
   if (sl) {
-    assertOwnSpis(list, clientSas.map(inboundSpis));
     assert.equal(await sl.counter('nat.ambiguous'), 0, 'no ambiguous SPI dropped');
     assert.equal(await sl.counter('nat.unknown_spi'), 0, 'no unknown SPI');
-    await silentRekeyThenPing(diag, sl, clients, tp, clientSas.map(inboundSpis));
+    await silentRekeyThenPing(t, diag, sl, clients, tp, clientSas.map(inboundSpis));
   }
   await Promise.all([...clients, sv].map((c) => c.stop()));
   await sl?.stop();
@@ -334,7 +379,7 @@ test('strongSwan: 3 IKEv1 clients, Quick Mode rekeys of all 3 at once then a ser
   assert.equal(await sl.counter('nat.unknown_spi'), 0, 'no unknown SPI');
 
   // Then Quick Mode rekeys of all 3 with no traffic before or after (windows cannot learn: probes must).
-  await silentRekeyThenPing(diag, sl, clients, tp, all);
+  await silentRekeyThenPing(t, diag, sl, clients, tp, all);
 
   // IKEv1 has no in-place IKE SA rekey: charon reauthenticates with a new Main Mode (new cookies in
   // cleartext). From the clients (all 3 at once) the host speaks first: mapped, 0 misrouted.
@@ -426,6 +471,57 @@ test('strongSwan: 2 clients rekey their IKE SAs 3 s apart and stay silent on the
   assert.ok(after.every((p) => p.received === p.sent), 'pings after the rekey answered');
   const list = await saList(sl);
   assertOwnSpis(list, await Promise.all(clients.map(async (c, k) => [...new Set([...spis0[k]!, ...inboundSpis(await c.sas())])])));
+  await Promise.all([...clients, sv].map((c) => c.stop()));
+  await sl.stop();
+});
+
+/**
+ * A reply later than probe_ms. Two clients connect and stay silent (both owed an inbound SA). The
+ * server answers late (its charon is stopped for ~0.5 s with SIGSTOP — as a server 300+ ms away or a
+ * busy one would): client 1's first ping starts a probe that expires (probe_ms 300) before the
+ * server answers; client 2's first ping then starts its own probe, and the server's late answer to
+ * client 1 — a new SPI during client 2's probe — is taken as client 2's reply; client 2's real reply
+ * SPI then goes to client 1 by elimination. Found with this test (sluice e1da7c6), deterministic:
+ * sluice maps each client's inbound SPI to the other one, every ping of both lost (all delivered to
+ * the wrong host). Seen also in the 8-client test above at load 14-18 (4 of 8 clients 0/10 pings,
+ * nat.probe_expired=2).
+ */
+test('strongSwan: the server answers a first packet later than probe_ms while another host probes: 0 misrouted', {
+  skip: skip(), timeout: 90000,
+  todo: 'issue 10: a reply that arrives after its probe expired is taken as the next probing host\'s reply (misroute)',
+}, async (t) => {
+  const { tp, sl: slOrNull, sv, clients } = await setup(t, 'ssllate', 2, '');
+  const sl = slOrNull!;
+  const diag = (s: string): void => t.diagnostic(s);
+  diag(`load before start ${load()}`);
+  await sv.load(ikev2PskServer({ local: SERVER, pool: '10.99.0.0/24', localTs: '10.2.0.0/24' }));
+  await Promise.all(clients.map((c, k) => c.load(ikev2PskClient({ id: `c${k + 1}@lab`, local: hostOf(k), remote: SERVER, remoteTs: '10.2.0.0/24', startAction: 'start' }))));
+  await until(() => clients.every((c) => charonLogStats(c.log()).childEstablished !== null), 30000, 'both clients up');
+  await sleep(1000);
+  diag(`sa-learning before the pings ${JSON.stringify(await saLearning(sl))}`);
+
+  // Our own charon, by PID: stopped, client 1 pings, 450 ms later client 2 pings, then it resumes.
+  const pid = sv.proc.pid;
+  process.kill(pid, 'SIGSTOP');
+  let pa: Proc;
+  let pb: Proc;
+  try {
+    pa = tp.clients[0]!.spawn(['ping', '-n', '-c', '5', '-i', '0.5', '-W', '3', '10.2.0.1']);
+    await sleep(450);
+    pb = tp.clients[1]!.spawn(['ping', '-n', '-c', '5', '-i', '0.5', '-W', '3', '10.2.0.1']);
+    await sleep(50);
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+  await Promise.all([pa.exited, pb.exited]);
+  const pings = [pa, pb].map(pingResult);
+  const list = await saList(sl);
+  const clientSas = await Promise.all(clients.map((c) => c.sas()));
+  diag(`pings ${pings.map((p) => `${p.received}/${p.sent}`).join(' ')}; counters ${await natCounters(sl)}`);
+  diag(`sluice sa: ${list.map((g) => `${g.host} in ${g.esp_in.map((e) => `${e.spi}(${e.packets},${e.learned})`).join(',')}`).join(' | ')}`);
+  diag(`charon inbound SPIs: ${clientSas.map((sas, k) => `${hostOf(k)} ${inboundSpis(sas).join(',')}`).join(' | ')}; load ${load()}`);
+  assertOwnSpis(list, clientSas.map(inboundSpis));
+  for (const [k, p] of pings.entries()) assert.equal(p.received, p.sent, `client ${k + 1}: ${p.received}/${p.sent} pings answered`);
   await Promise.all([...clients, sv].map((c) => c.stop()));
   await sl.stop();
 });
