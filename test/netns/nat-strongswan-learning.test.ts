@@ -19,10 +19,12 @@
  *    client-initiated Quick Mode rekeys of all 3 at once, then a server-side rekey of all 3; then
  *    silent Quick Mode rekeys of all 3 and pings 10 s later; then Main Mode reauthentication from
  *    the clients (mapped to their hosts) and from the server (refused: nat.unknown_ike). Same checks.
- * 3. Known gaps, kept as `todo` (they run, report, and do not fail the suite; drop the todo when
- *    fixed): the server speaking first on a new IKE SA while another host is owed one too; a reply
- *    later than probe_ms taken as another host's (a misroute); simultaneous rekeys of idle hosts
- *    held one window at a time for more than a second (a todo subtest of 1).
+ * 3. Late answers (server stopped with SIGSTOP): 0.5 s late while the host keeps sending (a misroute
+ *    at e1da7c6, fixed since); a single packet answered later than probe_ms (todo: the known limit).
+ * 4. Known gaps, kept as `todo` (they run, report, and do not fail the suite; drop the todo when
+ *    fixed): the server speaking first on a new IKE SA while another host is owed one too;
+ *    simultaneous rekeys of idle hosts held one window at a time for more than a second (a todo
+ *    subtest of 1); the late single answer of 3.
  *
  * Control: the same 8 impatient clients through kernel MASQUERADE only (strongSwan's NAT-T works
  * through it: the kernel remaps the source ports; LAB.md), as the baseline for establishment time
@@ -480,21 +482,18 @@ test('strongSwan: 2 clients rekey their IKE SAs 3 s apart and stay silent on the
 });
 
 /**
- * A reply later than probe_ms. Two clients connect and stay silent (both owed an inbound SA). The
- * server answers late (its charon is stopped for ~0.5 s with SIGSTOP — as a server 300+ ms away or a
- * busy one would): client 1's first ping starts a probe that expires (probe_ms 300) before the
- * server answers; client 2's first ping then starts its own probe, and the server's late answer to
- * client 1 — a new SPI during client 2's probe — is taken as client 2's reply; client 2's real reply
- * SPI then goes to client 1 by elimination. Found with this test (sluice e1da7c6), deterministic:
- * sluice maps each client's inbound SPI to the other one, every ping of both lost (all delivered to
- * the wrong host). Seen also in the 8-client test above at load 14-18 (4 of 8 clients 0/10 pings,
- * nat.probe_expired=2).
+ * Answers that come late. Two clients connect and stay silent (both owed an inbound SA). The
+ * server's charon is stopped (SIGSTOP, our own PID) for a while — as a far or busy server answers
+ * late: client 1 pings, client 2 pings `bAtMs` later, the server resumes `resumeAfterMs` after that
+ * and answers client 1 first, then client 2.
+ * Found with the first case (sluice e1da7c6, probe_ms 300, deterministic): client 1's probe expired,
+ * client 2's probe took the server's late answer to client 1 (learned=reply) and client 1 got client
+ * 2's SPI by elimination — both mappings swapped, every ping of both lost. Fixed on main by 0f3a775
+ * (probe_ms 1000, clearing). The second case is the limit docs/nat.md lists under "What still needs
+ * luck": a single packet answered more than probe_ms later, while another host probes.
  */
-test('strongSwan: the server answers a first packet later than probe_ms while another host probes: 0 misrouted', {
-  skip: skip(), timeout: 90000,
-  todo: 'issue 10: a reply that arrives after its probe expired is taken as the next probing host\'s reply (misroute)',
-}, async (t) => {
-  const { tp, sl: slOrNull, sv, clients } = await setup(t, 'ssllate', 2, '');
+async function lateAnswer(t: TestContext, prefix: string, aCount: number, bAtMs: number, resumeAfterMs: number): Promise<void> {
+  const { tp, sl: slOrNull, sv, clients } = await setup(t, prefix, 2, '');
   const sl = slOrNull!;
   const diag = (s: string): void => t.diagnostic(s);
   diag(`load before start ${load()}`);
@@ -503,17 +502,15 @@ test('strongSwan: the server answers a first packet later than probe_ms while an
   await until(() => clients.every((c) => charonLogStats(c.log()).childEstablished !== null), 30000, 'both clients up');
   await sleep(1000);
   diag(`sa-learning before the pings ${JSON.stringify(await saLearning(sl))}`);
-
-  // Our own charon, by PID: stopped, client 1 pings, 450 ms later client 2 pings, then it resumes.
   const pid = sv.proc.pid;
   process.kill(pid, 'SIGSTOP');
   let pa: Proc;
   let pb: Proc;
   try {
-    pa = tp.clients[0]!.spawn(['ping', '-n', '-c', '5', '-i', '0.5', '-W', '3', '10.2.0.1']);
-    await sleep(450);
+    pa = tp.clients[0]!.spawn(['ping', '-n', '-c', String(aCount), '-i', '0.5', '-W', '4', '10.2.0.1']);
+    await sleep(bAtMs);
     pb = tp.clients[1]!.spawn(['ping', '-n', '-c', '5', '-i', '0.5', '-W', '3', '10.2.0.1']);
-    await sleep(50);
+    await sleep(resumeAfterMs);
   } finally {
     process.kill(pid, 'SIGCONT');
   }
@@ -528,4 +525,15 @@ test('strongSwan: the server answers a first packet later than probe_ms while an
   for (const [k, p] of pings.entries()) assert.equal(p.received, p.sent, `client ${k + 1}: ${p.received}/${p.sent} pings answered`);
   await Promise.all([...clients, sv].map((c) => c.stop()));
   await sl.stop();
+}
+
+test('strongSwan: the server answers client 1 0.5 s late while client 2 starts; client 1 keeps sending: 0 misrouted', { skip: skip(), timeout: 90000 }, async (t) => {
+  await lateAnswer(t, 'ssllate', 5, 450, 50);
+});
+
+test('strongSwan: the server answers client 1\'s only packet 1.6 s late (> probe_ms) while client 2 probes: 0 misrouted', {
+  skip: skip(), timeout: 90000,
+  todo: 'docs/nat.md "What still needs luck": an answer later than probe_ms after the packet that drew it goes to the probing host; both mappings swap',
+}, async (t) => {
+  await lateAnswer(t, 'ssllate2', 1, 1500, 100);
 });
