@@ -60,6 +60,9 @@ export class Charon {
   keep_alive = 20s
   ${opts.extra ?? ''}
   filelog { log { path = ${join(c.dir, 'charon.log')}
+    time_format = %T
+    time_add_ms = yes
+    flush_line = yes
     default = 1
     ike = ${opts.ikeLog ?? 1} } }
   plugins { vici { socket = ${c.uri} } }
@@ -112,6 +115,11 @@ export class Charon {
     return this.swanctl(['--rekey', '--child', child]);
   }
 
+  /** Rekeys one CHILD_SA by its unique id (`ChildSa.uniqueId`). */
+  rekeyChildId(id: number): Promise<string> {
+    return this.swanctl(['--rekey', '--child-id', String(id)]);
+  }
+
   rekeyIke(ike: string): Promise<string> {
     return this.swanctl(['--rekey', '--ike', ike]);
   }
@@ -130,8 +138,8 @@ export class Charon {
   }
 }
 
-export interface ChildSa { name: string; state: string; spiIn: string; spiOut: string; packetsIn: number; packetsOut: number; localTs: string[]; remoteTs: string[] }
-export interface IkeSa { name: string; state: string; localHost: string; localPort: number; remoteHost: string; remotePort: number; spiI: string; spiR: string; initiator: boolean; children: ChildSa[]; vips: string[] }
+export interface ChildSa { name: string; uniqueId: number; state: string; spiIn: string; spiOut: string; packetsIn: number; packetsOut: number; localTs: string[]; remoteTs: string[] }
+export interface IkeSa { name: string; uniqueId: number; remoteId: string; state: string; localHost: string; localPort: number; remoteHost: string; remotePort: number; spiI: string; spiR: string; initiator: boolean; children: ChildSa[]; vips: string[] }
 
 /**
  * `--list-sas --raw` prints one VICI message per line as nested `key=value` / `key{...}` / `key[...]`
@@ -178,13 +186,13 @@ export function parseListSas(text: string): IkeSa[] {
       const children: ChildSa[] = [];
       for (const c of Object.values((v['child-sas'] ?? {}) as Record<string, Record<string, unknown>>)) {
         children.push({
-          name: String(c.name), state: String(c.state), spiIn: String(c['spi-in']), spiOut: String(c['spi-out']),
+          name: String(c.name), uniqueId: Number(c.uniqueid ?? 0), state: String(c.state), spiIn: String(c['spi-in']), spiOut: String(c['spi-out']),
           packetsIn: Number(c['packets-in'] ?? 0), packetsOut: Number(c['packets-out'] ?? 0),
           localTs: (c['local-ts'] as string[]) ?? [], remoteTs: (c['remote-ts'] as string[]) ?? [],
         });
       }
       out.push({
-        name, state: String(v.state), localHost: String(v['local-host']), localPort: Number(v['local-port']),
+        name, uniqueId: Number(v.uniqueid ?? 0), remoteId: String(v['remote-id'] ?? ''), state: String(v.state), localHost: String(v['local-host']), localPort: Number(v['local-port']),
         remoteHost: String(v['remote-host']), remotePort: Number(v['remote-port']),
         spiI: String(v['initiator-spi']), spiR: String(v['responder-spi']), initiator: v.initiator === 'yes',
         children, vips: ((v['local-vips'] as string[]) ?? []),
@@ -194,11 +202,17 @@ export function parseListSas(text: string): IkeSa[] {
   return out;
 }
 
-export interface PskClientConf { id: string; local: string; remote: string; remoteTs: string; serverId?: string; psk?: string; child?: string; conn?: string }
+export interface PskClientConf {
+  id: string; local: string; remote: string; remoteTs: string; serverId?: string; psk?: string; child?: string; conn?: string;
+  /** IKE version (default 2). IKEv1 runs Main Mode + Mode Config (the virtual IP) + Quick Mode. */
+  version?: 1 | 2;
+  /** swanctl start_action of the child: 'start' initiates as soon as the config is loaded. */
+  startAction?: 'none' | 'start' | 'trap';
+}
 
-/** An IKEv2 PSK road warrior asking for a virtual IP (`vips = 0.0.0.0`). */
-export function ikev2PskClient(o: PskClientConf): string {
-  return `connections { ${o.conn ?? 'c'} { version = 2
+/** A PSK road warrior asking for a virtual IP (`vips = 0.0.0.0`); IKEv2 unless `version: 1`. */
+export function pskClient(o: PskClientConf): string {
+  return `connections { ${o.conn ?? 'c'} { version = ${o.version ?? 2}
   local_addrs = ${o.local}
   remote_addrs = ${o.remote}
   vips = 0.0.0.0
@@ -208,16 +222,20 @@ export function ikev2PskClient(o: PskClientConf): string {
   remote { auth = psk
     id = ${o.serverId ?? 'server@lab'} }
   children { ${o.child ?? 'c'} { remote_ts = ${o.remoteTs}
-    esp_proposals = aes128-sha256 } } } }
+    esp_proposals = aes128-sha256${o.startAction ? `
+    start_action = ${o.startAction}` : ''} } } } }
 secrets { ike { secret = ${o.psk ?? 'lab-only-psk'} } }
 `;
 }
 
-export interface PskServerConf { local: string; pool: string; localTs: string; id?: string; psk?: string; child?: string; conn?: string }
+export const ikev2PskClient = (o: PskClientConf): string => pskClient({ ...o, version: 2 });
+export const ikev1PskClient = (o: PskClientConf): string => pskClient({ ...o, version: 1 });
 
-/** An IKEv2 PSK responder handing out virtual IPs from a pool; any client id with the shared PSK. */
-export function ikev2PskServer(o: PskServerConf): string {
-  return `connections { ${o.conn ?? 's'} { version = 2
+export interface PskServerConf { local: string; pool: string; localTs: string; id?: string; psk?: string; child?: string; conn?: string; version?: 1 | 2 }
+
+/** A PSK responder handing out virtual IPs from a pool; any client id with the shared PSK. */
+export function pskServer(o: PskServerConf): string {
+  return `connections { ${o.conn ?? 's'} { version = ${o.version ?? 2}
   local_addrs = ${o.local}
   pools = lab
   proposals = aes128-sha256-modp2048
@@ -229,4 +247,45 @@ export function ikev2PskServer(o: PskServerConf): string {
 pools { lab { addrs = ${o.pool} } }
 secrets { ike { secret = ${o.psk ?? 'lab-only-psk'} } }
 `;
+}
+
+export const ikev2PskServer = (o: PskServerConf): string => pskServer({ ...o, version: 2 });
+export const ikev1PskServer = (o: PskServerConf): string => pskServer({ ...o, version: 1 });
+
+/** What a charon log says about one daemon's IKE: when it started and finished, how often it retransmitted. */
+export interface CharonLogStats {
+  /** Milliseconds since midnight (the log's `%T.ms` stamps) of the first event of each kind, or null. */
+  initiated: number | null;
+  ikeEstablished: number | null;
+  childEstablished: number | null;
+  /** `retransmit N of request` lines (IKEv2 and IKEv1), `giving up after N retransmits` lines. */
+  retransmits: number;
+  gaveUp: number;
+  /** CHILD_SAs established in total (first ones and rekeys). */
+  children: number;
+  /** Initiator: IKE_SA_INIT answered with a COOKIE. Responder: COOKIEs sent, IKE_SA_INITs ignored by the (per-IP) half-open limit. */
+  cookiesReceived: number;
+  cookiesSent: number;
+  blocked: number;
+}
+
+const STAMP = /^(\d\d):(\d\d):(\d\d)\.(\d{3}) /;
+
+/** Reads a charon log written with `time_format = %T` and `time_add_ms = yes` (Charon.start does). */
+export function charonLogStats(text: string): CharonLogStats {
+  const st: CharonLogStats = { initiated: null, ikeEstablished: null, childEstablished: null, retransmits: 0, gaveUp: 0, children: 0, cookiesReceived: 0, cookiesSent: 0, blocked: 0 };
+  for (const line of text.split('\n')) {
+    const m = STAMP.exec(line);
+    if (!m) continue;
+    const at = ((Number(m[1]) * 60 + Number(m[2])) * 60 + Number(m[3])) * 1000 + Number(m[4]);
+    if (/\] initiating (IKE_SA|Main Mode|Aggressive Mode)/.test(line)) st.initiated ??= at;
+    else if (/\] IKE_SA \S+ established between/.test(line)) st.ikeEstablished ??= at;
+    else if (/\] CHILD_SA \S+ established with SPIs/.test(line)) { st.childEstablished ??= at; st.children++; }
+    else if (/\] retransmit \d+ of request/.test(line)) st.retransmits++;
+    else if (/\] giving up after \d+ retransmits/.test(line)) st.gaveUp++;
+    else if (/\] parsed IKE_SA_INIT response \d+ \[ N\(COOKIE\) \]/.test(line)) st.cookiesReceived++;
+    else if (/\] sending COOKIE notify/.test(line)) st.cookiesSent++;
+    else if (/\] ignoring IKE_SA setup from \S+, (per-IP )?half-open IKE_SA limit/.test(line)) st.blocked++;
+  }
+  return st;
 }
