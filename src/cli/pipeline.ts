@@ -13,8 +13,8 @@ import { createPolicyStage, policyCheck, policyRules } from '../policy';
 import { createDhcpStage, dhcpRules } from '../dhcp';
 
 export interface StageOptions {
-  log: { info(o: object, m: string): void; warn(o: object, m: string): void };
-  /** Directory for state that survives restarts (NAT journal). */
+  log: { info(o: object, m: string): void; warn(o: object, m: string): void; error?(o: object, m: string): void };
+  /** Directory for state that survives restarts and reboots (state_dir: the NAT journal). */
   stateDir: string;
 }
 
@@ -44,7 +44,7 @@ export const AREAS: Area[] = [
   },
   {
     key: 'nat',
-    build: (cfg, opts) => (cfg.nat && cfg.nat.enabled ? createNatStage(cfg.nat, { stateDir: opts.stateDir }) : null),
+    build: (cfg, opts) => (cfg.nat && cfg.nat.enabled ? createNatStage(cfg.nat, { stateDir: opts.stateDir, log: opts.log }) : null),
     rules: (cfg) => natRules(cfg.nat!),
     check: (cfg) => {
       const nat = cfg.nat!;

@@ -96,7 +96,7 @@ export class Runtime {
   }
 
   private stageOptions(cfg: Config) {
-    return { log: this.log, stateDir: resolve(dirname(cfg.control.socket)) };
+    return { log: this.log, stateDir: resolve(cfg.state_dir) };
   }
 
   private installPipeline(cfg: Config, prebuilt?: { key: string; stage: Stage }[]): void {

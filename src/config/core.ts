@@ -59,6 +59,8 @@ export const coreSchemaShape = {
     timeout_ms: z.number().int().min(1).max(600000).default(5000).describe('default hold time before the default verdict'),
     default_verdict: verdict.default('accept'),
   }).strict().prefault({}),
+  state_dir: z.string().min(1).refine((p) => p.startsWith('/'), 'an absolute path').default('/var/lib/sluice')
+    .describe('directory for state that must survive restarts and reboots (the NAT journal); created 0700. Not /run: a tmpfs, lost at reboot'),
   control: z.object({
     socket: z.string().min(1).default('/run/sluice/sluice.sock')
       // sockaddr_un holds 108 bytes with the NUL: a longer path would be bound truncated.
