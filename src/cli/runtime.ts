@@ -77,6 +77,9 @@ export class Runtime {
       await this.stop();
       throw e;
     }
+    this.guardProcess();
+    this.control.server.on('error', (e) => this.log.error({ err: e.message }, 'control socket error'));
+    this.metrics?.on('error', (e) => this.log.error({ err: e.message }, 'metrics endpoint error'));
     process.on('SIGHUP', () => {
       this.reload().then((r) => this.log.info(r, 'reloaded on SIGHUP'), (e: Error) => this.log.error({ err: e.message }, 'reload refused; running config kept'));
     });
@@ -93,6 +96,24 @@ export class Runtime {
     privateDir(stateDir, 'state directory');
     const journal = cfg.nat?.journal.path;
     if (journal) privateDir(dirname(resolve(stateDir, journal)), 'NAT journal directory');
+  }
+
+  /**
+   * One bad moment does not kill the gateway: an exception nobody caught (a housekeeping callback,
+   * a socket event) is counted and logged, and the queues keep running. Verdicts are not at stake:
+   * the batch path catches its own errors (engine.ts) and the addon sends every verdict.
+   */
+  private guardProcess(): void {
+    const uncaught = this.engine.counters.register('process.uncaught_exception', 'exceptions nobody caught (a bug; logged, sluice kept running)', false);
+    const rejected = this.engine.counters.register('process.unhandled_rejection', 'promise rejections nobody handled (a bug; logged, sluice kept running)', false);
+    process.on('uncaughtException', (err) => {
+      this.engine.counters.add(uncaught);
+      this.log.error({ err }, 'uncaught exception; sluice keeps running');
+    });
+    process.on('unhandledRejection', (reason) => {
+      this.engine.counters.add(rejected);
+      this.log.error({ err: reason }, 'unhandled promise rejection; sluice keeps running');
+    });
   }
 
   private stageOptions(cfg: Config) {
@@ -167,6 +188,7 @@ export class Runtime {
       counters: () => this.engine.counters.snapshot(true),
       gauges: () => [
         { name: 'held_packets', help: 'packets held by stages now', value: this.engine.held.size },
+        ...this.engine.pipeline.flatMap((s) => s.gauges?.() ?? []),
         ...this.queues.flatMap((q, i) => Object.entries(q.stats()).map(([k, v]) => ({
           name: `queue_${this.cfg.queues[i]!.num}_${k}`, help: `NFQUEUE ${this.cfg.queues[i]!.num}: ${k}`, value: Number(v),
         }))),

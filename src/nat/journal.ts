@@ -119,14 +119,24 @@ export class Journal {
   }
 
   private cutTail = false;
+  private closed = false;
 
-  /** Opens the journal for appending after load() (a torn last line is ended first so it stays alone). */
+  /**
+   * Opens the journal for appending after load() (a torn last line is ended first so it stays
+   * alone). A file that cannot be opened (read-only or full filesystem) leaves the journal degraded,
+   * not the gateway down: the owner's retries (rewrites) bring it back.
+   */
   openAppend(): void {
-    fs.mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
-    if (this.fd >= 0) fs.closeSync(this.fd);
-    this.fd = fs.openSync(this.path, 'a', 0o600);
-    if (this.cutTail) { fs.writeSync(this.fd, '\n'); this.cutTail = false; }
     this.startSyncTimer();
+    try {
+      fs.mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
+      const fd = fs.openSync(this.path, 'a', 0o600);
+      if (this.fd >= 0) fs.closeSync(this.fd);
+      this.fd = fd;
+      if (this.cutTail) { fs.writeSync(this.fd, '\n'); this.cutTail = false; }
+    } catch (e) {
+      this.degrade(e as NodeJS.ErrnoException, 'open');
+    }
   }
 
   /** Rewrites the file with exactly these entries, synchronously, and opens it for appending. */
@@ -174,9 +184,9 @@ export class Journal {
   get queuedBytes(): number { return this.pendingBytes; }
 
   private append(line: string): void {
+    if (this.closed) return;
     if (this.rw) this.rw.tail.push(line);
-    if (this.fd < 0) return;
-    if (this.degraded) { this.lost++; return; }
+    if (this.degraded || this.fd < 0) { this.lost++; return; }
     this.pending.push(line);
     this.pendingBytes += line.length;
     this.lines++;
@@ -255,10 +265,11 @@ export class Journal {
 
   /**
    * Starts an incremental rewrite: the caller add()s every live entry (in slices, awaiting drain()),
-   * then finish()es. Returns null while another rewrite runs or when the journal is closed.
+   * then finish()es. Returns null while another rewrite runs or when the journal is closed. This is
+   * also how a degraded journal (or one that could not be opened) comes back.
    */
   beginRewrite(): Rewrite | null {
-    if (this.rw || this.fd < 0) return null;
+    if (this.rw || this.closed) return null;
     this.rw = new Rewrite(this, `${this.path}.tmp`);
     return this.rw;
   }
@@ -283,6 +294,7 @@ export class Journal {
 
   /** Writes what is queued (synchronously: this is shutdown) and closes the file. */
   close(): void {
+    this.closed = true;
     if (this.syncTimer) clearInterval(this.syncTimer);
     this.syncTimer = null;
     this.rw?.abort();
