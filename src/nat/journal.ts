@@ -329,7 +329,7 @@ export class Rewrite {
     this.opening = new Promise((resolve) => {
       fs.open(tmp, 'w', 0o600, (err, fd) => {
         if (err) this.failed = err;
-        else if (this.aborted) fs.close(fd, () => fs.unlink(tmp, () => {}));
+        else if (this.aborted) { try { fs.closeSync(fd); fs.unlinkSync(tmp); } catch { /* gone */ } }
         else this.fd = fd;
         resolve();
       });
@@ -392,7 +392,13 @@ export class Rewrite {
     if (this.aborted) return;
     this.aborted = true;
     this.j.endRewrite();
-    if (this.fd >= 0) { const fd = this.fd; this.fd = -1; fs.close(fd, () => fs.unlink(this.tmp, () => {})); }
+    // Synchronously (an error path, two quick syscalls): an asynchronous unlink could remove the
+    // temp file of the next attempt.
+    if (this.fd >= 0) {
+      const fd = this.fd;
+      this.fd = -1;
+      try { fs.closeSync(fd); fs.unlinkSync(this.tmp); } catch { /* already gone */ }
+    }
   }
 }
 

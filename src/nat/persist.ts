@@ -124,6 +124,15 @@ export class NatPersistence {
   }
 
   private async walk(rw: Rewrite): Promise<void> {
+    try {
+      await this.walkSlices(rw);
+    } catch (e) {
+      rw.abort();
+      throw e;
+    }
+  }
+
+  private async walkSlices(rw: Rewrite): Promise<void> {
     const sas = this.state.sas;
     // Records created after this point (at any id) are in the rewrite's tail.
     const top = sas.top;
