@@ -77,3 +77,23 @@ test('run without CAP_NET_ADMIN says what is missing', { skip: process.getuid?.(
   assert.equal(r.status, 1);
   assert.match(r.stderr, /needs CAP_NET_ADMIN \(run as root\)/);
 });
+
+test('check on a FIFO, an alias bomb or a deeply nested file exits 2 at once with a clear error', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-cli-'));
+  const fifo = join(dir, 'fifo.yaml');
+  spawnSync('mkfifo', [fifo]);
+  const f = spawnSync(process.execPath, [SLUICE_MAIN, 'check', '-c', fifo], { encoding: 'utf8', cwd: ROOT, timeout: 10000 });
+  assert.equal(f.status, 2, `FIFO: ${f.stderr}${f.error ? ` (${f.error.message})` : ''}`);
+  assert.match(f.stderr, /is a FIFO/);
+  const bomb = join(dir, 'bomb.yaml');
+  writeFileSync(bomb, ['a: &a [x, x, x, x, x, x, x, x, x]', 'b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]',
+    'c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]', 'd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]'].join('\n'));
+  const b = sluice('check', '-c', bomb);
+  assert.equal(b.status, 2, b.stderr);
+  assert.match(b.stderr, /aliases expand too much/);
+  const deep = join(dir, 'deep.yaml');
+  writeFileSync(deep, `queues: ${'['.repeat(10_000)}`);
+  const d = sluice('check', '-c', deep);
+  assert.equal(d.status, 2, d.stderr);
+  assert.match(d.stderr, /nested deeper than 32 levels/);
+});

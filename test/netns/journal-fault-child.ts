@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { natConfigSchema } from '../../src/nat/config';
 import { NatStage } from '../../src/nat/stage';
 import { Verdict } from '../../src/engine/stage';
-import { FakeServices, esp, inb, dstOf, ip } from '../../src/nat/testkit';
+import { FakeServices, esp, inb, dstOf, ip } from '../kit/nat';
 
 const [mode, dir] = process.argv.slice(2) as ['full' | 'ro', string];
 const PUB = ip('203.0.113.1');
