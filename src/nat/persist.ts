@@ -14,7 +14,7 @@ import { SaKind, F_RESTORED } from './table';
 import { C, refused } from './counters';
 
 /** Longest run of compaction work between two event-loop turns. */
-const SLICE_MS = 2;
+const SLICE_MS = 1;
 /** A degraded journal is rewritten from the tables this often until it works again. */
 const RETRY_MS = 10_000;
 
@@ -139,12 +139,12 @@ export class NatPersistence {
     let id = 0;
     while (id < top) {
       const t0 = performance.now();
-      // A slice: records until SLICE_MS passed (checked every 512) or 1 MiB of text is queued.
-      while (id < top && rw.buffered < (1 << 20)) {
+      // A slice: records until SLICE_MS passed (checked every 128) or 256 KiB of text is queued.
+      while (id < top && rw.buffered < (1 << 18)) {
         const k = sas.kind[id];
         if (k !== SaKind.FREE && k !== SaKind.ESP_OUT) rw.add(this.state.journalEntry(id));
         id++;
-        if ((id & 511) === 0 && performance.now() - t0 >= SLICE_MS) break;
+        if ((id & 127) === 0 && performance.now() - t0 >= SLICE_MS) break;
       }
       const dt = performance.now() - t0;
       if (dt > this.longestSliceMs) this.longestSliceMs = dt;

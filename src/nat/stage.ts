@@ -35,6 +35,8 @@ const IKEV1_QUICK = 32;
 const IKEV2_F_RESPONSE = 0x20;
 /** Records swept per tick for idle timeouts (bounded pause even at 1M SAs). */
 const SWEEP_PER_TICK = 65536;
+/** ...and at most this long per tick (a mass expiry removes records slowly, not all at once). */
+const SWEEP_BUDGET_MS = 1;
 
 export function parsePrefix(s: string): [number, number] {
   const [a, l] = s.split('/');
@@ -286,12 +288,16 @@ export class NatStage implements Stage {
     const sas = s.sas;
     let i = this.sweepCursor;
     const end = Math.min(sas.top, i + SWEEP_PER_TICK);
+    const deadline = performance.now() + SWEEP_BUDGET_MS;
     for (; i < end; i++) {
+      if ((i & 255) === 255 && performance.now() > deadline) break;
       const k = sas.kind[i];
       if (k === SaKind.FREE || (sas.flags[i] & F_PINNED) !== 0) continue;
       const idle = k === SaKind.IKE ? this.ikeIdleMs : this.espIdleMs;
       if (now - sas.last[i] > idle) { s.removeSa(i); s.count(C.SA_IDLED); }
     }
+    // Out of budget before the slice's end (a mass expiry): go on at the next tick, not in a second.
+    if (i < end) this.lastSweep = 0;
     this.sweepCursor = i >= sas.top ? 0 : i;
     if (this.sweepCursor === 0) this.sweepHosts(now);
   }
