@@ -97,3 +97,32 @@ test('check on a FIFO, an alias bomb or a deeply nested file exits 2 at once wit
   assert.equal(d.status, 2, d.stderr);
   assert.match(d.stderr, /nested deeper than 32 levels/);
 });
+
+test('check: an undeclared queue is an error; capture addresses, interfaces and metrics.listen are validated; warnings carry file:line; --strict fails on them', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-cli-'));
+  const write = (name: string, text: string): string => { const f = join(dir, name); writeFileSync(f, text); return f; };
+  const nat = write('nat.yaml', 'queues:\n  - num: 1\nnat:\n  public: [203.0.113.1]\n  wan_interface: eth1\n  queue: 5\n');
+  const r1 = sluice('check', '-c', nat);
+  assert.equal(r1.status, 2, r1.stderr);
+  assert.match(r1.stderr, /nat\.yaml:6:\d+: nat\.queue: queue 5 is not declared under queues \(declared: 1\)/);
+  const cap = write('cap.yaml', 'queues:\n  - num: 1\n    capture:\n      - chain: forward\n        src: not-an-address\n        in: "-j ACCEPT"\n');
+  const r2 = sluice('check', '-c', cap);
+  assert.equal(r2.status, 2);
+  assert.match(r2.stderr, /cap\.yaml:5:\d+: queues\[0\]\.capture\[0\]\.src: an IPv4 address or prefix/);
+  assert.match(r2.stderr, /queues\[0\]\.capture\[0\]\.in: an interface name/);
+  for (const bad of ['127.0.0.1:70000', '127.0.0.1:0', '::1:9477', 'host']) {
+    const f = write('m.yaml', `metrics:\n  listen: "${bad}"\n`);
+    assert.equal(sluice('check', '-c', f).status, 2, bad);
+  }
+  for (const good of ['[::1]:9477', '127.0.0.1:9477', 'localhost:9477']) {
+    const f = write('m.yaml', `metrics:\n  listen: "${good}"\n`);
+    assert.equal(sluice('check', '-c', f).status, 0, good);
+  }
+  const warn = write('warn.yaml', 'queues:\n  - num: 1\n    copy_range: 128\n');
+  const r3 = sluice('check', '-c', warn);
+  assert.equal(r3.status, 0);
+  assert.match(r3.stderr, /warn\.yaml:3:\d+: warning: queues: queue 1 copies 128 bytes/);
+  const r4 = sluice('check', '--strict', '-c', warn);
+  assert.equal(r4.status, 2);
+  assert.match(r4.stderr, /--strict: refused/);
+});

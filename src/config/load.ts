@@ -115,3 +115,24 @@ export async function loadConfigAsync(file: string): Promise<Config> {
   }
   return parseConfigText(text, file);
 }
+
+/**
+ * Where a config path is in a file ("file:line:col"), for messages about a config that is valid
+ * but questionable (`sluice check` warnings). The file is read again (bounded, as loadConfig does).
+ */
+export function configLocator(file: string): (path: (string | number)[]) => string {
+  let doc: ReturnType<typeof parseDocument> | null = null;
+  const lineCounter = new LineCounter();
+  try {
+    doc = parseDocument(readConfigFileSync(file), { lineCounter, prettyErrors: false });
+  } catch {
+    doc = null;
+  }
+  return (path) => {
+    const node = doc ? locate(doc, path) : undefined;
+    const off = node?.range?.[0];
+    if (off === undefined) return file;
+    const { line, col } = lineCounter.linePos(off);
+    return `${file}:${line}:${col}`;
+  };
+}
