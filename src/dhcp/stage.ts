@@ -107,7 +107,17 @@ export class DhcpStage implements Stage {
   init(services: StageServices): void {
     this.s = services;
     this.ids = Int32Array.from(COUNTER_DEFS, ([n, h]) => services.reason(n, h));
-    services.interfaces.onRefresh?.(() => { this.ifs.clear(); for (const sv of this.servers) sv.ifindex = 0; });
+    // One listener per stage instance, removed at close(): a reload builds a new stage, and the old
+    // listeners used to pile up on the shared table (one per reload, each clearing a dead cache).
+    this.offRefresh?.();
+    this.offRefresh = services.interfaces.onRefresh?.(() => { this.ifs.clear(); for (const sv of this.servers) sv.ifindex = 0; }) ?? null;
+  }
+
+  private offRefresh: (() => void) | null = null;
+
+  close(): void {
+    this.offRefresh?.();
+    this.offRefresh = null;
   }
 
   private count(c: C, n = 1): void {

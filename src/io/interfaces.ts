@@ -42,6 +42,7 @@ export class Interfaces {
 
   refresh(now = Date.now()): void {
     if (this.sysNet === '') return;
+    this.misses.clear();
     const os = networkInterfaces();
     const byIndex = new Map<number, InterfaceInfo>();
     const byName = new Map<string, InterfaceInfo>();
@@ -82,10 +83,34 @@ export class Interfaces {
     if (now - this.loadedAt > this.maxAgeMs) this.refresh(now);
   }
 
-  /** Called after each refresh, e.g. to re-resolve names a stage compiled into indexes. */
-  onRefresh(listener: () => void): void {
+  /** Called after each refresh, e.g. to re-resolve names a stage compiled into indexes. Returns the unsubscribe. */
+  onRefresh(listener: () => void): () => void {
     this.listeners.push(listener);
+    return () => { this.listeners = this.listeners.filter((l) => l !== listener); };
   }
+
+  /** Listeners registered now (a reload must not grow this). */
+  get listenerCount(): number { return this.listeners.length; }
+
+  /**
+   * An index not in the table: with event tracking the table is current, so it is simply unknown;
+   * without, one re-read per index per maxAgeMs at most (an unknown index used to force a refresh
+   * on every packet that carried it).
+   */
+  private miss(index: number): void {
+    if (index <= 0 || this.sysNet === '' || this.tracking) return;
+    const now = Date.now();
+    const at = this.misses.get(index);
+    if (at !== undefined && now - at < this.maxAgeMs) return;
+    this.refresh(now); // clears the misses it answers
+    if (this.byIndex.has(index)) return;
+    if (this.misses.size > 4096) this.misses.clear();
+    this.misses.set(index, now);
+  }
+
+  private readonly misses = new Map<number, number>();
+  /** True when rtnetlink events keep the table current (see track()). */
+  protected tracking = false;
 
   indexOf(name: string): number {
     this.maybeRefresh();
@@ -93,22 +118,18 @@ export class Interfaces {
   }
 
   nameOf(index: number): string | undefined {
-    let info = this.byIndex.get(index);
-    if (info === undefined && index > 0 && this.sysNet !== '') {
-      this.refresh();
-      info = this.byIndex.get(index);
-    }
-    return info?.name;
+    if (!this.byIndex.has(index)) this.miss(index);
+    return this.byIndex.get(index)?.name;
   }
 
   /** Primary IPv4 address of ifindex as uint32, 0 when unknown or none. */
   ipv4Of(index: number): number {
-    if (!this.byIndex.has(index) && index > 0 && this.sysNet !== '') this.refresh();
+    if (!this.byIndex.has(index)) this.miss(index);
     return this.byIndex.get(index)?.ipv4 ?? 0;
   }
 
   info(index: number): InterfaceInfo | undefined {
-    if (!this.byIndex.has(index) && index > 0 && this.sysNet !== '') this.refresh();
+    if (!this.byIndex.has(index)) this.miss(index);
     return this.byIndex.get(index);
   }
 
