@@ -18,7 +18,7 @@ import { Interfaces } from '../src/io/interfaces';
 import { Engine } from '../src/engine/engine';
 import { natConfigSchema } from '../src/nat/config';
 import { NatStage } from '../src/nat/stage';
-import { esp, ip } from '../src/nat/testkit';
+import { esp, ip } from '../test/kit/nat';
 import { saListChunks } from '../src/nat/commands';
 
 const arg = (name: string, def: number): number => {

@@ -124,7 +124,7 @@ class Rtnl : public Napi::ObjectWrap<Rtnl> {
     });
   }
 
-  Rtnl(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Rtnl>(info), buf_(MNL_SOCKET_BUFFER_SIZE * 8) {
+  Rtnl(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Rtnl>(info), buf_(MNL_SOCKET_BUFFER_SIZE) {
     Napi::Env env = info.Env();
     if (!info[0].IsFunction()) {
       Napi::TypeError::New(env, "Rtnl(onEvents)").ThrowAsJavaScriptException();
@@ -160,7 +160,9 @@ class Rtnl : public Napi::ObjectWrap<Rtnl> {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
     ParseCtx c{env, Napi::Array::New(env)};
-    for (int round = 0; round < 64; round++) {
+    // A bounded slice per wake-up (a burst of thousands of links going away must not hold the
+    // packet loop): what is left stays in the socket and uv_poll wakes us again after other work.
+    for (int round = 0; round < 64 && c.n < kMaxEventsPerCall; round++) {
       ssize_t n = mnl_socket_recvfrom(events_, buf_.data(), buf_.size());
       if (n < 0) {
         if (errno == ENOBUFS) {
@@ -302,6 +304,7 @@ class Rtnl : public Napi::ObjectWrap<Rtnl> {
     sync_ = nullptr;
   }
 
+  static constexpr uint32_t kMaxEventsPerCall = 128;
   mnl_socket* events_ = nullptr;
   mnl_socket* sync_ = nullptr;
   uint32_t seq_ = 0;

@@ -11,6 +11,7 @@ import type { Config } from '../config/schema';
 import { Engine } from '../engine/engine';
 import type { Stage } from '../engine/stage';
 import { Interfaces } from '../io/interfaces';
+import { loadBinding } from '../io/binding';
 import { Injector } from '../io/inject';
 import { NfQueue } from '../io/nfqueue';
 import { V_ACCEPT, V_DROP } from '../io/batch-layout';
@@ -33,6 +34,7 @@ export class Runtime {
   private readonly started = Date.now();
   private stagesByArea = new Map<string, Stage>();
   private closing = false;
+  private interfaces: Interfaces | null = null;
   readonly log: Logger;
 
   constructor(private cfg: Config, private readonly file: string) {
@@ -42,7 +44,13 @@ export class Runtime {
   async start(): Promise<void> {
     const cfg = this.cfg;
     const interfaces = new Interfaces();
-    interfaces.refresh();
+    this.interfaces = interfaces;
+    try {
+      interfaces.track(loadBinding()); // rtnetlink events: no /sys or /proc reads in the packet loop
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'rtnetlink tracking unavailable: interfaces re-read from /sys every 5 s');
+      interfaces.refresh();
+    }
     this.injector = new Injector();
     this.engine = new Engine({
       held: { max: cfg.held.max, timeoutMs: cfg.held.timeout_ms, defaultVerdict: cfg.held.default_verdict },
@@ -204,6 +212,7 @@ export class Runtime {
     for (const q of this.queues) q.close();
     for (const t of this.tuns) t.close();
     this.injector?.close();
+    this.interfaces?.stopTracking();
     await this.control?.close(); // ends open control connections too: none keeps a stopping sluice alive
     await new Promise<void>((r) => (this.metrics ? this.metrics.close(() => r()) : r()));
     this.log.info({ uptimeSeconds: (Date.now() - this.started) / 1000 }, 'sluice stopped');
