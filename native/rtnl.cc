@@ -178,7 +178,7 @@ class Rtnl : public Napi::ObjectWrap<Rtnl> {
     if (c.n == 0) return;
     napi_value arg = c.out;
     napi_value result;
-    napi_status st = napi_make_callback(env, *ctx_, env.Undefined(), onEvents_.Value(), 1, &arg, &result);
+    napi_status st = napi_make_callback(env, *ctx_, Value(), onEvents_.Value(), 1, &arg, &result);
     if (st == napi_pending_exception) {
       napi_value e;
       napi_get_and_clear_last_exception(env, &e);

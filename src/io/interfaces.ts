@@ -61,7 +61,7 @@ export class Interfaces {
     table.resync();
     this.rtnl = rtnl;
     this.table = table;
-    this.tracking = true;
+    this.isTracking = true;
     this.adopt(table);
   }
 
@@ -86,7 +86,7 @@ export class Interfaces {
     this.rtnl?.close();
     this.rtnl = null;
     this.table = null;
-    this.tracking = false;
+    this.isTracking = false;
     this.loadedAt = -Infinity;
   }
 
@@ -160,8 +160,9 @@ export class Interfaces {
   }
 
   private readonly misses = new Map<number, number>();
+  private isTracking = false;
   /** True when rtnetlink events keep the table current (see track()). */
-  protected tracking = false;
+  get tracking(): boolean { return this.isTracking; }
 
   indexOf(name: string): number {
     this.maybeRefresh();
