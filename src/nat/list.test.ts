@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { natConfigSchema } from './config';
 import { NatStage } from './stage';
 import { formatSaChunk, formatSaTable, saListChunks, type SaListEntry } from './commands';
-import { FakeServices, ip } from './testkit';
+import { FakeServices, ip } from '../../test/kit/nat';
 import { startControlServer } from '../control/server';
 import { controlStream } from '../control/client';
 
