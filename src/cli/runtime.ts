@@ -100,7 +100,7 @@ export class Runtime {
    * private.ts): checked before any stage opens a file there. Throws UnsafePathError.
    */
   private checkPrivateDirs(cfg: Config): void {
-    const stateDir = this.stageOptions(cfg).stateDir;
+    const stateDir = this.stageOptions().stateDir;
     privateDir(stateDir, 'state directory');
     const journal = cfg.nat?.journal.path;
     if (journal) privateDir(dirname(resolve(stateDir, journal)), 'NAT journal directory');
@@ -124,12 +124,13 @@ export class Runtime {
     });
   }
 
-  private stageOptions(cfg: Config) {
-    return { log: this.log, stateDir: resolve(cfg.state_dir) };
+  /** The running state_dir, not a reloaded one: a journal does not move under a running NAT. */
+  private stageOptions() {
+    return { log: this.log, stateDir: resolve(this.cfg.state_dir) };
   }
 
   private installPipeline(cfg: Config, prebuilt?: { key: string; stage: Stage }[]): void {
-    const built = prebuilt ?? buildStages(cfg, this.stageOptions(cfg), { cfg: this.cfg, stages: this.stagesByArea });
+    const built = prebuilt ?? buildStages(cfg, this.stageOptions(), { cfg: this.cfg, stages: this.stagesByArea });
     const byArea = new Map(built.map(({ key, stage }) => [key, stage]));
     const kept = new Set(byArea.values());
     for (const old of this.stagesByArea.values()) if (!kept.has(old)) void old.close?.();
@@ -149,14 +150,14 @@ export class Runtime {
   private async reloadNow(): Promise<{ config: string; stages: string[] }> {
     // Parsed and validated in a worker: the packet loop runs meanwhile. Throws ConfigError: nothing changed.
     const next = await loadConfigOffThread(this.file);
-    const sourceText = (c: Config) => JSON.stringify([c.queues.map(({ capture: _c, ...q }) => q), c.tun, c.control]);
-    if (sourceText(next) !== sourceText(this.cfg)) this.log.warn({}, 'queue, tun or control settings changed: they take effect at the next restart');
+    const sourceText = (c: Config) => JSON.stringify([c.queues.map(({ capture: _c, ...q }) => q), c.tun, c.control, c.state_dir]);
+    if (sourceText(next) !== sourceText(this.cfg)) this.log.warn({}, 'queue, tun, control or state_dir settings changed: they take effect at the next restart');
     const previous = this.cfg;
     // Unchanged sections keep their running stage (compared against this.cfg, so swap only after
     // building); changed ones compile in slices while batches keep flowing, then swap in one step.
-    const built = await buildStagesSliced(next, this.stageOptions(next), { cfg: this.cfg, stages: this.stagesByArea });
+    const built = await buildStagesSliced(next, this.stageOptions(), { cfg: this.cfg, stages: this.stagesByArea });
     this.installPipeline(next, built);
-    this.cfg = { ...next, queues: previous.queues, tun: previous.tun, control: previous.control };
+    this.cfg = { ...next, queues: previous.queues, tun: previous.tun, control: previous.control, state_dir: previous.state_dir };
     return { config: this.file, stages: this.engine.pipeline.map((s) => s.name) };
   }
 
