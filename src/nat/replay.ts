@@ -17,7 +17,7 @@ export const REPLAY_REASONS = [
   'bad_address',
   /** A number above 2^32-1 where a 32-bit field belongs. */
   'out_of_range',
-  /** SPI 0, or a second SPI word on an ESP record. */
+  /** SPI 0 (an ESP SPI, or both words of an IKE initiator SPI). */
   'bad_spi',
   /** Flags above 255 or a creation time in the future (beyond a day of clock skew). */
   'bad_field',
@@ -75,7 +75,9 @@ function check(f: string[], now: number, out: JournalEntry): ReplayReason | null
   }
   const host = n[3]!, a = n[4]!, b = n[5]!, rh = n[6]!, rl = n[7]!;
   if (host === 0) return 'bad_address';
-  if (kind === KIND_ESP_IN ? a === 0 || b !== 0 || rh !== 0 || rl !== 0 : (a | b) === 0) return 'bad_spi';
+  // SPI 0 is reserved (RFC 4303 §2.1); an IKE SA needs a non-zero initiator SPI. The other words
+  // (b, rh, rl) belong to the stage's record format and are not second-guessed here.
+  if (kind === KIND_ESP_IN ? a === 0 : (a | b) === 0) return 'bad_spi';
   const flags = u32(f[9]);
   if (flags === -1) return 'malformed';
   if (flags === -2) return 'out_of_range';
