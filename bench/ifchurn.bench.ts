@@ -30,6 +30,7 @@ async function child(mode: 'track' | 'poll', seconds: number): Promise<void> {
   let found = 0, lookups = 0;
   const stage: Stage = {
     name: 'iflookup',
+    failure: 'open',
     process(pkt) { lookups++; if (pkt.indev > 0 && interfaces.info(pkt.indev)) found++; },
   };
   const engine = new Engine({ held: { max: 1, timeoutMs: 1000, defaultVerdict: 'drop' }, interfaces });
