@@ -70,11 +70,11 @@ test('every example config passes `sluice check`', () => {
 test('run without CAP_NET_ADMIN says what is missing', { skip: process.getuid?.() !== 0 ? 'needs root to drop to nobody' : false }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-cli-'));
   const file = join(dir, 'q.yaml');
-  writeFileSync(file, `queues:\n  - num: 7\ncontrol:\n  socket: ${join(dir, 'ctl', 's.sock')}\n`);
+  writeFileSync(file, `queues:\n  - num: 7\nstate_dir: ${join(dir, 'state')}\ncontrol:\n  socket: ${join(dir, 'ctl', 's.sock')}\n`);
   spawnSync('chmod', ['-R', 'a+rwX', dir]);
   const r = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all',
-    process.execPath, SLUICE_MAIN, 'run', '-c', file], { encoding: 'utf8', cwd: ROOT });
-  assert.equal(r.status, 1);
+    process.execPath, SLUICE_MAIN, 'run', '-c', file], { encoding: 'utf8', cwd: ROOT, timeout: 20000 });
+  assert.equal(r.status, 1, r.stderr);
   assert.match(r.stderr, /needs CAP_NET_ADMIN \(run as root\)/);
 });
 

@@ -58,9 +58,9 @@ export class Runtime {
       injector: this.injector,
       log: this.log,
     });
-    this.checkPrivateDirs(cfg);
-    this.installPipeline(cfg);
     try {
+      this.checkPrivateDirs(cfg);
+      this.installPipeline(cfg);
       for (const q of cfg.queues) {
         let source = -1;
         const queue = NfQueue.open({
