@@ -4,7 +4,8 @@
  * `ip rule` where /proc/net/route (main table only) does not. Prints one JSON line of findings.
  */
 import { execFileSync } from 'node:child_process';
-import { Interfaces, ipv4ToNumber } from '../../src/io/interfaces';
+import { Interfaces } from '../../src/io/interfaces';
+import { ip4 as ipv4ToNumber } from '../../src/packet/bytes';
 import { loadBinding } from '../../src/io/binding';
 import { kernelRouteLookup } from '../../src/dhcp/route';
 
