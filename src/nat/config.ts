@@ -94,8 +94,8 @@ export const natConfigSchema = z.object({
     /** Compact when the journal holds this many more lines than live records. */
     compact_slack: z.number().int().min(16).default(4096),
     /**
-     * When changes reach the disk itself (every change is handed to the kernel within one event-loop
-     * turn, so kill -9 loses nothing either way): `batch` fdatasyncs every sync_interval_ms (a power
+     * When changes reach the disk itself (every change is written to the kernel at the moment it
+     * happens, so kill -9 loses nothing either way): `batch` fdatasyncs every sync_interval_ms (a power
      * cut loses at most that much), `always` after every write (a power cut loses at most the write in
      * flight), `none` never (a power cut loses what the kernel had not written back, up to ~30 s).
      */

@@ -6,9 +6,10 @@
  * One line per change: `P kind public server host a b rh rl flags created` (put/replace) and
  * `D kind public server a b` (delete); numbers in decimal, addresses as uint32.
  *
- * Nothing here blocks the packet thread: put()/del() only queue a line; the queue goes to the kernel
- * with one asynchronous write (libuv thread pool) on the next turn of the event loop, so a killed
- * process loses at most the changes of the last batch. What a power cut can lose depends on `sync`:
+ * put()/del() hand their line to the kernel at the moment of the change (one write into the page
+ * cache, microseconds; the mass changes of an idle sweep come in slices of at most 1 ms), so a
+ * killed process loses nothing. Nothing slow runs on the packet thread: fsyncs run in the libuv
+ * thread pool and compaction is incremental (below). What a power cut can lose depends on `sync`:
  * - `batch` (default): the file is fdatasync'ed every `interval_ms` when something was written;
  *   a power cut loses at most the changes of the last interval_ms (plus the fsync's own time).
  * - `always`: every write is followed by fdatasync before the next write starts; a power cut loses
@@ -56,19 +57,13 @@ export interface JournalOptions {
   onError?: (err: NodeJS.ErrnoException, what: string) => void;
 }
 
-/** Queued lines beyond this (a disk that stopped answering) degrade the journal instead of growing memory. */
-const MAX_PENDING_BYTES = 64 << 20;
 
 type Cb = () => void;
 
 export class Journal {
   private fd = -1;
   private lines = 0;
-  private pending: string[] = [];
-  private pendingBytes = 0;
-  private scheduled = false;
   private inflight = false;
-  private inflightLines = 0;
   private dirty = false;
   private syncTimer: NodeJS.Timeout | null = null;
   private idleWaiters: Cb[] = [];
@@ -181,38 +176,35 @@ export class Journal {
   }
 
   get rewriting(): boolean { return this.rw !== null; }
-  get queuedBytes(): number { return this.pendingBytes; }
 
   private append(line: string): void {
     if (this.closed) return;
     if (this.rw) this.rw.tail.push(line);
     if (this.degraded || this.fd < 0) { this.lost++; return; }
-    this.pending.push(line);
-    this.pendingBytes += line.length;
-    this.lines++;
-    if (this.pendingBytes > MAX_PENDING_BYTES) {
-      this.degrade(Object.assign(new Error('write backlog over 64 MiB'), { code: 'EBACKLOG' }), 'write');
+    // One write into the page cache (microseconds), at the moment of the change: a process killed
+    // right after loses nothing, and the learning books replayed after a restart are exact.
+    try {
+      fs.writeSync(this.fd, line);
+    } catch (e) {
+      this.lost++;
+      this.degrade(e as NodeJS.ErrnoException, 'write');
       return;
     }
-    if (!this.scheduled && !this.inflight) {
-      this.scheduled = true;
-      setImmediate(() => { this.scheduled = false; this.flush(); });
-    }
+    this.lines++;
+    this.dirty = true;
+    if (this.opts.sync === 'always') this.syncSoon();
   }
 
-  private flush(): void {
-    if (this.inflight || this.fd < 0 || this.pending.length === 0) { this.notifyIdle(); return; }
-    const buf = Buffer.from(this.pending.join(''));
-    this.inflightLines = this.pending.length;
-    this.pending = [];
-    this.pendingBytes = 0;
-    this.inflight = true;
+  /** `always`: one fdatasync in flight at a time (libuv thread pool), again while changes came meanwhile. */
+  private syncSoon(): void {
+    if (this.inflight || this.fd < 0 || !this.dirty) return;
     const fd = this.fd;
-    writeAll(fd, buf, (err) => {
-      if (err) return this.done(fd, err, 'write');
-      this.dirty = true;
-      if (this.opts.sync !== 'always') return this.done(fd, null, '');
-      fs.fdatasync(fd, (e) => { if (!e) { this.fsyncs++; this.dirty = false; } this.done(fd, e, 'fdatasync'); });
+    this.inflight = true;
+    this.dirty = false;
+    fs.fdatasync(fd, (e) => {
+      if (!e) this.fsyncs++;
+      this.done(fd, e, 'fdatasync');
+      if (this.opts.sync === 'always') this.syncSoon();
     });
   }
 
@@ -220,17 +212,12 @@ export class Journal {
     this.inflight = false;
     // Replaced by a rewrite (or closed) meanwhile: that file's errors no longer matter.
     if (fd !== this.fd) fs.close(fd, () => {});
-    else if (err) { if (what === 'write') this.lost += this.inflightLines; this.degrade(err, what); }
-    this.inflightLines = 0;
-    if (this.pending.length > 0 && this.fd >= 0) this.flush();
-    else this.notifyIdle();
+    else if (err) this.degrade(err, what);
+    this.notifyIdle();
   }
 
   private degrade(err: NodeJS.ErrnoException, what: string): void {
     this.writeErrors++;
-    this.lost += this.pending.length;
-    this.pending = [];
-    this.pendingBytes = 0;
     if (this.degraded) return;
     this.degraded = true;
     this.degradedAt = Date.now();
@@ -251,15 +238,15 @@ export class Journal {
   }
 
   private notifyIdle(): void {
-    if (this.inflight || this.pending.length > 0) return;
+    if (this.inflight) return;
     const w = this.idleWaiters;
     this.idleWaiters = [];
     for (const cb of w) cb();
   }
 
-  /** Resolves when every queued line has been handed to the kernel (and fsynced under `always`). */
+  /** Resolves when no fdatasync is in flight (every change is in the kernel already). */
   flushed(): Promise<void> {
-    if (!this.inflight && (this.pending.length === 0 || this.fd < 0)) return Promise.resolve();
+    if (!this.inflight) return Promise.resolve();
     return new Promise((r) => { this.idleWaiters.push(r); });
   }
 
@@ -280,19 +267,21 @@ export class Journal {
     this.fd = fd;
     if (old >= 0 && !this.inflight) fs.closeSync(old);
     this.rw = null;
-    this.pending = rest;
-    this.pendingBytes = rest.reduce((a, l) => a + l.length, 0);
     this.lines = lines + rest.length;
     this.degraded = false;
     this.dirty = true;
     this.startSyncTimer();
-    if (rest.length > 0 && !this.inflight) this.flush();
+    // Changes made during the rename and directory sync, in order, before anything later.
+    if (rest.length > 0) {
+      try { fs.writeSync(fd, rest.join('')); } catch (e) { this.lost += rest.length; this.degrade(e as NodeJS.ErrnoException, 'write'); }
+    }
+    if (this.opts.sync === 'always') this.syncSoon();
   }
 
   /** @internal */
   endRewrite(): void { this.rw = null; }
 
-  /** Writes what is queued (synchronously: this is shutdown) and closes the file. */
+  /** Syncs (this is shutdown) and closes the file. */
   close(): void {
     this.closed = true;
     if (this.syncTimer) clearInterval(this.syncTimer);
@@ -302,12 +291,10 @@ export class Journal {
     const fd = this.fd;
     this.fd = -1;
     try {
-      if (this.pending.length > 0 && !this.degraded) fs.writeSync(fd, this.pending.join(''));
-      if (this.opts.sync !== 'none') fs.fdatasyncSync(fd);
+      if (this.opts.sync !== 'none' && !this.degraded) fs.fdatasyncSync(fd);
     } catch (e) {
       this.degrade(e as NodeJS.ErrnoException, 'close');
     }
-    this.pending = [];
     if (!this.inflight) fs.closeSync(fd); // else done() closes it when the write in flight returns
     this.notifyIdle();
   }

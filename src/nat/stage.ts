@@ -329,7 +329,6 @@ export class NatStage implements Stage {
     return [
       { name: 'nat_journal_degraded', help: 'alarm: 1 while the NAT journal cannot write (full or read-only disk); changes are not saved', value: j.degraded ? 1 : 0 },
       { name: 'nat_journal_lost_changes', help: 'NAT journal changes not written while degraded (restored by the next successful rewrite)', value: j.lost },
-      { name: 'nat_journal_queued_bytes', help: 'NAT journal bytes waiting for the disk', value: j.queuedBytes },
     ];
   }
 
