@@ -1,4 +1,4 @@
-// Module registration only: the classes live in nfqueue.cc, tun.cc and inject.cc.
+// Module registration only: the classes live in nfqueue.cc, tun.cc, inject.cc and rtnl.cc.
 #include "batch_layout.h"
 #include "common.h"
 
@@ -6,6 +6,7 @@ namespace sluice {
 Napi::Function InitNfQueue(Napi::Env env);
 Napi::Function InitTun(Napi::Env env);
 void InitInject(Napi::Env env, Napi::Object exports);
+Napi::Function InitRtnl(Napi::Env env);
 }  // namespace sluice
 
 namespace {
@@ -31,6 +32,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("layout", Layout(env));
   exports.Set("NfQueue", sluice::InitNfQueue(env));
   exports.Set("Tun", sluice::InitTun(env));
+  exports.Set("Rtnl", sluice::InitRtnl(env));
   sluice::InitInject(env, exports);
   return exports;
 }

@@ -24,10 +24,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# Debian enables these daemons' units on install; sluice's lab starts its own copies per namespace.
-for unit in strongswan kea-dhcp4-server isc-dhcp-relay; do
-  systemctl disable --now "$unit" >/dev/null 2>&1 || true
-done
+# Host services are never touched: Debian may start strongswan, kea-dhcp4-server or isc-dhcp-relay
+# on install, and on a real gateway they are its VPN and DHCP. The labs start their own copies inside
+# network namespaces, each with its own pid, lock, lease and VICI paths (src/lab/ipsec.ts bind-mounts
+# a private /run for charon; Kea gets KEA_PIDFILE_DIR/KEA_LOCKFILE_DIR), so they coexist.
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund >/dev/null

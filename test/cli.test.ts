@@ -70,10 +70,59 @@ test('every example config passes `sluice check`', () => {
 test('run without CAP_NET_ADMIN says what is missing', { skip: process.getuid?.() !== 0 ? 'needs root to drop to nobody' : false }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-cli-'));
   const file = join(dir, 'q.yaml');
-  writeFileSync(file, `queues:\n  - num: 7\ncontrol:\n  socket: ${join(dir, 'ctl', 's.sock')}\n`);
+  writeFileSync(file, `queues:\n  - num: 7\nstate_dir: ${join(dir, 'state')}\ncontrol:\n  socket: ${join(dir, 'ctl', 's.sock')}\n`);
   spawnSync('chmod', ['-R', 'a+rwX', dir]);
   const r = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all',
-    process.execPath, SLUICE_MAIN, 'run', '-c', file], { encoding: 'utf8', cwd: ROOT });
-  assert.equal(r.status, 1);
+    process.execPath, SLUICE_MAIN, 'run', '-c', file], { encoding: 'utf8', cwd: ROOT, timeout: 20000 });
+  assert.equal(r.status, 1, r.stderr);
   assert.match(r.stderr, /needs CAP_NET_ADMIN \(run as root\)/);
+});
+
+test('check on a FIFO, an alias bomb or a deeply nested file exits 2 at once with a clear error', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-cli-'));
+  const fifo = join(dir, 'fifo.yaml');
+  spawnSync('mkfifo', [fifo]);
+  const f = spawnSync(process.execPath, [SLUICE_MAIN, 'check', '-c', fifo], { encoding: 'utf8', cwd: ROOT, timeout: 10000 });
+  assert.equal(f.status, 2, `FIFO: ${f.stderr}${f.error ? ` (${f.error.message})` : ''}`);
+  assert.match(f.stderr, /is a FIFO/);
+  const bomb = join(dir, 'bomb.yaml');
+  writeFileSync(bomb, ['a: &a [x, x, x, x, x, x, x, x, x]', 'b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]',
+    'c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]', 'd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]'].join('\n'));
+  const b = sluice('check', '-c', bomb);
+  assert.equal(b.status, 2, b.stderr);
+  assert.match(b.stderr, /aliases expand too much/);
+  const deep = join(dir, 'deep.yaml');
+  writeFileSync(deep, `queues: ${'['.repeat(10_000)}`);
+  const d = sluice('check', '-c', deep);
+  assert.equal(d.status, 2, d.stderr);
+  assert.match(d.stderr, /nested deeper than 32 levels/);
+});
+
+test('check: an undeclared queue is an error; capture addresses, interfaces and metrics.listen are validated; warnings carry file:line; --strict fails on them', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-cli-'));
+  const write = (name: string, text: string): string => { const f = join(dir, name); writeFileSync(f, text); return f; };
+  const nat = write('nat.yaml', 'queues:\n  - num: 1\nnat:\n  public: [203.0.113.1]\n  wan_interface: eth1\n  queue: 5\n');
+  const r1 = sluice('check', '-c', nat);
+  assert.equal(r1.status, 2, r1.stderr);
+  assert.match(r1.stderr, /nat\.yaml:6:\d+: nat\.queue: queue 5 is not declared under queues \(declared: 1\)/);
+  const cap = write('cap.yaml', 'queues:\n  - num: 1\n    capture:\n      - chain: forward\n        src: not-an-address\n        in: "-j ACCEPT"\n');
+  const r2 = sluice('check', '-c', cap);
+  assert.equal(r2.status, 2);
+  assert.match(r2.stderr, /cap\.yaml:5:\d+: queues\[0\]\.capture\[0\]\.src: an IPv4 address or prefix/);
+  assert.match(r2.stderr, /queues\[0\]\.capture\[0\]\.in: an interface name/);
+  for (const bad of ['127.0.0.1:70000', '127.0.0.1:0', '::1:9477', 'host']) {
+    const f = write('m.yaml', `metrics:\n  listen: "${bad}"\n`);
+    assert.equal(sluice('check', '-c', f).status, 2, bad);
+  }
+  for (const good of ['[::1]:9477', '127.0.0.1:9477', 'localhost:9477']) {
+    const f = write('m.yaml', `metrics:\n  listen: "${good}"\n`);
+    assert.equal(sluice('check', '-c', f).status, 0, good);
+  }
+  const warn = write('warn.yaml', 'queues:\n  - num: 1\n    copy_range: 128\n');
+  const r3 = sluice('check', '-c', warn);
+  assert.equal(r3.status, 0);
+  assert.match(r3.stderr, /warn\.yaml:3:\d+: warning: queues: queue 1 copies 128 bytes/);
+  const r4 = sluice('check', '--strict', '-c', warn);
+  assert.equal(r4.status, 2);
+  assert.match(r4.stderr, /--strict: refused/);
 });

@@ -1,18 +1,19 @@
 /** `sluice check -c FILE`: validate a config without touching the kernel. */
-import { loadConfig } from '../config/load';
+import { configLocator, loadConfig } from '../config/load';
 import { parse, UsageError } from './args';
 import { buildStages, checkWarnings } from './pipeline';
 
-const HELP = `Usage: sluice check -c FILE [--quiet]
+const HELP = `Usage: sluice check -c FILE [--quiet] [--strict]
 
 Validates a config: YAML syntax, every field against the schema (errors name file:line and the
 field path, exit 2), then builds the stages the way \`sluice run\` would and prints warnings such as
-rules that can never match because an earlier rule shadows them. Exit 0 when the config is usable.
+rules that can never match because an earlier rule shadows them, each with file:line. Exit 0 when
+the config is usable (warnings included), 2 when it is not, or with --strict when there are warnings.
 Needs no privileges and changes nothing.
 `;
 
 export async function checkCommand(argv: string[]): Promise<number> {
-  const a = parse(argv, { config: { type: 'string', short: 'c' }, quiet: { type: 'boolean', short: 'q' } }, HELP);
+  const a = parse(argv, { config: { type: 'string', short: 'c' }, quiet: { type: 'boolean', short: 'q' }, strict: { type: 'boolean' } }, HELP);
   if (!a) return 0;
   if (!a.values.config) throw new UsageError(`check needs -c FILE\n\n${HELP}`);
   const cfg = loadConfig(a.values.config);
@@ -20,7 +21,12 @@ export async function checkCommand(argv: string[]): Promise<number> {
   const quietLog = { info() {}, warn() {} };
   const stages = buildStages(cfg, { log: quietLog, stateDir: '/nonexistent' });
   const warnings = checkWarnings(cfg);
-  for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+  const where = warnings.length > 0 ? configLocator(a.values.config) : null;
+  for (const w of warnings) process.stderr.write(`${where!(w.path)}: warning: ${w.message}\n`);
+  if (a.values.strict && warnings.length > 0) {
+    process.stderr.write(`sluice: ${warnings.length} warning(s) and --strict: refused\n`);
+    return 2;
+  }
   if (!a.values.quiet) {
     process.stdout.write(`${a.values.config}: ok (queues ${cfg.queues.map((q) => q.num).join(', ')}; stages ${stages.map((s) => s.stage.name).join(' → ') || 'none: every packet gets its queue\'s default verdict'})\n`);
   }

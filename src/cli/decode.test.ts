@@ -135,3 +135,38 @@ test('--help explains; no arguments is a usage error', async () => {
   const u = await run([]);
   assert.equal(u.code, 2);
 });
+
+test('malformed captures: a clear error naming the byte offset and exit 1 (never a DataView RangeError, never exit 0)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-decode-'));
+  try {
+    const u32 = (n: number): Buffer => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b; };
+    const u16 = (n: number): Buffer => { const b = Buffer.alloc(2); b.writeUInt16LE(n); return b; };
+    const shb = Buffer.concat([u32(0x0a0d0d0a), u32(28), u32(0x1a2b3c4d), u16(1), u16(0), Buffer.alloc(8, 0xff), u32(28)]);
+    const idb = Buffer.concat([u32(1), u32(20), u16(101), u16(0), u32(65535), u32(20)]);
+    const pcapHdr = Buffer.concat([u32(0xa1b2c3d4), u16(2), u16(4), u32(0), u32(0), u32(65535), u32(101)]);
+    const ip = Buffer.from('4500001c000100004011f8cb0a0000010a00000200350035000800000000', 'hex').subarray(0, 28);
+    const rec = Buffer.concat([u32(1), u32(0), u32(ip.length), u32(ip.length), ip]);
+    const cases: [string, Buffer, RegExp][] = [
+      ['16-byte EPB at the end', Buffer.concat([shb, idb, u32(6), u32(16), u32(0), u32(16)]), /pcapng block at byte offset 48: 16-byte block of type 6 is shorter than its 32-byte minimum/],
+      ['pcapng cut inside a block header', Buffer.concat([shb, idb, u32(6)]), /pcapng block at byte offset 48: truncated block header \(4 of at least 12 bytes\)/],
+      ['pcapng block running past the end', Buffer.concat([shb, idb, u32(6), u32(64), u32(0)]), /byte offset 48: block length 64 runs past the end/],
+      ['pcapng trailing length differs', Buffer.concat([shb, idb.subarray(0, 16), u32(24)]), /byte offset 28: trailing block length 24 differs from 20/],
+      ['pcap truncated record header', Buffer.concat([pcapHdr, rec, Buffer.alloc(7)]), /record 1 at byte offset 68: truncated record header \(7 of 16 bytes\)/],
+      ['pcap record past the end', Buffer.concat([pcapHdr, rec.subarray(0, 30)]), /record 0 at byte offset 24: captured length 28 runs past the end of the file \(14 bytes left\)/],
+      ['pcap header cut', pcapHdr.subarray(0, 10), /truncated pcap header: 10 bytes, 24 needed \(at byte offset 0\)/],
+    ];
+    for (const [name, bytes, want] of cases) {
+      const f = join(dir, `${name.replace(/\W+/g, '-')}.pcap`);
+      writeFileSync(f, bytes);
+      const r = await run([f]);
+      assert.equal(r.code, 1, `${name}: exit ${r.code} ${r.err}`);
+      assert.match(r.err, want, name);
+    }
+    // A well-formed file still decodes: the packet before a truncated header is printed first.
+    const ok = join(dir, 'ok.pcap');
+    writeFileSync(ok, Buffer.concat([pcapHdr, rec]));
+    assert.equal((await run([ok])).code, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

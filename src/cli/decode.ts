@@ -28,7 +28,8 @@ options:
   -h, --help       this text
 
 exit status: 0 when every packet was read (invalid packets included), 1 when the file could not
-be read, 2 for bad usage.`;
+be read or is malformed (the error names the byte offset; packets before it are printed), 2 for
+bad usage.`;
 
 const LINKS: Record<string, number> = { raw: LINKTYPE_RAW, ethernet: LINKTYPE_ETHERNET, eth: LINKTYPE_ETHERNET,
   sll: LINKTYPE_LINUX_SLL, sll2: LINKTYPE_LINUX_SLL2 };

@@ -13,8 +13,8 @@ import { createPolicyStage, policyCheck, policyRules } from '../policy';
 import { createDhcpStage, dhcpRules } from '../dhcp';
 
 export interface StageOptions {
-  log: { info(o: object, m: string): void; warn(o: object, m: string): void };
-  /** Directory for state that survives restarts (NAT journal). */
+  log: { info(o: object, m: string): void; warn(o: object, m: string): void; error?(o: object, m: string): void };
+  /** Directory for state that survives restarts and reboots (state_dir: the NAT journal). */
   stateDir: string;
 }
 
@@ -44,7 +44,7 @@ export const AREAS: Area[] = [
   },
   {
     key: 'nat',
-    build: (cfg, opts) => (cfg.nat && cfg.nat.enabled ? createNatStage(cfg.nat, { stateDir: opts.stateDir }) : null),
+    build: (cfg, opts) => (cfg.nat && cfg.nat.enabled ? createNatStage(cfg.nat, { stateDir: opts.stateDir, log: opts.log }) : null),
     rules: (cfg) => natRules(cfg.nat!),
     check: (cfg) => {
       const nat = cfg.nat!;
@@ -129,15 +129,18 @@ export function collectRules(cfg: Config): RuleSet {
   return mergeRuleSets(queueRules(cfg), ...present.map((area) => area.rules(cfg)));
 }
 
-export function checkWarnings(cfg: Config): string[] {
-  const out: string[] = [];
+/** A `sluice check` warning and the config path it is about (for file:line). */
+export interface ConfigWarning { path: (string | number)[]; message: string }
+
+export function checkWarnings(cfg: Config): ConfigWarning[] {
+  const out: ConfigWarning[] = [];
   const nums = new Set(cfg.queues.map((q) => q.num));
-  for (const q of cfg.queues) {
-    if (q.copy_range < 65535) out.push(`queues: queue ${q.num} copies ${q.copy_range} bytes: longer packets are decided on the headers present; one a stage must rewrite (NAT) is dropped (engine.truncated_rewrite)`);
-  }
+  cfg.queues.forEach((q, i) => {
+    if (q.copy_range < 65535) out.push({ path: ['queues', i, 'copy_range'], message: `queues: queue ${q.num} copies ${q.copy_range} bytes: longer packets are decided on the headers present; one a stage must rewrite (NAT) is dropped (engine.truncated_rewrite)` });
+  });
   for (const area of AREAS) {
-    if (areaSection(cfg, area.key) !== undefined) out.push(...area.check(cfg).map((w) => `${area.key}: ${w}`));
+    if (areaSection(cfg, area.key) !== undefined) out.push(...area.check(cfg).map((w) => ({ path: [area.key], message: `${area.key}: ${w}` })));
   }
-  if (nums.size === 0) out.push('no queues: sluice would receive nothing');
+  if (nums.size === 0) out.push({ path: ['queues'], message: 'no queues: sluice would receive nothing' });
   return out;
 }

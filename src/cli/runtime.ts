@@ -11,6 +11,7 @@ import type { Config } from '../config/schema';
 import { Engine } from '../engine/engine';
 import type { Stage } from '../engine/stage';
 import { Interfaces } from '../io/interfaces';
+import { loadBinding } from '../io/binding';
 import { Injector } from '../io/inject';
 import { NfQueue } from '../io/nfqueue';
 import { V_ACCEPT, V_DROP } from '../io/batch-layout';
@@ -33,6 +34,7 @@ export class Runtime {
   private readonly started = Date.now();
   private stagesByArea = new Map<string, Stage>();
   private closing = false;
+  private interfaces: Interfaces | null = null;
   readonly log: Logger;
 
   constructor(private cfg: Config, private readonly file: string) {
@@ -42,7 +44,13 @@ export class Runtime {
   async start(): Promise<void> {
     const cfg = this.cfg;
     const interfaces = new Interfaces();
-    interfaces.refresh();
+    this.interfaces = interfaces;
+    try {
+      interfaces.track(loadBinding()); // rtnetlink events: no /sys or /proc reads in the packet loop
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'rtnetlink tracking unavailable: interfaces re-read from /sys every 5 s');
+      interfaces.refresh();
+    }
     this.injector = new Injector();
     this.engine = new Engine({
       held: { max: cfg.held.max, timeoutMs: cfg.held.timeout_ms, defaultVerdict: cfg.held.default_verdict },
@@ -50,9 +58,9 @@ export class Runtime {
       injector: this.injector,
       log: this.log,
     });
-    this.checkPrivateDirs(cfg);
-    this.installPipeline(cfg);
     try {
+      this.checkPrivateDirs(cfg);
+      this.installPipeline(cfg);
       for (const q of cfg.queues) {
         let source = -1;
         const queue = NfQueue.open({
@@ -77,6 +85,9 @@ export class Runtime {
       await this.stop();
       throw e;
     }
+    this.guardProcess();
+    this.control.server.on('error', (e) => this.log.error({ err: e.message }, 'control socket error'));
+    this.metrics?.on('error', (e) => this.log.error({ err: e.message }, 'metrics endpoint error'));
     process.on('SIGHUP', () => {
       this.reload().then((r) => this.log.info(r, 'reloaded on SIGHUP'), (e: Error) => this.log.error({ err: e.message }, 'reload refused; running config kept'));
     });
@@ -89,18 +100,37 @@ export class Runtime {
    * private.ts): checked before any stage opens a file there. Throws UnsafePathError.
    */
   private checkPrivateDirs(cfg: Config): void {
-    const stateDir = this.stageOptions(cfg).stateDir;
+    const stateDir = this.stageOptions().stateDir;
     privateDir(stateDir, 'state directory');
     const journal = cfg.nat?.journal.path;
     if (journal) privateDir(dirname(resolve(stateDir, journal)), 'NAT journal directory');
   }
 
-  private stageOptions(cfg: Config) {
-    return { log: this.log, stateDir: resolve(dirname(cfg.control.socket)) };
+  /**
+   * One bad moment does not kill the gateway: an exception nobody caught (a housekeeping callback,
+   * a socket event) is counted and logged, and the queues keep running. Verdicts are not at stake:
+   * the batch path catches its own errors (engine.ts) and the addon sends every verdict.
+   */
+  private guardProcess(): void {
+    const uncaught = this.engine.counters.register('process.uncaught_exception', 'exceptions nobody caught (a bug; logged, sluice kept running)', false);
+    const rejected = this.engine.counters.register('process.unhandled_rejection', 'promise rejections nobody handled (a bug; logged, sluice kept running)', false);
+    process.on('uncaughtException', (err) => {
+      this.engine.counters.add(uncaught);
+      this.log.error({ err }, 'uncaught exception; sluice keeps running');
+    });
+    process.on('unhandledRejection', (reason) => {
+      this.engine.counters.add(rejected);
+      this.log.error({ err: reason }, 'unhandled promise rejection; sluice keeps running');
+    });
+  }
+
+  /** The running state_dir, not a reloaded one: a journal does not move under a running NAT. */
+  private stageOptions() {
+    return { log: this.log, stateDir: resolve(this.cfg.state_dir) };
   }
 
   private installPipeline(cfg: Config, prebuilt?: { key: string; stage: Stage }[]): void {
-    const built = prebuilt ?? buildStages(cfg, this.stageOptions(cfg), { cfg: this.cfg, stages: this.stagesByArea });
+    const built = prebuilt ?? buildStages(cfg, this.stageOptions(), { cfg: this.cfg, stages: this.stagesByArea });
     const byArea = new Map(built.map(({ key, stage }) => [key, stage]));
     const kept = new Set(byArea.values());
     for (const old of this.stagesByArea.values()) if (!kept.has(old)) void old.close?.();
@@ -120,14 +150,14 @@ export class Runtime {
   private async reloadNow(): Promise<{ config: string; stages: string[] }> {
     // Parsed and validated in a worker: the packet loop runs meanwhile. Throws ConfigError: nothing changed.
     const next = await loadConfigOffThread(this.file);
-    const sourceText = (c: Config) => JSON.stringify([c.queues.map(({ capture: _c, ...q }) => q), c.tun, c.control]);
-    if (sourceText(next) !== sourceText(this.cfg)) this.log.warn({}, 'queue, tun or control settings changed: they take effect at the next restart');
+    const sourceText = (c: Config) => JSON.stringify([c.queues.map(({ capture: _c, ...q }) => q), c.tun, c.control, c.state_dir]);
+    if (sourceText(next) !== sourceText(this.cfg)) this.log.warn({}, 'queue, tun, control or state_dir settings changed: they take effect at the next restart');
     const previous = this.cfg;
     // Unchanged sections keep their running stage (compared against this.cfg, so swap only after
     // building); changed ones compile in slices while batches keep flowing, then swap in one step.
-    const built = await buildStagesSliced(next, this.stageOptions(next), { cfg: this.cfg, stages: this.stagesByArea });
+    const built = await buildStagesSliced(next, this.stageOptions(), { cfg: this.cfg, stages: this.stagesByArea });
     this.installPipeline(next, built);
-    this.cfg = { ...next, queues: previous.queues, tun: previous.tun, control: previous.control };
+    this.cfg = { ...next, queues: previous.queues, tun: previous.tun, control: previous.control, state_dir: previous.state_dir };
     return { config: this.file, stages: this.engine.pipeline.map((s) => s.name) };
   }
 
@@ -167,6 +197,7 @@ export class Runtime {
       counters: () => this.engine.counters.snapshot(true),
       gauges: () => [
         { name: 'held_packets', help: 'packets held by stages now', value: this.engine.held.size },
+        ...this.engine.pipeline.flatMap((s) => s.gauges?.() ?? []),
         ...this.queues.flatMap((q, i) => Object.entries(q.stats()).map(([k, v]) => ({
           name: `queue_${this.cfg.queues[i]!.num}_${k}`, help: `NFQUEUE ${this.cfg.queues[i]!.num}: ${k}`, value: Number(v),
         }))),
@@ -182,6 +213,7 @@ export class Runtime {
     for (const q of this.queues) q.close();
     for (const t of this.tuns) t.close();
     this.injector?.close();
+    this.interfaces?.stopTracking();
     await this.control?.close(); // ends open control connections too: none keeps a stopping sluice alive
     await new Promise<void>((r) => (this.metrics ? this.metrics.close(() => r()) : r()));
     this.log.info({ uptimeSeconds: (Date.now() - this.started) / 1000 }, 'sluice stopped');

@@ -1,6 +1,6 @@
 /** `sluice sa`: the NAT stage's mappings, and pins, through the control socket. */
-import { controlRequest } from '../control/client';
-import { formatLearning, formatSaTable, type LearningEntry, type SaListEntry } from '../nat';
+import { controlRequest, controlStream } from '../control/client';
+import { formatLearning, formatSaChunk, formatSaHeader, type LearningEntry, type SaListEntry } from '../nat';
 import { parse, socketOptions, socketPath, UsageError } from './args';
 
 const HELP = `Usage: sluice sa [-c FILE | -s SOCKET] [--json]    list ESP/IKE NAT mappings
@@ -35,11 +35,21 @@ export async function saCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (sub !== 'list') throw new UsageError(`unknown sa subcommand "${sub}"\n\n${HELP}`);
-  const r = await controlRequest(path, { cmd: 'stage', stage: 'nat', name: 'sa-list', args: {} });
-  if (a.values.json) {
-    process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
-    return 0;
-  }
-  process.stdout.write(formatSaTable(r as SaListEntry[]));
+  // Streamed: 1M SAs arrive in chunks, printed as they come (the engine lists them in slices).
+  let n = 0;
+  const out = (t: string): void => { process.stdout.write(t); };
+  if (a.values.json) out('[');
+  else out(formatSaHeader());
+  await controlStream(path, { cmd: 'stage', stage: 'nat', name: 'sa-list', args: { stream: true, host, server } }, (chunk) => {
+    const entries = chunk as SaListEntry[];
+    if (a.values.json) {
+      for (const e of entries) out(`${n++ === 0 ? '\n' : ',\n'}${JSON.stringify(e)}`);
+    } else {
+      n += entries.length;
+      out(formatSaChunk(entries));
+    }
+  });
+  if (a.values.json) out(n === 0 ? ']\n' : '\n]\n');
+  else if (n === 0) out('no mappings\n');
   return 0;
 }

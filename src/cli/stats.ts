@@ -37,6 +37,22 @@ export async function statsCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
+interface JournalStats {
+  path: string; degraded: number; last_error?: string; lost_changes: number; compactions: number; write_errors: number;
+  replay: { lines: number; records: number; refused: Record<string, number>; not_configured: number };
+}
+
+/** The journal's health and what its replay refused, by reason (nothing is skipped silently). */
+function formatJournal(j: JournalStats): string[] {
+  const refused = Object.entries(j.replay.refused).map(([k, v]) => `${k}=${v}`).join(' ');
+  return [
+    `    journal ${j.path}: ${j.degraded ? `DEGRADED (${j.last_error ?? 'error'}; ${j.lost_changes} changes not saved)` : 'ok'}, `
+      + `${j.compactions} compactions, ${j.write_errors} write errors`,
+    `    replay: ${j.replay.records} records from ${j.replay.lines} lines; refused: ${refused || 'none'}`
+      + (j.replay.not_configured ? `; ${j.replay.not_configured} for public addresses no longer configured` : ''),
+  ];
+}
+
 export function formatStats(r: StatsReply): string {
   const lines: string[] = [`sluice: up ${r.uptimeSeconds.toFixed(0)} s, config ${r.config}, ${r.held} held`];
   lines.push('', 'queues:');
@@ -47,6 +63,8 @@ export function formatStats(r: StatsReply): string {
   for (const [name, s] of Object.entries(r.stages)) {
     const d = Object.entries(s.decisions).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${v}`).join(' ');
     lines.push(`  ${name}: ${d || '(no decisions yet)'}`);
+    const j = s.state?.journal as JournalStats | null | undefined;
+    if (j) lines.push(...formatJournal(j));
   }
   const drops = r.counters.filter((c) => c.drop);
   const events = r.counters.filter((c) => !c.drop);

@@ -8,15 +8,20 @@ const verdict = z.enum(['accept', 'drop']);
 const chain = z.enum(['prerouting', 'input', 'forward', 'output', 'postrouting']);
 const portOrRange = z.union([z.number().int().min(0).max(65535), z.string().regex(/^\d{1,5}(:\d{1,5})?$/, 'a port or a range like 1000:2000')]);
 
+const IPV4 = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}';
+const prefix4 = z.string().regex(new RegExp(`^${IPV4}(/(3[0-2]|[12]?\\d))?$`), 'an IPv4 address or prefix like 192.168.1.0/24');
+/** A Linux interface name (IFNAMSIZ 16 with the NUL), with iptables' trailing `+` wildcard; never an option. */
+const ifname = z.string().regex(/^[A-Za-z0-9_.:@][A-Za-z0-9_.:@-]{0,14}\+?$/, 'an interface name like eth0 or ppp+ (at most 15 characters: letters, digits, _ . : @ -)');
+
 /** One iptables rule that sends traffic to this queue (for `sluice rules`). */
 export const captureSchema = z.object({
   chain,
   table: z.enum(['mangle', 'raw', 'filter']).default('mangle'),
-  in: z.string().min(1).max(15).optional().describe('input interface (iptables -i, `+` wildcard allowed)'),
-  out: z.string().min(1).max(15).optional().describe('output interface (iptables -o)'),
+  in: ifname.optional().describe('input interface (iptables -i, `+` wildcard allowed)'),
+  out: ifname.optional().describe('output interface (iptables -o)'),
   proto: z.union([z.enum(['tcp', 'udp', 'icmp', 'esp', 'ah', 'all']), z.number().int().min(0).max(255)]).optional(),
-  src: z.string().optional().describe('source prefix, e.g. 192.168.1.0/24'),
-  dst: z.string().optional(),
+  src: prefix4.optional().describe('source prefix, e.g. 192.168.1.0/24'),
+  dst: prefix4.optional(),
   sport: portOrRange.optional(),
   dport: portOrRange.optional(),
 }).strict();
@@ -44,6 +49,16 @@ export const tunSchema = z.object({
     .describe('number stages see as the packet\'s queue (default 65536 + position in this list)'),
 }).strict();
 
+/** `host:port` or `[v6]:port`, port 1..65535 (the metrics endpoint). */
+export function splitListen(s: string): { host: string; port: number } | null {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(s);
+  if (!m) return null;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return null;
+  return { host: m[1] ?? m[2]!, port };
+}
+const validListen = (s: string): boolean => splitListen(s) !== null;
+
 export const coreSchemaShape = {
   queues: z.array(queueSchema).prefault([{ num: 0 }])
     .superRefine((qs, ctx) => {
@@ -59,6 +74,8 @@ export const coreSchemaShape = {
     timeout_ms: z.number().int().min(1).max(600000).default(5000).describe('default hold time before the default verdict'),
     default_verdict: verdict.default('accept'),
   }).strict().prefault({}),
+  state_dir: z.string().min(1).refine((p) => p.startsWith('/'), 'an absolute path').default('/var/lib/sluice')
+    .describe('directory for state that must survive restarts and reboots (the NAT journal); created 0700. Not /run: a tmpfs, lost at reboot'),
   control: z.object({
     socket: z.string().min(1).default('/run/sluice/sluice.sock')
       // sockaddr_un holds 108 bytes with the NUL: a longer path would be bound truncated.
@@ -69,7 +86,8 @@ export const coreSchemaShape = {
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   }).strict().prefault({}),
   metrics: z.object({
-    listen: z.string().regex(/^[^:]+:\d+$/, 'host:port').nullable().default(null).describe('Prometheus text endpoint, e.g. 127.0.0.1:9477'),
+    listen: z.string().refine(validListen, 'host:port with a port 1..65535, e.g. 127.0.0.1:9477 or [::1]:9477')
+      .nullable().default(null).describe('Prometheus text endpoint, e.g. 127.0.0.1:9477 or [::1]:9477'),
   }).strict().prefault({}),
 };
 

@@ -2,8 +2,8 @@
  * Reads a YAML config, validates it against the schema, and turns every problem into a ConfigError
  * that names the file, line, column and field path (`nat.servers[2]: Invalid IPv4 prefix`).
  */
-import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { BoundsError, MAX_CONFIG_ALIASES, checkDocument, checkText, readConfigFile, readConfigFileSync } from './bounds';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, type Node } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type Config } from './schema';
@@ -40,6 +40,12 @@ function locate(doc: ReturnType<typeof parseDocument>, path: readonly PropertyKe
 }
 
 export function parseConfigText(text: string, file = '<config>'): Config {
+  try {
+    checkText(text, file);
+  } catch (e) {
+    if (e instanceof BoundsError) throw new ConfigError([e.message]);
+    throw e;
+  }
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const where = (offset: number | undefined): string => {
@@ -50,7 +56,20 @@ export function parseConfigText(text: string, file = '<config>'): Config {
   if (doc.errors.length > 0) {
     throw new ConfigError(doc.errors.map((e) => `${where(e.pos[0])}: YAML: ${e.message.split('\n')[0]}`));
   }
-  const raw = doc.toJS() ?? {};
+  let raw: unknown;
+  try {
+    checkDocument(doc, file);
+    raw = doc.toJS({ maxAliasCount: MAX_CONFIG_ALIASES }) ?? {};
+  } catch (e) {
+    if (e instanceof BoundsError) throw new ConfigError([e.message]);
+    // yaml's alias guard ("Excessive alias count indicates a resource exhaustion attack").
+    if (e instanceof ReferenceError) {
+      throw new ConfigError([/Excessive alias/.test(e.message)
+        ? `${file}: YAML aliases expand too much (more than ${MAX_CONFIG_ALIASES} uses); refused`
+        : `${file}: YAML: ${e.message}`]);
+    }
+    throw e;
+  }
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError([`${file}: the config must be a YAML mapping`]);
   // Set and map files (`address_sets: {x: {file: x.txt}}`) are named relative to the config file.
   for (const section of ['steer', 'policy']) resolveSetFiles((raw as Record<string, unknown>)[section], (p) => resolve(dirname(file), p));
@@ -71,12 +90,49 @@ export function parseConfigText(text: string, file = '<config>'): Config {
   throw new ConfigError(problems);
 }
 
+function readError(file: string, e: unknown): ConfigError {
+  return new ConfigError([e instanceof BoundsError ? e.message : `${file}: cannot read: ${(e as Error).message}`]);
+}
+
+/** Reads (a regular file only, bounded) and validates a config; every problem is a ConfigError (exit 2). */
 export function loadConfig(file: string): Config {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readConfigFileSync(file);
   } catch (e) {
-    throw new ConfigError([`${file}: cannot read: ${(e as Error).message}`]);
+    throw readError(file, e);
   }
   return parseConfigText(text, file);
+}
+
+/** The same for a running sluice (reload): the read is asynchronous and has a timeout. */
+export async function loadConfigAsync(file: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await readConfigFile(file);
+  } catch (e) {
+    throw readError(file, e);
+  }
+  return parseConfigText(text, file);
+}
+
+/**
+ * Where a config path is in a file ("file:line:col"), for messages about a config that is valid
+ * but questionable (`sluice check` warnings). The file is read again (bounded, as loadConfig does).
+ */
+export function configLocator(file: string): (path: (string | number)[]) => string {
+  let doc: ReturnType<typeof parseDocument> | null = null;
+  const lineCounter = new LineCounter();
+  try {
+    doc = parseDocument(readConfigFileSync(file), { lineCounter, prettyErrors: false });
+  } catch {
+    doc = null;
+  }
+  return (path) => {
+    const node = doc ? locate(doc, path) : undefined;
+    const off = node?.range?.[0];
+    if (off === undefined) return file;
+    const { line, col } = lineCounter.linePos(off);
+    return `${file}:${line}:${col}`;
+  };
 }

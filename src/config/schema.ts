@@ -19,6 +19,21 @@ export const configSchema = z.object({
   if (c.queues.length === 0 && c.tun.length === 0) {
     ctx.addIssue({ code: 'custom', path: ['queues'], message: 'no packet source: list at least one queue (or a tun device)' });
   }
+  // A stage part bound to a queue nobody opens would see no packet: an error, not a warning (with
+  // TUN sources the part may still see their packets; pipeline.ts warns then).
+  if (c.tun.length === 0) {
+    const nums = new Set(c.queues.map((q) => q.num));
+    const parts: [string[], number | undefined][] = [
+      [['nat', 'queue'], c.nat?.enabled ? c.nat.queue : undefined],
+      [['dhcp', 'inform', 'queue'], c.dhcp?.inform?.enabled ? c.dhcp.inform.queue : undefined],
+      [['dhcp', 'relay', 'queue'], c.dhcp?.relay?.enabled ? c.dhcp.relay.queue : undefined],
+    ];
+    for (const [path, q] of parts) {
+      if (q !== undefined && !nums.has(q)) {
+        ctx.addIssue({ code: 'custom', path, message: `queue ${q} is not declared under queues (declared: ${[...nums].join(', ') || 'none'}); add it there or fix this number` });
+      }
+    }
+  }
 });
 
 export type Config = z.infer<typeof configSchema>;

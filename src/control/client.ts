@@ -49,3 +49,48 @@ export function controlRequest(path: string, req: ControlRequest, timeoutMs = 10
     });
   });
 }
+
+/**
+ * A request whose answer is streamed (see control/server.ts streamTo): onChunk gets each chunk as
+ * it arrives; resolves at the end. The timeout is per silence, not for the whole stream.
+ */
+export function controlStream(path: string, req: ControlRequest, onChunk: (chunk: unknown) => void, timeoutMs = 10000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const sock = createConnection(path);
+    let buf = '';
+    let started = false;
+    let done = false;
+    let timer = setTimeout(() => fail(new Error(`no answer from ${path} within ${timeoutMs} ms`)), timeoutMs);
+    const fail = (e: Error): void => { if (done) return; done = true; clearTimeout(timer); sock.destroy(); reject(e); };
+    const finish = (): void => { done = true; clearTimeout(timer); sock.end(); resolve(); };
+    sock.setEncoding('utf8');
+    sock.once('connect', () => sock.write(`${JSON.stringify(req)}\n`));
+    sock.on('data', (d: string) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => fail(new Error(`${path} went silent for ${timeoutMs} ms mid-answer`)), timeoutMs);
+      buf += d;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        let m: { ok?: boolean; stream?: boolean; chunk?: unknown; end?: boolean; error?: string; result?: unknown };
+        try { m = JSON.parse(line) as typeof m; } catch (e) { fail(new Error(`bad answer from ${path}: ${(e as Error).message}`)); return; }
+        if (m.ok === false) { fail(new Error(m.error ?? 'failed')); return; }
+        if (!started) {
+          started = true;
+          if (m.stream !== true) { onChunk(m.result); finish(); return; } // a plain answer
+          continue;
+        }
+        if (m.end) { finish(); return; }
+        onChunk(m.chunk);
+      }
+    });
+    sock.once('close', () => fail(new Error(`${path} closed the connection mid-answer`)));
+    sock.once('error', (e: NodeJS.ErrnoException) => {
+      const hint = e.code === 'ENOENT' || e.code === 'ECONNREFUSED'
+        ? `is sluice running? (no control socket at ${path}; pass --socket or -c CONFIG)`
+        : e.code === 'EACCES' ? `permission denied on ${path} (the socket is owner-only: run as the same user, usually root)` : e.message;
+      fail(new Error(hint));
+    });
+  });
+}

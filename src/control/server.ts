@@ -104,6 +104,8 @@ export class ControlServer {
       while (lines.length > 0 && !sock.destroyed) {
         const resp = await answer(lines.shift()!, this.handler);
         if (sock.destroyed) break;
+        // A streamed answer (a large listing made in slices) goes out chunk by chunk, paced by the reader.
+        if (resp.ok && isAsyncIterable(resp.result)) { await streamTo(sock, resp.result); continue; }
         // Waits for the client to take the answer before handling its next request.
         if (!sock.write(`${JSON.stringify(resp)}\n`)) {
           sock.pause();
@@ -135,6 +137,30 @@ export class ControlServer {
 /** The control server (see ControlServer). */
 export function startControlServer(path: string, handler: ControlHandler, opts?: ControlServerOptions): Promise<ControlServer> {
   return ControlServer.start(path, handler, opts);
+}
+
+function isAsyncIterable(v: unknown): v is AsyncIterable<unknown> {
+  return typeof v === 'object' && v !== null && typeof (v as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function';
+}
+
+/**
+ * A streamed result (a large listing produced in slices): `{"ok":true,"stream":true}`, then one
+ * `{"chunk":...}` line per chunk, then `{"end":true}` (or `{"ok":false,"error":...}`). The producer
+ * waits while the socket's buffer is full, so a slow reader holds memory to one chunk.
+ */
+async function streamTo(sock: Socket, it: AsyncIterable<unknown>): Promise<void> {
+  sock.write(`${JSON.stringify({ ok: true, stream: true })}\n`);
+  try {
+    for await (const chunk of it) {
+      if (sock.destroyed) return; // leaving the loop ends the producer (its return() runs)
+      if (!sock.write(`${JSON.stringify({ chunk })}\n`)) {
+        await new Promise<void>((r) => { sock.once('drain', r); sock.once('close', r); });
+      }
+    }
+    if (!sock.destroyed) sock.write(`${JSON.stringify({ end: true })}\n`);
+  } catch (e) {
+    if (!sock.destroyed) sock.write(`${JSON.stringify({ ok: false, error: (e as Error).message })}\n`);
+  }
 }
 
 async function answer(line: string, handler: ControlHandler): Promise<ControlResponse> {

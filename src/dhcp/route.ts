@@ -1,6 +1,7 @@
 /**
- * Which interface reaches a relay server: the main routing table from /proc/net/route (longest
- * prefix, then lowest metric). Read at start-up and after interface changes, never per packet.
+ * Which interface reaches a relay server, when the kernel's own lookup (RTM_GETROUTE through the
+ * interface tracker, which honours `ip rule`) is not available (tools, tests without the addon):
+ * the main routing table from /proc/net/route (longest prefix, then lowest metric).
  */
 import { readFileSync } from 'node:fs';
 

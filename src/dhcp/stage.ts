@@ -86,9 +86,12 @@ export class DhcpStage implements Stage {
   private readonly remoteId: Uint8Array | null;
   private readonly mac = new Uint8Array(6);
   private readonly routeLookup: RouteLookup;
+  /** A route lookup given by the caller (tests) wins over the kernel's. */
+  private readonly fixedRoutes: boolean;
 
   constructor(readonly cfg: DhcpConfig, opts: DhcpStageOptions = {}) {
     this.routeLookup = opts.routeLookup ?? kernelRouteLookup();
+    this.fixedRoutes = opts.routeLookup !== undefined;
     const inf = cfg.inform && cfg.inform.enabled ? cfg.inform : null;
     if (inf && inf.scopes.length > 31) throw new Error('dhcp.inform.scopes: at most 31 scopes');
     this.inform = inf ? new InformResponder(inf.scopes.map(compileScope)) : null;
@@ -107,7 +110,17 @@ export class DhcpStage implements Stage {
   init(services: StageServices): void {
     this.s = services;
     this.ids = Int32Array.from(COUNTER_DEFS, ([n, h]) => services.reason(n, h));
-    services.interfaces.onRefresh?.(() => { this.ifs.clear(); for (const sv of this.servers) sv.ifindex = 0; });
+    // One listener per stage instance, removed at close(): a reload builds a new stage, and the old
+    // listeners used to pile up on the shared table (one per reload, each clearing a dead cache).
+    this.offRefresh?.();
+    this.offRefresh = services.interfaces.onRefresh?.(() => { this.ifs.clear(); for (const sv of this.servers) sv.ifindex = 0; }) ?? null;
+  }
+
+  private offRefresh: (() => void) | null = null;
+
+  close(): void {
+    this.offRefresh?.();
+    this.offRefresh = null;
   }
 
   private count(c: C, n = 1): void {
@@ -268,6 +281,12 @@ export class DhcpStage implements Stage {
   private serverIf(sv: { address: number; iface: string | undefined; ifindex: number }): number {
     if (sv.ifindex !== 0) return sv.ifindex;
     const ifs = this.s!.interfaces;
+    if (sv.iface === undefined && !this.fixedRoutes && ifs.tracking) {
+      // The kernel's own lookup (RTM_GETROUTE): every table and `ip rule`, not just main; cached
+      // until the interface table changes.
+      sv.ifindex = ifs.route(sv.address)?.ifindex ?? 0;
+      return sv.ifindex;
+    }
     const name = sv.iface ?? this.routeLookup(sv.address);
     sv.ifindex = name ? ifs.indexOf(name) : 0;
     return sv.ifindex;

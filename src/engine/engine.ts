@@ -97,7 +97,7 @@ export class Engine {
   private currentMeta: Uint32Array | null = null;
   private timer: NodeJS.Timeout | null = null;
   private readonly c: Record<'packets' | 'batches' | 'accepted' | 'dropped' | 'held' | 'answered' | 'marked' |
-    'rewritten' | 'heldExpired' | 'heldCap' | 'released' | 'stageErrors' | 'injected' | 'injectFailed' |
+    'rewritten' | 'heldExpired' | 'heldCap' | 'released' | 'stageErrors' | 'tickErrors' | 'injected' | 'injectFailed' |
     'truncatedRewrite' | 'heldOrphaned', number>;
   private readonly invalidIds: number[];
 
@@ -121,6 +121,7 @@ export class Engine {
       heldCap: r('held_cap', 'hold requests refused because the held-packet cap was reached'),
       released: r('released', 'held packets released by their stage'),
       stageErrors: r('stage_error', 'packets on which a stage threw (a bug; fail-closed stages drop, fail-open ones pass it on), all stages', false),
+      tickErrors: r('tick_error', 'stage housekeeping (tick, hold expiry) threw: a bug, logged; packets keep flowing'),
       injected: r('injected', 'packets injected by stages'),
       injectFailed: r('inject_failed', 'injections the kernel refused'),
       truncatedRewrite: r('truncated_rewrite', 'truncated packets (copy_range, GSO) a stage rewrote: the rewrite cannot be sent back whole, dropped', true),
@@ -431,7 +432,12 @@ export class Engine {
     for (const p of expired) {
       this.counters.add(this.c.heldExpired);
       this.finishHeld(p, this.timeoutVerdict(p), false);
-      this.stages[p.stage]?.onHoldExpired?.(p.handle);
+      try {
+        this.stages[p.stage]?.onHoldExpired?.(p.handle);
+      } catch (err) {
+        this.counters.add(this.c.tickErrors);
+        this.opts.log?.error({ err, stage: this.stages[p.stage]?.name }, 'stage onHoldExpired threw');
+      }
     }
   }
 
@@ -441,7 +447,14 @@ export class Engine {
     for (let i = 0; i < this.stages.length; i++) {
       if (now - this.lastTicks[i]! < this.tickPeriods[i]!) continue;
       this.lastTicks[i] = now;
-      this.stages[i]!.tick?.(now);
+      // Housekeeping must not take the packet path down: a throw is counted, logged, and the
+      // other stages still get their tick (this runs inside the addon's batch callback).
+      try {
+        this.stages[i]!.tick?.(now);
+      } catch (err) {
+        this.counters.add(this.c.tickErrors);
+        this.opts.log?.error({ err, stage: this.stages[i]!.name }, 'stage tick threw; packets keep flowing');
+      }
     }
   }
 

@@ -141,6 +141,8 @@ export interface Stage {
   readonly tickMs?: number;
   /** Counters and state for `sluice stats` (plain JSON). */
   stats?(): Record<string, unknown>;
+  /** Gauges for the metrics endpoint (alarms such as a degraded journal), read at scrape time. */
+  gauges?(): { name: string; help: string; value: number }[];
   /**
    * Control-socket commands addressed to this stage (e.g. the NAT stage's `sa-list`, `sa-pin`).
    * Unknown commands throw an Error whose message is shown to the operator.

@@ -112,8 +112,24 @@ export interface NativeTun {
   close(): void;
 }
 
+/** An rtnetlink event (native/rtnl.cc). Addresses are IPv4 as unsigned 32-bit numbers. */
+export type RtnlEvent =
+  | { type: 'link' | 'dellink'; index: number; name: string; mac: Uint8Array; flags: number }
+  | { type: 'addr' | 'deladdr'; index: number; address: number; prefixLength: number }
+  | { type: 'overflow' };
+
+export interface NativeRtnl {
+  /** Links, then IPv4 addresses, as events (synchronous netlink dumps). */
+  dump(): RtnlEvent[];
+  /** The kernel's route for an IPv4 destination (policy rules with `mark` applied), or null. */
+  route(dst: number, mark?: number): { ifindex: number; gateway: number; prefsrc: number; local: boolean } | null;
+  close(): void;
+}
+
 export interface NativeBinding {
   readonly layout: Readonly<Record<string, number>>;
+  /** Interface/address events and route lookups over rtnetlink (absent in fakes). */
+  Rtnl?: new (onEvents: (events: RtnlEvent[]) => void) => NativeRtnl;
   NfQueue: new (opts: NativeQueueOptions, onBatch: (count: number) => void) => NativeQueue;
   Tun: new (opts: NativeTunOptions, onBatch: (count: number) => void) => NativeTun;
   /** fd, or -errno. */

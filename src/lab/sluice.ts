@@ -22,13 +22,14 @@ export class SluiceProcess {
   }
 
   /**
-   * Starts sluice with `yaml` (its control.socket is set to a path in the lab directory unless the
-   * text sets one) and waits for the control socket.
+   * Starts sluice with `yaml` (its control.socket and state_dir are set to the lab directory unless
+   * the text sets them: a lab never writes to the host's /var/lib/sluice) and waits for the socket.
    */
   static async start(lab: Lab, ns: Namespace, yaml: string, opts: { name?: string; logLevel?: string } = {}): Promise<SluiceProcess> {
     const name = opts.name ?? 'sluice';
     const socket = join(lab.dir, `${name}.sock`);
-    const text = /^control:/m.test(yaml) ? yaml : `${yaml}\ncontrol:\n  socket: ${socket}\n`;
+    let text = /^control:/m.test(yaml) ? yaml : `${yaml}\ncontrol:\n  socket: ${socket}\n`;
+    if (!/^state_dir:/m.test(text)) text += `state_dir: ${lab.dir}\n`;
     const file = SluiceProcess.write(lab, `${name}.yaml`, text);
     const sp = new SluiceProcess(ns, file, socket);
     await sp.launch();

@@ -54,51 +54,133 @@ function parseAddr(v: unknown, what: string): number {
   return ipv4ToNumber(v);
 }
 
+interface ListFilter { host: number; server: number }
+
+function filterOf(args: Record<string, unknown>): ListFilter {
+  return {
+    host: typeof args.host === 'string' ? ipv4ToNumber(args.host) : -1,
+    server: typeof args.server === 'string' ? ipv4ToNumber(args.server) : -1,
+  };
+}
+
+/** One SA record as a listing row (the one place a row's fields are decided). */
+function rowOf(stage: NatStage, id: number, now: number, wall: number): SaListRow {
+  const sas = stage.state.sas;
+  const k = sas.kind[id];
+  const f = sas.flags[id];
+  const flags: string[] = [];
+  if (f & F_PINNED) flags.push('pinned');
+  if (f & F_LEARNED) flags.push('learned');
+  if (f & F_RESTORED) flags.push('restored');
+  const row: SaListRow = {
+    spi: k === SaKind.IKE ? hex8(sas.a[id]) + hex8(sas.b[id]) : hex8(sas.a[id]),
+    packets: sas.pkts[id], bytes: sas.bytes[id],
+    age_s: Math.max(0, Math.round((wall - sas.created[id]) / 1000)),
+    idle_s: Math.max(0, Math.round((now - sas.last[id]) / 1000)),
+    flags,
+  };
+  if (k !== SaKind.ESP_OUT) row.learned = VIA_NAMES[sas.via[id]] ?? 'seen';
+  if (k !== SaKind.IKE) row.paired = sas.pair[id] >= 0;
+  if (k === SaKind.IKE) row.spi_r = hex8(sas.rh[id]) + hex8(sas.rl[id]);
+  return row;
+}
+
+function addRow(g: SaListEntry, kind: number, row: SaListRow): void {
+  if (kind === SaKind.IKE) g.ike.push(row);
+  else if (kind === SaKind.ESP_IN) g.esp_in.push(row);
+  else g.esp_out.push(row);
+}
+
+function newGroup(stage: NatStage, id: number): SaListEntry {
+  const sas = stage.state.sas;
+  return { host: numberToIpv4(sas.host[id]), public: numberToIpv4(stage.state.publics[sas.pub[id]]), server: numberToIpv4(sas.server[id]), ike: [], esp_in: [], esp_out: [] };
+}
+
+/** Whole listing at once, for small tables and tests; `sluice sa` streams (saListChunks). */
 export function saList(stage: NatStage, args: Record<string, unknown>): SaListEntry[] {
+  const out: SaListEntry[] = [];
+  const it = saListSteps(stage, args, Infinity);
+  for (let r = it.next(); !r.done; r = it.next()) out.push(...r.value);
+  return out;
+}
+
+/** Longest run of listing work between two event-loop turns. */
+const LIST_SLICE_MS = 2;
+const LIST_CHUNK_GROUPS = 512;
+
+/**
+ * The listing in chunks of host/server groups, ordered by host then server (numerically), each
+ * chunk after a turn of the event loop so that listing 1M SAs never holds the packet path for more
+ * than ~LIST_SLICE_MS. Records that change meanwhile show as they are when their group is formatted.
+ */
+export async function* saListChunks(stage: NatStage, args: Record<string, unknown>): AsyncGenerator<SaListEntry[]> {
+  const it = saListSteps(stage, args, LIST_SLICE_MS);
+  for (;;) {
+    const r = it.next();
+    if (r.done) return;
+    if (r.value.length > 0) yield r.value;
+    await new Promise<void>((res) => setImmediate(res));
+  }
+}
+
+/** The listing as a generator of steps, each at most `sliceMs` long (Infinity: one step per chunk). */
+function* saListSteps(stage: NatStage, args: Record<string, unknown>, sliceMs: number): Generator<SaListEntry[]> {
   const s = stage.state;
   const sas = s.sas;
-  const now = stage.state.services?.now() ?? 0;
-  const wall = Date.now();
-  const hostF = typeof args.host === 'string' ? ipv4ToNumber(args.host) : -1;
-  const serverF = typeof args.server === 'string' ? ipv4ToNumber(args.server) : -1;
-  const groups = new Map<string, SaListEntry>();
-  for (let id = 0; id < sas.top; id++) {
-    const k = sas.kind[id];
-    if (k === SaKind.FREE) continue;
-    if (hostF >= 0 && sas.host[id] !== hostF) continue;
-    if (serverF >= 0 && sas.server[id] !== serverF) continue;
-    const key = `${sas.host[id]} ${sas.server[id]} ${sas.pub[id]}`;
-    let g = groups.get(key);
-    if (!g) {
-      g = { host: numberToIpv4(sas.host[id]), public: numberToIpv4(s.publics[sas.pub[id]]), server: numberToIpv4(sas.server[id]), ike: [], esp_in: [], esp_out: [] };
-      groups.set(key, g);
-    }
-    const f = sas.flags[id];
-    const flags: string[] = [];
-    if (f & F_PINNED) flags.push('pinned');
-    if (f & F_LEARNED) flags.push('learned');
-    if (f & F_RESTORED) flags.push('restored');
-    const row: SaListRow = {
-      spi: k === SaKind.IKE ? hex8(sas.a[id]) + hex8(sas.b[id]) : hex8(sas.a[id]),
-      packets: sas.pkts[id], bytes: sas.bytes[id],
-      age_s: Math.max(0, Math.round((wall - sas.created[id]) / 1000)),
-      idle_s: Math.max(0, Math.round((now - sas.last[id]) / 1000)),
-      flags,
-    };
-    if (k !== SaKind.ESP_OUT) row.learned = VIA_NAMES[sas.via[id]] ?? 'seen';
-    if (k !== SaKind.IKE) row.paired = sas.pair[id] >= 0;
-    if (k === SaKind.IKE) { row.spi_r = hex8(sas.rh[id]) + hex8(sas.rl[id]); g.ike.push(row); }
-    else if (k === SaKind.ESP_IN) g.esp_in.push(row);
-    else g.esp_out.push(row);
+  const flt = filterOf(args);
+  // Pass 1: record ids by host, then by (server, public). Sliced.
+  const byHost = new Map<number, Map<number, number[]>>();
+  const top = sas.top;
+  let t0 = performance.now();
+  for (let id = 0; id < top; id++) {
+    if ((id & 1023) === 1023 && performance.now() - t0 >= sliceMs) { yield []; t0 = performance.now(); }
+    if (sas.kind[id] === SaKind.FREE) continue;
+    const host = sas.host[id];
+    if ((flt.host >= 0 && host !== flt.host) || (flt.server >= 0 && sas.server[id] !== flt.server)) continue;
+    let m = byHost.get(host);
+    if (!m) { m = new Map(); byHost.set(host, m); }
+    const key = sas.server[id] * 256 + sas.pub[id];
+    let ids = m.get(key);
+    if (!ids) { ids = []; m.set(key, ids); }
+    ids.push(id);
   }
-  return [...groups.values()].sort((x, y) => (x.host < y.host ? -1 : x.host > y.host ? 1 : x.server < y.server ? -1 : 1));
+  // Hosts in numeric order (at most limits.max_hosts of them: one typed-array sort).
+  const hosts = Uint32Array.from(byHost.keys()).sort();
+  yield [];
+  // Pass 2: groups, formatted in chunks.
+  const now = s.services?.now() ?? 0;
+  const wall = Date.now();
+  let chunk: SaListEntry[] = [];
+  t0 = performance.now();
+  for (const host of hosts) {
+    const m = byHost.get(host)!;
+    const keys = [...m.keys()].sort((x, y) => x - y);
+    for (const key of keys) {
+      let g: SaListEntry | null = null;
+      for (const id of m.get(key)!) {
+        // Still the same record? (the table may have changed between slices)
+        if (sas.kind[id] === SaKind.FREE || sas.host[id] !== host || sas.server[id] * 256 + sas.pub[id] !== key) continue;
+        g ??= newGroup(stage, id);
+        addRow(g, sas.kind[id], rowOf(stage, id, now, wall));
+      }
+      if (g) chunk.push(g);
+    }
+    byHost.delete(host);
+    if (chunk.length >= LIST_CHUNK_GROUPS || performance.now() - t0 >= sliceMs) {
+      yield chunk;
+      chunk = [];
+      t0 = performance.now();
+    }
+  }
+  if (chunk.length > 0) yield chunk;
 }
 
 export function natCommand(stage: NatStage, name: string, args: Record<string, unknown>): unknown {
   const s = stage.state;
   switch (name) {
     case 'sa-list':
-      return saList(stage, args);
+      // stream: the control socket sends the chunks as they come (see control/server.ts).
+      return args.stream === true ? saListChunks(stage, args) : saList(stage, args);
     case 'sa-learning':
     case 'sa-windows': {
       const out: LearningEntry[] = [];
@@ -194,10 +276,15 @@ export function formatLearning(entries: LearningEntry[]): string {
   }).join('\n') + '\n';
 }
 
-/** `sa-list` as a terminal table, one line per SA (what `sluice sa` prints without --json). */
-export function formatSaTable(entries: SaListEntry[]): string {
-  if (entries.length === 0) return 'no mappings\n';
-  const rows: string[][] = [['HOST', 'PUBLIC', 'SERVER', 'SA', 'SPI', 'PACKETS', 'BYTES', 'AGE', 'IDLE', 'LEARNED', 'FLAGS']];
+const SA_HEADER = ['HOST', 'PUBLIC', 'SERVER', 'SA', 'SPI', 'PACKETS', 'BYTES', 'AGE', 'IDLE', 'LEARNED', 'FLAGS'];
+/**
+ * Fixed column widths for a streamed table (addresses, SA kind, `16hex_i 16hex_r`, counters), so that
+ * the first chunk can be printed before the last one is known.
+ */
+export const SA_STREAM_WIDTHS = [15, 15, 15, 7, 35, 10, 12, 8, 8, 20, 0];
+
+function saRows(entries: SaListEntry[]): string[][] {
+  const rows: string[][] = [];
   for (const e of entries) {
     const add = (kind: string, r: SaListRow): void => {
       rows.push([e.host, e.public, e.server, kind, r.spi_r !== undefined ? `${r.spi}_i ${r.spi_r}_r` : r.spi,
@@ -208,6 +295,30 @@ export function formatSaTable(entries: SaListEntry[]): string {
     for (const r of e.esp_in) add('ESP in', r);
     for (const r of e.esp_out) add('ESP out', r);
   }
-  const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  return `${rows.map((r) => r.map((x, c) => x.padEnd(w[c])).join('  ').trimEnd()).join('\n')}\n`;
+  return rows;
+}
+
+function formatRows(rows: string[][], w: number[]): string {
+  let out = '';
+  for (const r of rows) out += `${r.map((x, c) => x.padEnd(w[c]!)).join('  ').trimEnd()}\n`;
+  return out;
+}
+
+/** The header line of a streamed table. */
+export function formatSaHeader(): string {
+  return formatRows([SA_HEADER], SA_STREAM_WIDTHS);
+}
+
+/** One chunk of a streamed table (fixed widths, no header). */
+export function formatSaChunk(entries: SaListEntry[]): string {
+  return formatRows(saRows(entries), SA_STREAM_WIDTHS);
+}
+
+/** `sa-list` as a terminal table, one line per SA, widths fitted to the content. */
+export function formatSaTable(entries: SaListEntry[]): string {
+  if (entries.length === 0) return 'no mappings\n';
+  const rows = [SA_HEADER, ...saRows(entries)];
+  const w = SA_HEADER.map(() => 0);
+  for (const r of rows) for (let c = 0; c < r.length; c++) if (r[c]!.length > w[c]!) w[c] = r[c]!.length;
+  return formatRows(rows, w);
 }

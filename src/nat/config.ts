@@ -88,11 +88,19 @@ export const natConfigSchema = z.object({
   journal: z.object({
     /**
      * Append-only journal of learned mappings (null: memory only). A relative path is resolved
-     * against the state directory (default /var/lib/sluice).
+     * against `state_dir` (default /var/lib/sluice, which survives a reboot; /run does not).
      */
     path: z.string().min(1).nullable().default('nat.journal'),
     /** Compact when the journal holds this many more lines than live records. */
     compact_slack: z.number().int().min(16).default(4096),
+    /**
+     * When changes reach the disk itself (every change is written to the kernel at the moment it
+     * happens, so kill -9 loses nothing either way): `batch` fdatasyncs every sync_interval_ms (a power
+     * cut loses at most that much), `always` after every write (a power cut loses at most the write in
+     * flight), `none` never (a power cut loses what the kernel had not written back, up to ~30 s).
+     */
+    sync: z.enum(['batch', 'always', 'none']).default('batch'),
+    sync_interval_ms: z.number().int().min(1).max(60_000).default(100),
   }).strict().prefault({}),
 }).strict();
 

@@ -9,7 +9,7 @@ import { NatStage, type NatStageOptions } from './stage';
 export { natConfigSchema, type NatConfig, type NatConfigInput } from './config';
 export { natRules } from './rules';
 export { NatStage, type NatStageOptions } from './stage';
-export { formatLearning, formatSaTable, type LearningEntry, type SaListEntry, type SaListRow } from './commands';
+export { formatLearning, formatSaTable, formatSaChunk, formatSaHeader, saListChunks, type LearningEntry, type SaListEntry, type SaListRow } from './commands';
 
 export function createNatStage(cfg: NatConfig, opts?: NatStageOptions): Stage {
   return new NatStage(cfg, opts);

@@ -32,7 +32,7 @@ function negotiate(a: { st: NatStage; fs: FakeServices }): void {
     out(a.st, a.fs, ike(A, S, { ispi: 0x1111n, rspi: 0x2222n, exchange: IKE_AUTH, msgId: 1 }));
 }
 
-test('journal: a restarted stage (no close, as after kill -9) keeps every learned mapping', () => {
+test('journal: a restarted stage (no close, as after kill -9) keeps every learned mapping', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-nat-'));
   try {
     const path = join(dir, 'nat.journal');
@@ -40,10 +40,13 @@ test('journal: a restarted stage (no close, as after kill -9) keeps every learne
     negotiate(a);
     assert.equal(dstOf(inb(a.st, a.fs, esp(S, PUB, 0xcafe)).bytes), A);
     a.st.command('sa-pin', { host: '10.0.0.12', server: '198.51.100.10', spi: '0xbeef' });
+    await a.st.compact(); // the start-up compaction
+    await a.st.state.journal!.flushed(); // one event-loop turn: what a batch's changes wait for
     appendFileSync(path, 'P 1 2 3'); // a torn last line, as a crash mid-write leaves
     // "kill -9": no close(); a new stage replays the same file.
     const b = mk({ journal: { path } });
     assert.equal(b.st.state.journal?.badLines, 1);
+    assert.deepEqual(b.st.state.journal?.replay.refused, { cut: 1 });
     const e = inb(b.st, b.fs, esp(S, PUB, 0xcafe, 7));
     assert.equal(e.verdict, Verdict.ACCEPT, 'no window needed after restart');
     assert.equal(dstOf(e.bytes), A);
@@ -57,30 +60,33 @@ test('journal: a restarted stage (no close, as after kill -9) keeps every learne
     const list = b.st.command('sa-list', {}) as { esp_in: { flags: string[] }[] }[];
     assert.ok(list.some((g) => g.esp_in.some((r) => r.flags.includes('restored'))));
     // The restart compacted the journal: 3 live records (IKE, ESP in, pin), the torn line gone.
+    await b.st.compact();
     assert.equal(readFileSync(path, 'utf8').trim().split('\n').length, 3);
-    b.st.close();
+    await b.st.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('journal: a host restored with an IKE SA but no inbound ESP SA is owed one (its exchange was in flight)', () => {
+test('journal: a host restored with an IKE SA but no inbound ESP SA is owed one (its exchange was in flight)', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-nat-'));
   try {
     const path = join(dir, 'nat.journal');
     const a = mk({ journal: { path } });
     negotiate(a);
+    await a.st.state.journal!.flushed(); // one event-loop turn: what a batch's changes wait for
     // Stopped before the server used the new SA; after the restart it does.
     const b = mk({ journal: { path } });
     assert.equal(b.st.state.learning.owed(S, A, 0), 1);
     assert.equal(dstOf(inb(b.st, b.fs, esp(S, PUB, 0xcafe)).bytes), A, 'placed by elimination after the restart');
-    b.st.close();
+    await b.st.close();
+    await a.st.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('journal compaction keeps the file proportional to live records', () => {
+test('journal compaction keeps the file proportional to live records', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-nat-'));
   try {
     const path = join(dir, 'nat.journal');
@@ -90,9 +96,15 @@ test('journal compaction keeps the file proportional to live records', () => {
       a.st.command('sa-unpin', { server: '198.51.100.10', spi: 0x100 + k });
       a.st.tick(a.fs.time);
     }
+    // Every change above came while the first compaction waited for the event loop: it carries
+    // them as its tail; the next one finds nothing changed.
+    await a.st.compact();
+    a.st.tick(a.fs.time);
+    await a.st.compact();
+    await a.st.state.journal!.flushed();
     const lines = readFileSync(path, 'utf8').trim().split('\n').filter(Boolean).length;
     assert.ok(lines <= 18, `journal has ${lines} lines for 0 live records`);
-    a.st.close();
+    await a.st.close();
     writeFileSync(path, '');
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -17,10 +17,10 @@ import { ip4 as ipv4ToNumber } from '../packet/bytes';
 import { HOOK_POSTROUTING, HOOK_PREROUTING, type Decision, type PacketContext, type Stage, type StageServices } from '../engine/stage';
 import type { NatConfig } from './config';
 import { NatState } from './state';
-import { SaKind, F_PINNED, F_RESTORED, F_CONFIRMED } from './table';
+import { SaKind, F_PINNED, F_CONFIRMED } from './table';
 import { C, refusal, refused } from './counters';
 import { HELD } from './learning';
-import { Journal } from './journal';
+import { NatPersistence, type PersistLog } from './persist';
 import { rewriteDst4, rewriteSrc4 } from '../packet/rewrite';
 import { natCommand } from './commands';
 import { resolve } from 'node:path';
@@ -35,6 +35,8 @@ const IKEV1_QUICK = 32;
 const IKEV2_F_RESPONSE = 0x20;
 /** Records swept per tick for idle timeouts (bounded pause even at 1M SAs). */
 const SWEEP_PER_TICK = 65536;
+/** ...and at most this long per tick (a mass expiry removes records slowly, not all at once). */
+const SWEEP_BUDGET_MS = 1;
 
 export function parsePrefix(s: string): [number, number] {
   const [a, l] = s.split('/');
@@ -46,8 +48,10 @@ export function parsePrefix(s: string): [number, number] {
 export interface NatStageOptions {
   /** Wall clock for SA creation times (tests). */
   wallClock?: () => number;
-  /** Directory a relative journal.path is resolved against (default /var/lib/sluice). */
+  /** Directory a relative journal.path is resolved against (state_dir, default /var/lib/sluice). */
   stateDir?: string;
+  /** Where journal errors (degraded mode) and replay refusals are reported. */
+  log?: PersistLog;
 }
 
 export class NatStage implements Stage {
@@ -61,6 +65,8 @@ export class NatStage implements Stage {
   private readonly fwdMask: Uint32Array;
   private readonly fwdHost: Uint32Array;
   private services!: StageServices;
+  /** Journal replay and compaction (null: journal.path is null, memory only). */
+  persist: NatPersistence | null = null;
   private sweepCursor = 0;
   private readonly espIdleMs: number;
   private readonly ikeIdleMs: number;
@@ -83,44 +89,17 @@ export class NatStage implements Stage {
     this.services = services;
     this.state.init(services);
     if (this.cfg.journal.path !== null && this.state.journal === null) {
-      this.restore(resolve(this.opts.stateDir ?? '/var/lib/sluice', this.cfg.journal.path));
+      this.persist = new NatPersistence(this.state, this.cfg.journal, resolve(this.opts.stateDir ?? '/var/lib/sluice', this.cfg.journal.path), this.opts.log);
+      this.persist.restore(services.now());
+      this.state.learning.afterRestore();
     }
   }
 
   private wall(): number { return this.opts.wallClock ? this.opts.wallClock() : Date.now(); }
 
-  /** Replays the journal into the tables, then rewrites it compacted. */
-  private restore(path: string): void {
-    const j = new Journal(path, this.cfg.journal.compact_slack);
-    const now = this.services.now();
-    const s = this.state;
-    for (const e of j.load()) {
-      const pub = s.pubIndexOf(e.pub >>> 0);
-      if (pub < 0) continue; // public address no longer configured
-      let h = s.hosts.find(e.host >>> 0);
-      if (h < 0) h = s.bindHost(e.host >>> 0, pub, now);
-      if (h < 0 || s.hosts.pub[h] !== pub) continue;
-      if (s.sas.find(e.kind, pub, e.server >>> 0, e.a >>> 0, e.b >>> 0) >= 0) continue;
-      const id = s.addSa(e.kind, pub, e.server >>> 0, h, e.a >>> 0, e.b >>> 0, (e.flags | F_RESTORED) & 0xff, now, false, e.created);
-      if (id < 0) continue;
-      s.sas.rh[id] = e.rh >>> 0;
-      s.sas.rl[id] = e.rl >>> 0;
-    }
-    s.journal = j;
-    s.learning.afterRestore();
-    this.compact();
-  }
-
-  compact(): void {
-    const s = this.state;
-    if (!s.journal) return;
-    const live = function* () {
-      for (let id = 0; id < s.sas.top; id++) {
-        const k = s.sas.kind[id];
-        if (k !== SaKind.FREE && k !== SaKind.ESP_OUT) yield s.journalEntry(id);
-      }
-    };
-    s.journal.rewrite(live());
+  /** Starts an asynchronous journal compaction (see persist.ts); settles when it is on disk. */
+  compact(): Promise<void> {
+    return this.persist?.compact() ?? Promise.resolve();
   }
 
   serverAllowed(addr: number): boolean {
@@ -302,19 +281,23 @@ export class NatStage implements Stage {
   tick(now: number): void {
     const s = this.state;
     s.learning.tick(now);
-    if (s.journal?.needsCompaction(s.sas.count)) this.compact();
+    this.persist?.tick();
     if (now - this.lastSweep < 1000) return;
     this.lastSweep = now;
     // Idle sweep, a slice of the record space per tick.
     const sas = s.sas;
     let i = this.sweepCursor;
     const end = Math.min(sas.top, i + SWEEP_PER_TICK);
+    const deadline = performance.now() + SWEEP_BUDGET_MS;
     for (; i < end; i++) {
+      if ((i & 255) === 255 && performance.now() > deadline) break;
       const k = sas.kind[i];
       if (k === SaKind.FREE || (sas.flags[i] & F_PINNED) !== 0) continue;
       const idle = k === SaKind.IKE ? this.ikeIdleMs : this.espIdleMs;
       if (now - sas.last[i] > idle) { s.removeSa(i); s.count(C.SA_IDLED); }
     }
+    // Out of budget before the slice's end (a mass expiry): go on at the next tick, not in a second.
+    if (i < end) this.lastSweep = 0;
     this.sweepCursor = i >= sas.top ? 0 : i;
     if (this.sweepCursor === 0) this.sweepHosts(now);
   }
@@ -335,17 +318,27 @@ export class NatStage implements Stage {
     return {
       sas: s.sas.count, hosts: s.hosts.count, turns: s.learning.turns, held: s.learning.heldCount,
       table_bytes: s.sas.byteLength,
+      journal: this.persist?.stats() ?? null,
       counters: Object.fromEntries(Array.from(s.counters, (v, i) => [i, v]).map(([i, v]) => [counterName(i), v])),
     };
+  }
+
+  gauges(): { name: string; help: string; value: number }[] {
+    const j = this.persist?.journal;
+    if (!j) return [];
+    return [
+      { name: 'nat_journal_degraded', help: 'alarm: 1 while the NAT journal cannot write (full or read-only disk); changes are not saved', value: j.degraded ? 1 : 0 },
+      { name: 'nat_journal_lost_changes', help: 'NAT journal changes not written while degraded (restored by the next successful rewrite)', value: j.lost },
+    ];
   }
 
   command(name: string, args: Record<string, unknown>): unknown {
     return natCommand(this, name, args);
   }
 
-  close(): void {
+  close(): Promise<void> | void {
     this.state.learning.dropAllHeld();
-    this.state.journal?.close();
+    return this.persist?.close();
   }
 }
 

@@ -4,6 +4,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
+import { splitListen } from '../config/core';
 
 export interface MetricsSource {
   /** Counter name (dotted) → value. */
@@ -41,9 +42,9 @@ export function metricsRegistry(source: MetricsSource): Registry {
 }
 
 export function serveMetrics(listen: string, registry: Registry): Promise<Server> {
-  const i = listen.lastIndexOf(':');
-  const host = listen.slice(0, i);
-  const port = Number(listen.slice(i + 1));
+  const hp = splitListen(listen);
+  if (!hp) return Promise.reject(new Error(`metrics.listen ${listen}: host:port or [v6]:port`));
+  const { host, port } = hp;
   const server = createServer((req, res) => {
     if (req.url !== '/metrics') {
       res.writeHead(404).end('see /metrics\n');

@@ -38,13 +38,16 @@ export function* readCapture(file: Uint8Array): Generator<CaptureRecord> {
   if (m === 0xa1b2c3d4) { le = false; nano = false; } else if (m === 0xd4c3b2a1) { le = true; nano = false; }
   else if (m === 0xa1b23c4d) { le = false; nano = true; } else if (m === 0x4d3cb2a1) { le = true; nano = true; }
   else throw new CaptureError(`not a pcap/pcapng file (magic ${m.toString(16)})`);
-  if (file.length < 24) throw new CaptureError('truncated pcap header');
+  if (file.length < 24) throw new CaptureError(`truncated pcap header: ${file.length} bytes, 24 needed (at byte offset 0)`);
   const linktype = dv.getUint32(20, le) & 0x0fffffff;
   let p = 24, index = 0;
-  while (p + 16 <= file.length) {
+  while (p < file.length) {
+    if (p + 16 > file.length) throw new CaptureError(`record ${index} at byte offset ${p}: truncated record header (${file.length - p} of 16 bytes)`);
     const sec = dv.getUint32(p, le), frac = dv.getUint32(p + 4, le);
     const incl = dv.getUint32(p + 8, le), orig = dv.getUint32(p + 12, le);
-    if (p + 16 + incl > file.length) throw new CaptureError(`record ${index} truncated`);
+    if (p + 16 + incl > file.length) {
+      throw new CaptureError(`record ${index} at byte offset ${p}: captured length ${incl} runs past the end of the file (${file.length - p - 16} bytes left)`);
+    }
     yield { index: index++, time: sec + frac / (nano ? 1e9 : 1e6), linktype,
       data: file.subarray(p + 16, p + 16 + incl), origLength: orig };
     p += 16 + incl;
@@ -55,18 +58,24 @@ function* readPcapng(file: Uint8Array, dv: DataView): Generator<CaptureRecord> {
   let le = true;
   let ifaces: { linktype: number; tsDiv: number }[] = [];
   let p = 0, index = 0;
-  while (p + 12 <= file.length) {
+  const bad = (what: string): never => { throw new CaptureError(`pcapng block at byte offset ${p}: ${what}`); };
+  while (p < file.length) {
+    if (p + 12 > file.length) bad(`truncated block header (${file.length - p} of at least 12 bytes)`);
     const typeBE = dv.getUint32(p, false);
     if (typeBE === 0x0a0d0d0a) {
       const bom = dv.getUint32(p + 8, true);
       if (bom === 0x1a2b3c4d) le = true; else if (bom === 0x4d3c2b1a) le = false;
-      else throw new CaptureError('bad pcapng byte-order magic');
+      else bad('bad section header byte-order magic');
       ifaces = [];
     }
     const type = dv.getUint32(p, le);
     const len = dv.getUint32(p + 4, le);
-    if (len < 12 || len % 4 !== 0 || p + len > file.length) throw new CaptureError(`bad pcapng block length at ${p}`);
+    if (len < 12 || len % 4 !== 0) bad(`bad block length ${len}`);
+    if (p + len > file.length) bad(`block length ${len} runs past the end of the file (${file.length - p} bytes left)`);
+    if (dv.getUint32(p + len - 4, le) !== len) bad(`trailing block length ${dv.getUint32(p + len - 4, le)} differs from ${len}`);
     const body = p + 8, bodyEnd = p + len - 4;
+    const need = type === 1 ? 8 : type === 6 ? 20 : type === 3 ? 4 : type === 0x0a0d0d0a ? 16 : 0;
+    if (bodyEnd - body < need) bad(`${len}-byte block of type ${type} is shorter than its ${need + 12}-byte minimum`);
     if (type === 1) { // Interface Description Block
       let tsDiv = 1e6;
       // Options: if_tsresol (9): 1 byte, high bit set → power of 2, else power of 10.
@@ -82,15 +91,15 @@ function* readPcapng(file: Uint8Array, dv: DataView): Generator<CaptureRecord> {
       ifaces.push({ linktype: dv.getUint16(body, le), tsDiv });
     } else if (type === 6) { // Enhanced Packet Block
       const ifc = ifaces[dv.getUint32(body, le)];
-      if (!ifc) throw new CaptureError(`packet for undeclared interface at ${p}`);
+      if (!ifc) bad(`packet for undeclared interface ${dv.getUint32(body, le)}`);
       const ts = dv.getUint32(body + 4, le) * 2 ** 32 + dv.getUint32(body + 8, le);
       const cap = dv.getUint32(body + 12, le), orig = dv.getUint32(body + 16, le);
-      if (body + 20 + cap > bodyEnd) throw new CaptureError(`packet block truncated at ${p}`);
+      if (body + 20 + cap > bodyEnd) bad(`captured length ${cap} runs past the block end`);
       yield { index: index++, time: ts / ifc.tsDiv, linktype: ifc.linktype,
         data: file.subarray(body + 20, body + 20 + cap), origLength: orig };
     } else if (type === 3) { // Simple Packet Block: interface 0, no timestamp
       const ifc = ifaces[0];
-      if (!ifc) throw new CaptureError(`simple packet before any interface at ${p}`);
+      if (!ifc) bad('simple packet before any interface');
       const orig = dv.getUint32(body, le);
       const cap = Math.min(orig, bodyEnd - body - 4);
       yield { index: index++, time: 0, linktype: ifc.linktype, data: file.subarray(body + 4, body + 4 + cap), origLength: orig };
