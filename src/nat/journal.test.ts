@@ -1,7 +1,7 @@
 /** Journal replay (a kill -9 is a stage that never closed), compaction, the flood, rules, example config. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync, symlinkSync, lstatSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -81,6 +81,32 @@ test('journal: a host restored with an IKE SA but no inbound ESP SA is owed one 
     assert.equal(dstOf(inb(b.st, b.fs, esp(S, PUB, 0xcafe)).bytes), A, 'placed by elimination after the restart');
     await b.st.close();
     await a.st.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('journal: symlinks at the journal or its temp file are never followed', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-nat-'));
+  try {
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'root-only data\n');
+    // A link planted at the temp name: compaction removes the link and writes a file of its own.
+    const path = join(dir, 'nat.journal');
+    symlinkSync(victim, `${path}.tmp`);
+    const a = mk({ journal: { path } });
+    negotiate(a);
+    await a.st.state.journal!.flushed();
+    await a.st.close();
+    const b = mk({ journal: { path } });
+    await b.st.close();
+    assert.equal(readFileSync(victim, 'utf8'), 'root-only data\n', 'the link target is untouched');
+    assert.ok(!lstatSync(path).isSymbolicLink());
+    // The journal itself a link: refused with a clear error, the target untouched.
+    const path2 = join(dir, 'other.journal');
+    symlinkSync(victim, path2);
+    assert.throws(() => mk({ journal: { path: path2 } }), /symlink|ELOOP|link/i);
+    assert.equal(readFileSync(victim, 'utf8'), 'root-only data\n');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -26,6 +26,7 @@
  * file before it is adopted (replaying a change twice gives the same state).
  */
 import * as fs from 'node:fs';
+import { openPrivate } from '../state/private';
 import { dirname } from 'node:path';
 import { SaKind } from './table';
 import { type ReplayStats, parseJournal } from './replay';
@@ -93,7 +94,7 @@ export class Journal {
   load(now = Date.now()): JournalEntry[] {
     let fd: number;
     try {
-      fd = fs.openSync(this.path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+      fd = fs.openSync(this.path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOFOLLOW);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw new Error(`NAT journal ${this.path}: cannot read: ${(e as Error).message}`);
@@ -125,7 +126,7 @@ export class Journal {
     this.startSyncTimer();
     try {
       fs.mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
-      const fd = fs.openSync(this.path, 'a', 0o600);
+      const fd = openPrivate(this.path, 'a');
       if (this.fd >= 0) fs.closeSync(this.fd);
       this.fd = fd;
       if (this.cutTail) { fs.writeSync(this.fd, '\n'); this.cutTail = false; }
@@ -138,7 +139,7 @@ export class Journal {
   rewrite(entries: Iterable<JournalEntry>): void {
     fs.mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
     const tmp = `${this.path}.tmp`;
-    const fd = fs.openSync(tmp, 'w', 0o600);
+    const fd = openPrivate(tmp, 'w', { temp: true });
     let n = 0;
     try {
       let chunk = '';
@@ -314,7 +315,11 @@ export class Rewrite {
 
   constructor(private readonly j: Journal, private readonly tmp: string) {
     this.opening = new Promise((resolve) => {
-      fs.open(tmp, 'w', 0o600, (err, fd) => {
+      // Never through whatever sits at the temp name (a symlink planted there): remove it, then
+      // create the file afresh, refusing to follow a link.
+      try { fs.unlinkSync(tmp); } catch { /* absent */ }
+      const c = fs.constants;
+      fs.open(tmp, c.O_WRONLY | c.O_CREAT | c.O_EXCL | c.O_NOFOLLOW, 0o600, (err, fd) => {
         if (err) this.failed = err;
         else if (this.aborted) { try { fs.closeSync(fd); fs.unlinkSync(tmp); } catch { /* gone */ } }
         else this.fd = fd;
