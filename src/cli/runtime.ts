@@ -20,9 +20,11 @@ import { startControlServer, type ControlServer } from '../control/server';
 import { privateDir } from '../state/private';
 import type { ControlRequest } from '../control/protocol';
 import { createLogger, type Logger } from '../obs/log';
-import { metricsRegistry, serveMetrics } from '../obs/metrics';
+import { metricsRegistry, serveMetrics, type MetricsSnapshot } from '../obs/metrics';
 import { buildStages, buildStagesSliced } from './pipeline';
 import type { StatsReply } from './stats';
+
+const VERSION = (require('../../../package.json') as { version: string }).version;
 
 export class Runtime {
   private engine!: Engine;
@@ -193,16 +195,35 @@ export class Runtime {
   }
 
   private registry() {
-    return metricsRegistry({
-      counters: () => this.engine.counters.snapshot(true),
-      gauges: () => [
-        { name: 'held_packets', help: 'packets held by stages now', value: this.engine.held.size },
-        ...this.engine.pipeline.flatMap((s) => s.gauges?.() ?? []),
-        ...this.queues.flatMap((q, i) => Object.entries(q.stats()).map(([k, v]) => ({
-          name: `queue_${this.cfg.queues[i]!.num}_${k}`, help: `NFQUEUE ${this.cfg.queues[i]!.num}: ${k}`, value: Number(v),
-        }))),
-      ],
-    });
+    return metricsRegistry(() => this.metricsSnapshot(), { version: VERSION });
+  }
+
+  /** Plain numbers for one Prometheus scrape (src/obs/metrics.ts names and labels them). */
+  metricsSnapshot(): MetricsSnapshot {
+    const ruleHits: MetricsSnapshot['ruleHits'] = [];
+    const levels: MetricsSnapshot['levels'] = [];
+    for (const s of this.engine.pipeline) {
+      const st = (s.stats?.() ?? {}) as Record<string, unknown>;
+      // steer: { rules: { name: hits } }; policy: { policies: { name: { hits } } }.
+      if (isRecord(st.rules)) for (const [rule, v] of Object.entries(st.rules)) if (typeof v === 'number') ruleHits.push({ stage: s.name, rule, value: v });
+      if (isRecord(st.policies)) {
+        for (const [rule, v] of Object.entries(st.policies)) if (isRecord(v) && typeof v.hits === 'number') ruleHits.push({ stage: s.name, rule, value: v.hits });
+      }
+      for (const name of STAGE_LEVELS) if (typeof st[name] === 'number') levels.push({ stage: s.name, name, value: st[name] as number });
+    }
+    const numbers = (o: object): Record<string, number> =>
+      Object.fromEntries(Object.entries(o).filter((e): e is [string, number] => typeof e[1] === 'number'));
+    return {
+      counters: this.engine.counters.snapshot(true),
+      drops: this.engine.counters.dropSnapshot(),
+      decisions: this.engine.stageCounts(),
+      ruleHits,
+      queues: this.queues.map((q, i) => ({ queue: this.cfg.queues[i]!.num, stats: numbers(q.stats()) })),
+      tuns: this.tuns.map((t) => ({ tun: t.name, stats: numbers(t.stats()) })),
+      held: this.engine.held.size,
+      levels,
+      stageGauges: this.engine.pipeline.flatMap((s) => s.gauges?.() ?? []),
+    };
   }
 
   /** Decides every held packet, closes the queues (kernel falls back to bypass / drop), removes the socket. */
@@ -219,6 +240,13 @@ export class Runtime {
     this.log.info({ uptimeSeconds: (Date.now() - this.started) / 1000 }, 'sluice stopped');
     this.log.flush();
   }
+}
+
+/** Stage stats() fields that are levels, exported as sluice_stage_state{stage, name}. */
+const STAGE_LEVELS = ['sas', 'hosts', 'held', 'turns', 'table_bytes', 'rate_limited_clients'] as const;
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 export function ensureDir(path: string): void {
