@@ -21,6 +21,7 @@ import { privateDir } from '../state/private';
 import type { ControlRequest } from '../control/protocol';
 import { createLogger, type Logger } from '../obs/log';
 import { metricsRegistry, serveMetrics, type MetricsSnapshot } from '../obs/metrics';
+import { SystemdNotifier } from '../obs/sdnotify';
 import { buildStages, buildStagesSliced } from './pipeline';
 import type { StatsReply } from './stats';
 
@@ -37,6 +38,8 @@ export class Runtime {
   private stagesByArea = new Map<string, Stage>();
   private closing = false;
   private interfaces: Interfaces | null = null;
+  /** systemd's NOTIFY_SOCKET (Type=notify units), or null outside systemd. */
+  private readonly notifier = SystemdNotifier.fromEnv();
   readonly log: Logger;
 
   constructor(private cfg: Config, private readonly file: string) {
@@ -95,6 +98,10 @@ export class Runtime {
     });
     this.log.info({ config: this.file, queues: cfg.queues.map((q) => q.num), tun: this.tuns.map((t) => t.name), stages: this.engine.pipeline.map((s) => s.name),
       control: cfg.control.socket }, 'sluice running');
+    if (this.notifier) {
+      const ok = this.notifier.ready(`running: queues ${cfg.queues.map((q) => q.num).join(', ') || 'none'}; stages ${this.engine.pipeline.map((s) => s.name).join(', ') || 'none'}`);
+      this.log.info({ socket: this.notifier.socketName, watchdogUsec: this.notifier.watchdogUsec, ok, errno: this.notifier.lastError }, 'systemd notified: ready');
+    }
   }
 
   /**
@@ -144,9 +151,19 @@ export class Runtime {
   private reloading: Promise<unknown> = Promise.resolve();
 
   reload(): Promise<{ config: string; stages: string[] }> {
-    const run = this.reloading.then(() => this.reloadNow(), () => this.reloadNow());
+    const run = this.reloading.then(() => this.reloadNotified(), () => this.reloadNotified());
     this.reloading = run.catch(() => {});
     return run;
+  }
+
+  /** systemd sees RELOADING=1 … READY=1 around every reload, failed ones too (the running config stays). */
+  private async reloadNotified(): Promise<{ config: string; stages: string[] }> {
+    this.notifier?.reloading();
+    try {
+      return await this.reloadNow();
+    } finally {
+      this.notifier?.notify({ READY: 1, STATUS: `running (reloaded ${new Date().toISOString()})` });
+    }
   }
 
   private async reloadNow(): Promise<{ config: string; stages: string[] }> {
@@ -230,6 +247,7 @@ export class Runtime {
   async stop(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    this.notifier?.stopping();
     await this.engine?.close();
     for (const q of this.queues) q.close();
     for (const t of this.tuns) t.close();
