@@ -9,7 +9,8 @@
  *     rules go in, the engine binds its queue, sends READY=1 and watchdog pings to a NOTIFY_SOCKET
  *     (a Python datagram receiver), answers root's `sluice stats`, counts a queued packet,
  *     reloads on SIGHUP (RELOADING=1, READY=1), stops on SIGTERM (STOPPING=1), and the
- *     ExecStopPost line removes the rules. Control: the same ExecStart without CAP_NET_ADMIN fails.
+ *     ExecStopPost line removes the rules; its metrics.listen is scraped (labelled counters, gauges).
+ *     Control: the same ExecStart without CAP_NET_ADMIN fails.
  * NOT exercised (no systemd as PID 1 here): systemd itself starting the unit — DynamicUser,
  * RuntimeDirectory/StateDirectory creation, ProtectSystem and the other sandboxing, Restart=,
  * WatchdogSec enforcement, `systemctl reload`, and $SERVICE_RESULT set by systemd (set by hand here).
@@ -116,6 +117,8 @@ test('the unit\'s commands run under setpriv with only its capabilities: ready, 
         dport: 9999
 control:
   socket: ${runtime}/sluice.sock
+metrics:
+  listen: 127.0.0.1:9477
 log:
   level: info
 `, { mode: 0o644 });
@@ -170,6 +173,15 @@ log:
   assert.equal(reply.queues[0]!.queue, 7);
   assert.equal(reply.queues[0]!.received, 3, 'root\'s sluice stats answered by the capability-only service');
   await receiver.waitFor(/"WATCHDOG=1\\n"[\s\S]*"WATCHDOG=1\\n"/, 5000);
+  // Prometheus, scraped from the running service: the queue's counter with its label, levels as gauges.
+  const scrape = (await ns.exec(['curl', '-sf', 'http://127.0.0.1:9477/metrics'])).stdout;
+  assert.match(scrape, /^# TYPE sluice_queue_packets_total counter$/m);
+  assert.match(scrape, /^sluice_queue_packets_total\{queue="7"\} 3$/m);
+  assert.match(scrape, /^sluice_packets_total 3$/m);
+  assert.match(scrape, /^sluice_verdicts_total\{verdict="accept"\} 3$/m);
+  assert.match(scrape, /^# TYPE sluice_held_packets gauge$/m);
+  assert.match(scrape, /^sluice_queue_held_outstanding\{queue="7"\} 0$/m);
+  assert.match(scrape, /^process_cpu_seconds_total /m);
 
   process.kill(main.pid, 'SIGHUP'); // ExecReload=/bin/kill -HUP $MAINPID
   await receiver.waitFor(/"RELOADING=1\\nMONOTONIC_USEC=\d+\\nSTATUS=reloading\\n"\n"READY=1\\nSTATUS=running \(reloaded/, 10000);
