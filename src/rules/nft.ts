@@ -94,7 +94,7 @@ export function nftRule(r: IptRule): string {
         break;
       }
       case '--length': out.push(`ip length ${op()}${numbers(next(t))}`); break;
-      case '--ctstate': out.push(`ct state ${op()}${next(t).toLowerCase().split(',').join(',')}`); break;
+      case '--ctstate': out.push(`ct state ${op()}${next(t).toLowerCase()}`); break;
       case '-m': {
         const m = next('-m');
         if (!['multiport', 'mark', 'length', 'conntrack', 'esp', 'comment'].includes(m)) throw new NftTranslateError(`${a.join(' ')}: no nft translation for -m ${m}`);

@@ -184,7 +184,8 @@ log:
   assert.match(scrape, /^process_cpu_seconds_total /m);
 
   process.kill(main.pid, 'SIGHUP'); // ExecReload=/bin/kill -HUP $MAINPID
-  await receiver.waitFor(/"RELOADING=1\\nMONOTONIC_USEC=\d+\\nSTATUS=reloading\\n"\n"READY=1\\nSTATUS=running \(reloaded/, 10000);
+  // Watchdog pings go on during the reload (the event loop keeps turning while the config is read).
+  await receiver.waitFor(/"RELOADING=1\\nMONOTONIC_USEC=\d+\\nSTATUS=reloading\\n"\n(?:"WATCHDOG=1\\n"\n)*"READY=1\\nSTATUS=running \(reloaded/, 10000);
   assert.equal(await main.stop('SIGTERM', 10000), 0, main.output);
   await receiver.waitFor(/"STOPPING=1\\nSTATUS=stopping\\n"/, 2000);
 
