@@ -11,7 +11,7 @@
  *     reloads on SIGHUP (RELOADING=1, READY=1), stops on SIGTERM (STOPPING=1), and the
  *     ExecStopPost line removes the rules; its metrics.listen is scraped (labelled counters, gauges).
  *     Control: the same ExecStart without CAP_NET_ADMIN fails.
- * NOT exercised (no systemd as PID 1 here): systemd itself starting the unit — DynamicUser,
+ * NOT exercised (no systemd as PID 1 here): systemd itself starting the unit — User=sluice,
  * RuntimeDirectory/StateDirectory creation, ProtectSystem and the other sandboxing, Restart=,
  * WatchdogSec enforcement, `systemctl reload`, and $SERVICE_RESULT set by systemd (set by hand here).
  */
@@ -24,7 +24,7 @@ import { Lab, labSkipReason } from './lab';
 import { SLUICE_MAIN } from '../../src/lab/sluice';
 
 const UNITS = resolve(__dirname, '../../../packaging/systemd');
-const UID = 61234; // the dynamic user's stand-in: no account, no files of its own
+const UID = 61234; // the sluice system user's stand-in: no account, no files of its own
 
 function missingTools(): string | false {
   for (const t of ['systemd-analyze', 'setpriv', '/usr/bin/python3']) {
@@ -79,7 +79,14 @@ test('systemd-analyze verify accepts both units; a misspelled key is reported', 
   assert.equal(run('sluice@lab.service', templ), 'exit 0\n');
   const broken = run('broken.service', plain.replace('NoNewPrivileges=yes', 'NoNewPrivilege=yes'));
   assert.match(broken, /Unknown key 'NoNewPrivilege'/);
+  // sluice.sysusers.conf creates the system user the units name (into an empty root).
+  const root = lab.path('sysroot');
+  mkdirSync(join(root, 'etc'), { recursive: true });
+  for (const f of ['passwd', 'group', 'shadow', 'gshadow']) writeFileSync(join(root, 'etc', f), '');
+  execFileSync('systemd-sysusers', [`--root=${root}`, join(UNITS, 'sluice.sysusers.conf')], { stdio: 'ignore' });
+  assert.match(readFileSync(join(root, 'etc/passwd'), 'utf8'), /^sluice:x:\d+:\d+:[^:]*:\/var\/lib\/sluice:\/usr\/sbin\/nologin$/m);
   for (const u of [plain, templ]) {
+    assert.equal(new Map(serviceLines(u)).get('User'), 'sluice');
     const s = new Map(serviceLines(u));
     assert.equal(s.get('Type'), 'notify');
     assert.equal(s.get('ExecReload'), '/bin/kill -HUP $MAINPID');
@@ -107,6 +114,10 @@ test('the unit\'s commands run under setpriv with only its capabilities: ready, 
   const runtime = lab.path('run');
   mkdirSync(runtime, { mode: 0o700 });
   chownSync(runtime, UID, UID);
+  // StateDirectory=sluice likewise (the config's state_dir; /var/lib/sluice by default, as in the unit).
+  const state = lab.path('state');
+  mkdirSync(state, { mode: 0o700 });
+  chownSync(state, UID, UID);
   const config = lab.path('sluice.yaml');
   writeFileSync(config, `queues:
   - num: 7
@@ -117,6 +128,7 @@ test('the unit\'s commands run under setpriv with only its capabilities: ready, 
         dport: 9999
 control:
   socket: ${runtime}/sluice.sock
+state_dir: ${state}
 metrics:
   listen: 127.0.0.1:9477
 log:
