@@ -8,7 +8,8 @@
         "native/verdict_sender.cc",
         "native/tun.cc",
         "native/inject.cc",
-        "native/rtnl.cc"
+        "native/rtnl.cc",
+        "native/notify.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

@@ -1,4 +1,4 @@
-// Module registration only: the classes live in nfqueue.cc, tun.cc, inject.cc and rtnl.cc.
+// Module registration only: the classes live in nfqueue.cc, tun.cc, inject.cc, rtnl.cc and notify.cc.
 #include "batch_layout.h"
 #include "common.h"
 
@@ -7,6 +7,7 @@ Napi::Function InitNfQueue(Napi::Env env);
 Napi::Function InitTun(Napi::Env env);
 void InitInject(Napi::Env env, Napi::Object exports);
 Napi::Function InitRtnl(Napi::Env env);
+void InitNotify(Napi::Env env, Napi::Object exports);
 }  // namespace sluice
 
 namespace {
@@ -34,6 +35,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Tun", sluice::InitTun(env));
   exports.Set("Rtnl", sluice::InitRtnl(env));
   sluice::InitInject(env, exports);
+  sluice::InitNotify(env, exports);
   return exports;
 }
 

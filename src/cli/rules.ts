@@ -1,10 +1,10 @@
 /** `sluice rules -c FILE`: what the kernel needs for a config, printed, applied or removed. */
 import { loadConfig } from '../config/load';
-import { applyRuleSet, removeRuleSet, renderRuleSet } from '../rules';
+import { applyRuleSet, removeRuleSet, renderNft, renderRuleSet } from '../rules';
 import { parse, UsageError } from './args';
 import { collectRules } from './pipeline';
 
-const HELP = `Usage: sluice rules -c FILE [--iptables] [--cleanup] [--apply | --remove]
+const HELP = `Usage: sluice rules -c FILE [--iptables | --nft] [--cleanup] [--apply | --remove]
 
 Prints what the config needs from the kernel, with a comment on every rule:
   - iptables-restore input (fed with --noflush, so your own rules stay): the NFQUEUE rules for
@@ -15,7 +15,12 @@ The default output is a commented document: the iptables part is iptables-restor
 policy routing part is commands, and the removal of all of it is listed at the end.
 
   --iptables   print only the iptables-restore input (e.g. for iptables-restore --test)
-  --cleanup    with --iptables: print the removal (iptables-restore input with -D lines)
+  --cleanup    with --iptables: print the removal (iptables-restore input with -D lines);
+               with --nft: the nft -f input that deletes table inet sluice
+  --nft        the same netfilter rules as one nftables table (table inet sluice) for nft -f:
+               applied atomically, removed with nft delete table inet sluice. IPv4 only, as the
+               iptables rules. The queue statement needs the kernel's nft_queue (CONFIG_NFT_QUEUE);
+               ip rule / ip route lines follow as comments
   --apply      apply now, idempotently (checks each rule first; needs root)
   --remove     remove what --apply added (needs root)
 `;
@@ -23,12 +28,19 @@ policy routing part is commands, and the removal of all of it is listed at the e
 export async function rulesCommand(argv: string[]): Promise<number> {
   const a = parse(argv, {
     config: { type: 'string', short: 'c' }, iptables: { type: 'boolean' }, cleanup: { type: 'boolean' },
-    apply: { type: 'boolean' }, remove: { type: 'boolean' },
+    apply: { type: 'boolean' }, remove: { type: 'boolean' }, nft: { type: 'boolean' },
   }, HELP);
   if (!a) return 0;
   if (!a.values.config) throw new UsageError(`rules needs -c FILE\n\n${HELP}`);
   if (a.values.apply && a.values.remove) throw new UsageError('--apply and --remove exclude each other');
+  if (a.values.nft && a.values.iptables) throw new UsageError('--nft and --iptables exclude each other');
+  if (a.values.nft && (a.values.apply || a.values.remove)) throw new UsageError('--nft prints the ruleset: apply it with `nft -f FILE`, remove it with `nft delete table inet sluice`');
   const rs = collectRules(loadConfig(a.values.config));
+  if (a.values.nft) {
+    const nft = renderNft(rs);
+    process.stdout.write(a.values.cleanup ? nft.remove : nft.text);
+    return 0;
+  }
   if (a.values.apply || a.values.remove) {
     const report = a.values.apply ? applyRuleSet(rs) : removeRuleSet(rs);
     const verb = a.values.apply ? 'apply' : 'remove';

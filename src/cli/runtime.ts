@@ -20,9 +20,12 @@ import { startControlServer, type ControlServer } from '../control/server';
 import { privateDir } from '../state/private';
 import type { ControlRequest } from '../control/protocol';
 import { createLogger, type Logger } from '../obs/log';
-import { metricsRegistry, serveMetrics } from '../obs/metrics';
+import { metricsRegistry, serveMetrics, type MetricsSnapshot } from '../obs/metrics';
+import { SystemdNotifier } from '../obs/sdnotify';
 import { buildStages, buildStagesSliced } from './pipeline';
 import type { StatsReply } from './stats';
+
+const VERSION = (require('../../../package.json') as { version: string }).version;
 
 export class Runtime {
   private engine!: Engine;
@@ -35,6 +38,8 @@ export class Runtime {
   private stagesByArea = new Map<string, Stage>();
   private closing = false;
   private interfaces: Interfaces | null = null;
+  /** systemd's NOTIFY_SOCKET (Type=notify units), or null outside systemd. */
+  private readonly notifier = SystemdNotifier.fromEnv();
   readonly log: Logger;
 
   constructor(private cfg: Config, private readonly file: string) {
@@ -93,6 +98,10 @@ export class Runtime {
     });
     this.log.info({ config: this.file, queues: cfg.queues.map((q) => q.num), tun: this.tuns.map((t) => t.name), stages: this.engine.pipeline.map((s) => s.name),
       control: cfg.control.socket }, 'sluice running');
+    if (this.notifier) {
+      const ok = this.notifier.ready(`running: queues ${cfg.queues.map((q) => q.num).join(', ') || 'none'}; stages ${this.engine.pipeline.map((s) => s.name).join(', ') || 'none'}`);
+      this.log.info({ socket: this.notifier.socketName, watchdogUsec: this.notifier.watchdogUsec, ok, errno: this.notifier.lastError }, 'systemd notified: ready');
+    }
   }
 
   /**
@@ -142,9 +151,19 @@ export class Runtime {
   private reloading: Promise<unknown> = Promise.resolve();
 
   reload(): Promise<{ config: string; stages: string[] }> {
-    const run = this.reloading.then(() => this.reloadNow(), () => this.reloadNow());
+    const run = this.reloading.then(() => this.reloadNotified(), () => this.reloadNotified());
     this.reloading = run.catch(() => {});
     return run;
+  }
+
+  /** systemd sees RELOADING=1 … READY=1 around every reload, failed ones too (the running config stays). */
+  private async reloadNotified(): Promise<{ config: string; stages: string[] }> {
+    this.notifier?.reloading();
+    try {
+      return await this.reloadNow();
+    } finally {
+      this.notifier?.notify({ READY: 1, STATUS: `running (reloaded ${new Date().toISOString()})` });
+    }
   }
 
   private async reloadNow(): Promise<{ config: string; stages: string[] }> {
@@ -193,22 +212,42 @@ export class Runtime {
   }
 
   private registry() {
-    return metricsRegistry({
-      counters: () => this.engine.counters.snapshot(true),
-      gauges: () => [
-        { name: 'held_packets', help: 'packets held by stages now', value: this.engine.held.size },
-        ...this.engine.pipeline.flatMap((s) => s.gauges?.() ?? []),
-        ...this.queues.flatMap((q, i) => Object.entries(q.stats()).map(([k, v]) => ({
-          name: `queue_${this.cfg.queues[i]!.num}_${k}`, help: `NFQUEUE ${this.cfg.queues[i]!.num}: ${k}`, value: Number(v),
-        }))),
-      ],
-    });
+    return metricsRegistry(() => this.metricsSnapshot(), { version: VERSION });
+  }
+
+  /** Plain numbers for one Prometheus scrape (src/obs/metrics.ts names and labels them). */
+  metricsSnapshot(): MetricsSnapshot {
+    const ruleHits: MetricsSnapshot['ruleHits'] = [];
+    const levels: MetricsSnapshot['levels'] = [];
+    for (const s of this.engine.pipeline) {
+      const st = (s.stats?.() ?? {}) as Record<string, unknown>;
+      // steer: { rules: { name: hits } }; policy: { policies: { name: { hits } } }.
+      if (isRecord(st.rules)) for (const [rule, v] of Object.entries(st.rules)) if (typeof v === 'number') ruleHits.push({ stage: s.name, rule, value: v });
+      if (isRecord(st.policies)) {
+        for (const [rule, v] of Object.entries(st.policies)) if (isRecord(v) && typeof v.hits === 'number') ruleHits.push({ stage: s.name, rule, value: v.hits });
+      }
+      for (const name of STAGE_LEVELS) if (typeof st[name] === 'number') levels.push({ stage: s.name, name, value: st[name] as number });
+    }
+    const numbers = (o: object): Record<string, number> =>
+      Object.fromEntries(Object.entries(o).filter((e): e is [string, number] => typeof e[1] === 'number'));
+    return {
+      counters: this.engine.counters.snapshot(true),
+      drops: this.engine.counters.dropSnapshot(),
+      decisions: this.engine.stageCounts(),
+      ruleHits,
+      queues: this.queues.map((q, i) => ({ queue: this.cfg.queues[i]!.num, stats: numbers(q.stats()) })),
+      tuns: this.tuns.map((t) => ({ tun: t.name, stats: numbers(t.stats()) })),
+      held: this.engine.held.size,
+      levels,
+      stageGauges: this.engine.pipeline.flatMap((s) => s.gauges?.() ?? []),
+    };
   }
 
   /** Decides every held packet, closes the queues (kernel falls back to bypass / drop), removes the socket. */
   async stop(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    this.notifier?.stopping();
     await this.engine?.close();
     for (const q of this.queues) q.close();
     for (const t of this.tuns) t.close();
@@ -219,6 +258,13 @@ export class Runtime {
     this.log.info({ uptimeSeconds: (Date.now() - this.started) / 1000 }, 'sluice stopped');
     this.log.flush();
   }
+}
+
+/** Stage stats() fields that are levels, exported as sluice_stage_state{stage, name}. */
+const STAGE_LEVELS = ['sas', 'hosts', 'held', 'turns', 'table_bytes', 'rate_limited_clients'] as const;
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 export function ensureDir(path: string): void {

@@ -1,9 +1,14 @@
 /**
  * One request over the control socket, with errors an operator can act on. The socket must belong
  * to us or to root before its answer is trusted: a socket another user put at the path (in a
- * directory they can write) would otherwise answer root's `sluice reload`.
+ * directory they can write) would otherwise answer root's `sluice reload`. One more owner is
+ * trusted: a service user root gave a private directory to (systemd's RuntimeDirectory=, as in
+ * packaging/systemd), i.e. the socket's directory belongs to the socket's owner, is writable by no
+ * one else, its parent belongs to root and is writable by no one else, and every directory above
+ * belongs to root and is writable by no one else or sticky.
  */
 import { lstatSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createConnection } from 'node:net';
 import type { ControlRequest } from './protocol';
 
@@ -13,8 +18,29 @@ export function checkSocketOwner(path: string): void {
   try { st = lstatSync(path); } catch { return; } // missing: the connect error says what to do
   const me = typeof process.geteuid === 'function' ? process.geteuid() : 0;
   if (!st.isSocket()) throw new Error(`${path} is not a socket: not talking to it`);
-  if (st.uid !== me && st.uid !== 0) {
+  if (st.uid !== me && st.uid !== 0 && !grantedByRoot(path, st.uid)) {
     throw new Error(`${path} belongs to uid ${st.uid}, neither you (uid ${me}) nor root: not trusting its answers (another user may have replaced it)`);
+  }
+}
+
+/** True when only root can have made `path`'s directory the private directory of `uid`. */
+function grantedByRoot(path: string, uid: number): boolean {
+  try {
+    let dir = dirname(path);
+    const own = lstatSync(dir);
+    if (!own.isDirectory() || own.uid !== uid || (own.mode & 0o022) !== 0) return false;
+    // The parent must be root's and writable by no one else: in a sticky /tmp anyone could have
+    // made the directory. Higher up, a sticky directory is fine (nobody can rename root's entry).
+    for (let first = true; ; first = false) {
+      const parent = dirname(dir);
+      if (parent === dir) return !first;
+      dir = parent;
+      const st = lstatSync(dir);
+      if (!st.isDirectory() || st.uid !== 0) return false;
+      if ((st.mode & 0o022) !== 0 && (first || (st.mode & 0o1000) === 0)) return false;
+    }
+  } catch {
+    return false;
   }
 }
 

@@ -181,3 +181,32 @@ test('the CLI does not trust a socket another user owns', { skip: isRoot ? false
     await server.close();
   }
 });
+
+test('the CLI trusts a service user\'s socket only in a directory root gave that user (RuntimeDirectory=)', { skip: isRoot ? false : 'needs root (chown to nobody); CI runs as root' }, async () => {
+  const d = dir(); // root's, 0700, in sticky /tmp
+  const svc = join(d, 'svc');
+  mkdirSync(svc, { mode: 0o700 });
+  const path = join(svc, 's.sock');
+  const server = await startControlServer(path, () => 'from the service');
+  // In /tmp itself (world-writable, sticky): anyone could have made that directory.
+  const loose = mkdtempSync(join(tmpdir(), 'sluice-loose-'));
+  const loosePath = join(loose, 's.sock');
+  const looseServer = await startControlServer(loosePath, () => 'from anyone');
+  try {
+    chownSync(svc, NOBODY, NOBODY);
+    chownSync(path, NOBODY, NOBODY);
+    assert.equal(await controlRequest(path, { cmd: 'stats' }), 'from the service', 'a private directory under root-only parents: trusted');
+    chmodSync(d, 0o777);
+    await assert.rejects(controlRequest(path, { cmd: 'stats' }), /belongs to uid 65534/, 'parent writable by others');
+    chmodSync(d, 0o700);
+    chmodSync(svc, 0o770);
+    await assert.rejects(controlRequest(path, { cmd: 'stats' }), /belongs to uid 65534/, 'socket directory writable by its group');
+    chmodSync(svc, 0o700);
+    chownSync(loose, NOBODY, NOBODY);
+    chownSync(loosePath, NOBODY, NOBODY);
+    await assert.rejects(controlRequest(loosePath, { cmd: 'stats' }), /belongs to uid 65534/, 'a directory anyone could make in /tmp');
+  } finally {
+    await server.close();
+    await looseServer.close();
+  }
+});

@@ -12,6 +12,8 @@ export interface CounterInfo {
 
 export class Counters {
   private values = new Float64Array(64);
+  /** Drop verdicts the engine sent with this counter as the reason (for sluice_drops_total). */
+  private dropValues = new Float64Array(64);
   private readonly infos: CounterInfo[] = [{ name: 'unspecified', help: 'drop without a stated reason', drop: true }];
   private readonly ids = new Map<string, number>();
 
@@ -30,12 +32,30 @@ export class Counters {
       const grown = new Float64Array(this.values.length * 2);
       grown.set(this.values);
       this.values = grown;
+      const grownDrops = new Float64Array(grown.length);
+      grownDrops.set(this.dropValues);
+      this.dropValues = grownDrops;
     }
     return id;
   }
 
   add(id: number, n = 1): void {
     this.values[id] = (this.values[id] ?? 0) + n;
+  }
+
+  /** A drop verdict sent with reason id (the reason's own counter is bumped separately by add()). */
+  addDrop(id: number): void {
+    this.dropValues[id] = (this.dropValues[id] ?? 0) + 1;
+  }
+
+  /** Drop verdicts per reason, non-zero only. */
+  dropSnapshot(): { name: string; value: number }[] {
+    const out = [];
+    for (let i = 0; i < this.infos.length; i++) {
+      const v = this.dropValues[i]!;
+      if (v !== 0) out.push({ name: this.infos[i]!.name, value: v });
+    }
+    return out;
   }
 
   get(name: string): number {

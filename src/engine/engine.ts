@@ -161,7 +161,9 @@ export class Engine {
     for (const p of orphans) {
       this.held.take(p.handle);
       this.counters.add(this.c.heldOrphaned);
-      this.finishHeld(p, this.timeoutVerdict(p), false);
+      const verdict = this.timeoutVerdict(p);
+      if (verdict === V_DROP) this.counters.addDrop(this.c.heldOrphaned);
+      this.finishHeld(p, verdict, false);
     }
     this.ensureTimer();
   }
@@ -227,7 +229,9 @@ export class Engine {
     d.reset();
     classify(this.info, ctx.bytes, ctx.offset, ctx.length, this.curWireLength);
     if (this.info.reason !== 0) {
-      this.counters.add(this.invalidIds[this.info.reason] ?? 0);
+      const id = this.invalidIds[this.info.reason] ?? 0;
+      this.counters.add(id);
+      if (src.onInvalid === V_DROP) this.counters.addDrop(id);
       return this.count(src.onInvalid);
     }
     const stages = this.stages;
@@ -270,6 +274,7 @@ export class Engine {
       case Verdict.ACCEPT: return this.count(V_ACCEPT);
       case Verdict.DROP:
         this.counters.add(d.reason);
+        this.counters.addDrop(d.reason);
         return this.count(V_DROP);
       case Verdict.ANSWERED:
         this.counters.add(this.c.answered);
@@ -431,7 +436,9 @@ export class Engine {
     if (expired.length === 0) return;
     for (const p of expired) {
       this.counters.add(this.c.heldExpired);
-      this.finishHeld(p, this.timeoutVerdict(p), false);
+      const verdict = this.timeoutVerdict(p);
+      if (verdict === V_DROP) this.counters.addDrop(this.c.heldExpired);
+      this.finishHeld(p, verdict, false);
       try {
         this.stages[p.stage]?.onHoldExpired?.(p.handle);
       } catch (err) {

@@ -139,6 +139,8 @@ export interface NativeBinding {
   openL2(ifindex: number): number;
   sendL2(fd: number, ifindex: number, dstMac: Uint8Array, packet: Uint8Array): number;
   closeFd(fd: number): void;
+  /** sd_notify: one datagram to $NOTIFY_SOCKET (a path or "@abstract"). 0, or errno. */
+  notifySend(socketName: string, message: Uint8Array): number;
 }
 
 /** Throws when the addon's layout numbers differ from LAYOUT (names the first differing slot). */

@@ -242,4 +242,11 @@ export class FakeBinding implements NativeBinding {
   closeFd(fd: number): void {
     this.fds.delete(fd);
   }
+
+  /** sd_notify datagrams, by socket name (nothing is sent). */
+  readonly notified: { socket: string; text: string }[] = [];
+  notifySend(socketName: string, message: Uint8Array): number {
+    this.notified.push({ socket: socketName, text: Buffer.from(message).toString() });
+    return 0;
+  }
 }

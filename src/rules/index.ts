@@ -4,6 +4,7 @@
  */
 export { emptyRuleSet, type RuleSet, type IptRule, type IpRule, type IpRoute, type RoutingTable, type IptTable } from './types';
 export { renderRuleSet, iptArgv, dedupeTables, type RenderedRuleSet } from './render';
+export { renderNft, nftRule, nftChainName, NftTranslateError, NFT_TABLE, type RenderedNft } from './nft';
 export { applyRuleSet, removeRuleSet, DEFAULT_RT_TABLES, type ApplyOptions, type ApplyReport, type Runner, type RunResult } from './apply';
 
 import type { RuleSet } from './types';
