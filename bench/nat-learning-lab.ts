@@ -8,14 +8,11 @@
 import { natTopo, startSluice } from '../test/netns/fixtures/nat-lab';
 import { scenario } from '../test/netns/fixtures/learn-lab';
 import { labSkipReason } from '../src/lab/lab';
+import { numArg } from './args';
 
-const arg = (name: string, def: number): number => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : def;
-};
-const HOSTS = arg('--hosts', 16);
-const IDLE = arg('--idle', 3);
-const ROUNDS = arg('--rounds', 3);
+const HOSTS = numArg('--hosts', 16);
+const IDLE = numArg('--idle', 3);
+const ROUNDS = numArg('--rounds', 3);
 const pct = (xs: number[], p: number): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(p * s.length))]!; };
 
 async function main(): Promise<void> {

@@ -17,15 +17,12 @@ import { HOOK_POSTROUTING, HOOK_PREROUTING } from '../src/engine/stage';
 import { natConfigSchema } from '../src/nat/config';
 import { NatStage } from '../src/nat/stage';
 import { esp, ike, ip, IKE_SA_INIT, IKE_AUTH } from '../test/kit/nat';
+import { numArg } from './args';
 
-const arg = (name: string, def: number): number => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : def;
-};
-const HOSTS = arg('--hosts', 64);
-const RTT = arg('--rtt', 1);
-const IDLE = arg('--idle', 300);
-const ROUNDS = arg('--rounds', 5);
+const HOSTS = numArg('--hosts', 64);
+const RTT = numArg('--rtt', 1);
+const IDLE = numArg('--idle', 300);
+const ROUNDS = numArg('--rounds', 5);
 const PUB = ip('203.0.113.1');
 const S = ip('198.51.100.10');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -23,14 +23,11 @@ import { NatStage } from '../src/nat/stage';
 import { esp, ip } from '../test/kit/nat';
 import { saListChunks } from '../src/nat/commands';
 import { Gaps } from './gaps';
+import { numArg } from './args';
 
-const arg = (name: string, def: number): number => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : def;
-};
-const SAS = arg('--sas', 1_000_000);
-const EXPIRE = arg('--expire', 200_000);
-const LIST = arg('--list', 1_000_000);
+const SAS = numArg('--sas', 1_000_000);
+const EXPIRE = numArg('--expire', 200_000);
+const LIST = numArg('--list', 1_000_000);
 const PUB = ip('203.0.113.1');
 const S = ip('198.51.100.10');
 const BATCH = 64;
