@@ -461,6 +461,15 @@ test('8 idle hosts rekeying at once: windows stop once an exchange has waited ha
   assert.ok((fs.counts.get('nat.window_skipped') ?? 0) > 0, 'later rekeys went without a window');
 });
 
+test('an owed host\'s outbound ESP over the SA cap is dropped, not passed unseen by learning', () => {
+  const { st, fs } = mk({ limits: { max_sas_per_host: 2 } });
+  manyInit(st, fs, 0);
+  out(st, fs, ike(many[0], S, { ispi: ispiOf(0), rspi: rspiOf(0), exchange: IKE_AUTH, msgId: 1 }));
+  assert.equal(out(st, fs, esp(many[0], S, 0x1000)).verdict, Verdict.ACCEPT, 'second record: the ESP out');
+  const r = out(st, fs, esp(many[0], S, 0x1001));
+  assert.equal(r.reason, 'nat.host_sa_cap', 'owed: no record, no pass');
+});
+
 test('one LAN host cannot take every learning turn: max_windows_per_host', () => {
   const { st, fs } = mk({ limits: { max_windows_per_host: 4 } });
   const servers = Array.from({ length: 6 }, (_, k) => ip(`198.51.100.${100 + k}`));

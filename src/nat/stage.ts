@@ -9,7 +9,8 @@
  *   routed to the LAN): ESP by (public, server, SPI), IKE by (public, server, ISPI); unknown SPIs go
  *   through learning.inbound(); keepalives are counted and dropped.
  * SA-creating IKE messages (IKEv2 IKE_AUTH / CREATE_CHILD_SA, IKEv1 Quick Mode) pass
- * learning.exchange(); outbound ESP on an SA without a known partner passes learning.outboundEsp().
+ * learning.exchange(); outbound ESP of a host owed an SA, on an SA whose partner is not confirmed,
+ * passes learning.outboundEsp().
  * The two directions of a CHILD_SA, once paired, keep each other alive (one-way traffic).
  */
 import { Kind } from '../packet/classify';
@@ -173,9 +174,12 @@ export class NatStage implements Stage {
       if (id >= 0 && s.sas.host[id] !== info.src) { s.removeSa(id); id = -1; } // the server reused its SPI
       let isNew = false;
       if (id < 0) { id = s.addSa(SaKind.ESP_OUT, pub, server, h, spi, 0, 0, now, false, this.wall()); isNew = true; }
-      // Outbound does not depend on the record: at a cap the packet still goes out (cap counted).
-      if (id < 0) s.counters[refused(id)]++;
-      else {
+      // Outbound does not depend on the record: at a cap the packet still goes out (cap counted),
+      // unless its host is owed an SA (learning could not see it: it might draw an unknown SPI).
+      if (id < 0) {
+        if (s.learning.owed(server, info.src, pub) > 0) { s.drop(d, refused(id)); return; }
+        s.counters[refused(id)]++;
+      } else {
         const sas = s.sas;
         const x = sas.pair[id];
         if (x >= 0) sas.last[x] = now; // the inbound direction of this SA lives while this one talks
