@@ -1,10 +1,23 @@
 #!/usr/bin/env bash
-# Builds the C++ addon. Uses the distribution's Node headers when they are installed (no download:
-# these machines reach only the package registries).
+# Builds the C++ addon into build/Release (what a development checkout loads), then copies it to
+# prebuilds/linux-x64/sluice.napi.glibc.node, the prebuilt addon the npm package ships
+# (docs/operator.md#install). node-gyp-build loads build/Release first and the prebuild otherwise;
+# the name follows prebuildify's convention (napi: one binary for every Node.js with N-API 8).
+# Uses the distribution's Node headers when they are installed (no download: these machines reach
+# only the package registries).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 args=(rebuild --release)
 for d in "${npm_config_nodedir:-}" /usr /usr/local; do
   if [ -n "$d" ] && [ -f "$d/include/node/node_api.h" ]; then args+=(--nodedir="$d"); break; fi
 done
-exec npx --no-install node-gyp "${args[@]}" >/dev/null
+npx --no-install node-gyp "${args[@]}" >/dev/null
+
+# Only an x86-64 glibc build is a linux-x64 glibc prebuild; anywhere else the package falls back to
+# building at install time, as node-gyp-build does for a platform without a prebuild.
+libc=glibc
+[ -f /etc/alpine-release ] && libc=musl
+dir="prebuilds/$(node -p 'process.platform + "-" + process.arch')"
+rm -rf prebuilds
+mkdir -p "$dir"
+cp build/Release/sluice_native.node "$dir/sluice.napi.$libc.node"

@@ -46,10 +46,29 @@ test('check on a missing file says so and exits 2', () => {
   assert.match(r.stderr, /cannot read/);
 });
 
-test('run without -c is a usage error', () => {
-  const r = sluice('run');
-  assert.equal(r.status, 2);
-  assert.match(r.stderr, /run needs -c FILE/);
+test('without -c, run, check and rules read $SLUICE_CONFIG (else /etc/sluice/sluice.yaml); a missing default is a usage error', () => {
+  const env = (file: string) => ({ ...process.env, SLUICE_CONFIG: file });
+  for (const cmd of ['run', 'check', 'rules']) {
+    const r = spawnSync(process.execPath, [SLUICE_MAIN, cmd], { encoding: 'utf8', cwd: ROOT, env: env('/nonexistent/sluice.yaml') });
+    assert.equal(r.status, 2, cmd);
+    assert.match(r.stderr, /no -c FILE given and the default config \/nonexistent\/sluice\.yaml does not exist/, cmd);
+  }
+  const example = join(ROOT, 'examples', 'minimal-rules.yaml');
+  const ok = spawnSync(process.execPath, [SLUICE_MAIN, 'check'], { encoding: 'utf8', cwd: ROOT, env: env(example) });
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stdout, new RegExp(`^${example.replace(/[.]/g, '\\.')}: ok`));
+  // The help says where the default is.
+  for (const cmd of ['run', 'check', 'rules']) assert.match(sluice(cmd, '--help').stdout, /Without -c the config is \$SLUICE_CONFIG, else \/etc\/sluice\/sluice\.yaml/);
+  assert.match(sluice('--help').stdout, /\/etc\/sluice\/sluice\.yaml +config of run, check and rules/);
+});
+
+test('stats without -c or -s asks the socket the default config names', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-cli-'));
+  const file = join(dir, 'sluice.yaml');
+  writeFileSync(file, `control:\n  socket: ${dir}/ctl.sock\n`);
+  const r = spawnSync(process.execPath, [SLUICE_MAIN, 'stats'], { encoding: 'utf8', cwd: ROOT, env: { ...process.env, SLUICE_CONFIG: file } });
+  assert.equal(r.status, 1);
+  assert.ok(r.stderr.includes(`${dir}/ctl.sock`), r.stderr);
 });
 
 test('stats without a running sluice explains what is missing', () => {

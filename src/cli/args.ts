@@ -1,4 +1,5 @@
 /** Command-line parsing shared by the commands: node's parseArgs plus `--help` and clear usage errors. */
+import { existsSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { configSchema } from '../config/schema';
 
@@ -25,12 +26,38 @@ export const socketOptions = {
   socket: { type: 'string', short: 's' },
 } as const;
 
-/** The control socket: --socket, else the config's control.socket, else the default. */
+/** The config run, check and rules read without -c: the systemd units' ConfigurationDirectory. */
+export const DEFAULT_CONFIG = '/etc/sluice/sluice.yaml';
+
+/** The default config path: $SLUICE_CONFIG when set (tests, several installs), else DEFAULT_CONFIG. */
+export function defaultConfig(): string {
+  return process.env.SLUICE_CONFIG || DEFAULT_CONFIG;
+}
+
+/** -c FILE, else the default config; a missing default is a usage error that says what to do. */
+export function configFile(given: string | undefined): string {
+  if (given) return given;
+  const file = defaultConfig();
+  if (!existsSync(file)) throw new UsageError(`no -c FILE given and the default config ${file} does not exist (examples/ has configs to start from)`);
+  return file;
+}
+
+/**
+ * The control socket: --socket, else -c FILE's control.socket, else the default config's when it
+ * exists and is valid (so `sluice stats` finds the service started from it), else the built-in
+ * default (/run/sluice/sluice.sock).
+ */
 export async function socketPath(values: { config?: string; socket?: string }): Promise<string> {
   if (values.socket) return values.socket;
-  if (values.config) {
-    const { loadConfig } = await import('../config/load');
-    return loadConfig(values.config).control.socket;
+  const { loadConfig } = await import('../config/load');
+  if (values.config) return loadConfig(values.config).control.socket;
+  const file = defaultConfig();
+  if (existsSync(file)) {
+    try {
+      return loadConfig(file).control.socket;
+    } catch {
+      // Unreadable or invalid: the running sluice may still use the default; say nothing here.
+    }
   }
   return configSchema.parse({}).control.socket;
 }

@@ -1,21 +1,22 @@
 /** `sluice check -c FILE`: validate a config without touching the kernel. */
 import { configLocator, loadConfig } from '../config/load';
-import { parse, UsageError } from './args';
+import { configFile, parse } from './args';
 import { buildStages, checkWarnings } from './pipeline';
 
-const HELP = `Usage: sluice check -c FILE [--quiet] [--strict]
+const HELP = `Usage: sluice check [-c FILE] [--quiet] [--strict]
 
 Validates a config: YAML syntax, every field against the schema (errors name file:line and the
 field path, exit 2), then builds the stages the way \`sluice run\` would and prints warnings such as
 rules that can never match because an earlier rule shadows them, each with file:line. Exit 0 when
 the config is usable (warnings included), 2 when it is not, or with --strict when there are warnings.
 Needs no privileges and changes nothing.
+Without -c the config is $SLUICE_CONFIG, else /etc/sluice/sluice.yaml.
 `;
 
 export async function checkCommand(argv: string[]): Promise<number> {
   const a = parse(argv, { config: { type: 'string', short: 'c' }, quiet: { type: 'boolean', short: 'q' }, strict: { type: 'boolean' } }, HELP);
   if (!a) return 0;
-  if (!a.values.config) throw new UsageError(`check needs -c FILE\n\n${HELP}`);
+  a.values.config = configFile(a.values.config);
   const cfg = loadConfig(a.values.config);
   // Building the stages catches what a schema cannot (unknown named sets, conflicting marks...).
   const quietLog = { info() {}, warn() {} };

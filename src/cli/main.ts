@@ -11,9 +11,9 @@ const USAGE = `sluice — userspace packet engine for Linux gateways (NFQUEUE / 
 Usage: sluice <command> [options]
 
 Commands:
-  run -c FILE          run the engine with a config (needs root / CAP_NET_ADMIN)
-  check -c FILE        validate a config: schema errors with file:line, shadowed rules
-  rules -c FILE        print the iptables-restore input, ip rule / ip route lines it needs
+  run [-c FILE]        run the engine with a config (needs root / CAP_NET_ADMIN)
+  check [-c FILE]      validate a config: schema errors with file:line, shadowed rules
+  rules [-c FILE]      print the iptables-restore input, ip rule / ip route lines it needs
                        (--apply / --remove to do it, idempotently; --cleanup prints the removal)
   stats                counters of a running sluice per queue, stage and drop reason (--json)
   sa                   NAT mappings of a running sluice, like swanctl --list-sas (--json);
@@ -23,10 +23,16 @@ Commands:
   demo                 run the namespace-lab demo (what \`npm start\` runs; needs root)
 
 Options for commands that talk to a running sluice:
-  -c, --config FILE    read the control socket path from this config
+  -c, --config FILE    read the control socket path from this config (default: the default
+                       config's, when it exists)
   -s, --socket PATH    control socket (default /run/sluice/sluice.sock)
 
-Run \`sluice <command> --help\` for a command's own options.
+Files:
+  /etc/sluice/sluice.yaml   config of run, check and rules without -c (or $SLUICE_CONFIG)
+  /var/lib/sluice           state (state_dir: the NAT journal)
+  /run/sluice/sluice.sock   control socket (control.socket)
+
+Run \`sluice <command> --help\` for a command's own options; \`sluice --version\` checks the addon.
 Docs: docs/config.md (every config key), docs/operator.md (rules, counters).
 `;
 
@@ -49,10 +55,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return name === undefined ? 2 : 0;
   }
-  if (name === '--version' || name === '-V') {
-    process.stdout.write(`${(require('../../../package.json') as { version: string }).version}\n`);
-    return 0;
-  }
+  if (name === '--version' || name === '-V') return (await import('./version')).versionCommand();
   const load = commands[name];
   if (!load) {
     process.stderr.write(`sluice: unknown command "${name}"\n\n${USAGE}`);

@@ -1,10 +1,10 @@
 /** `sluice rules -c FILE`: what the kernel needs for a config, printed, applied or removed. */
 import { loadConfig } from '../config/load';
 import { applyRuleSet, removeRuleSet, renderNft, renderRuleSet } from '../rules';
-import { parse, UsageError } from './args';
+import { configFile, parse, UsageError } from './args';
 import { collectRules } from './pipeline';
 
-const HELP = `Usage: sluice rules -c FILE [--iptables | --nft] [--cleanup] [--apply | --remove]
+const HELP = `Usage: sluice rules [-c FILE] [--iptables | --nft] [--cleanup] [--apply | --remove]
 
 Prints what the config needs from the kernel, with a comment on every rule:
   - iptables-restore input (fed with --noflush, so your own rules stay): the NFQUEUE rules for
@@ -23,6 +23,8 @@ policy routing part is commands, and the removal of all of it is listed at the e
                ip rule / ip route lines follow as comments
   --apply      apply now, idempotently (checks each rule first; needs root)
   --remove     remove what --apply added (needs root)
+
+Without -c the config is $SLUICE_CONFIG, else /etc/sluice/sluice.yaml.
 `;
 
 export async function rulesCommand(argv: string[]): Promise<number> {
@@ -31,7 +33,7 @@ export async function rulesCommand(argv: string[]): Promise<number> {
     apply: { type: 'boolean' }, remove: { type: 'boolean' }, nft: { type: 'boolean' },
   }, HELP);
   if (!a) return 0;
-  if (!a.values.config) throw new UsageError(`rules needs -c FILE\n\n${HELP}`);
+  a.values.config = configFile(a.values.config);
   if (a.values.apply && a.values.remove) throw new UsageError('--apply and --remove exclude each other');
   if (a.values.nft && a.values.iptables) throw new UsageError('--nft and --iptables exclude each other');
   if (a.values.nft && (a.values.apply || a.values.remove)) throw new UsageError('--nft prints the ruleset: apply it with `nft -f FILE`, remove it with `nft delete table inet sluice`');

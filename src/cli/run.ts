@@ -1,20 +1,21 @@
 /** `sluice run -c FILE`: run until SIGINT/SIGTERM; SIGHUP reloads. */
 import { loadConfig } from '../config/load';
-import { parse, UsageError } from './args';
+import { configFile, parse } from './args';
 import { Runtime } from './runtime';
 
-const HELP = `Usage: sluice run -c FILE
+const HELP = `Usage: sluice run [-c FILE]
 
 Runs the engine: opens the configured NFQUEUE queues, runs the stages over every packet, answers
 on the control socket (sluice stats / sa / reload). Needs root (CAP_NET_ADMIN).
 The kernel only sends packets that iptables rules queue: see \`sluice rules -c FILE\`.
 Signals: SIGHUP reloads the config; SIGINT/SIGTERM stop cleanly (held packets get their default verdict).
+Without -c the config is $SLUICE_CONFIG, else /etc/sluice/sluice.yaml.
 `;
 
 export async function runCommand(argv: string[]): Promise<number> {
   const a = parse(argv, { config: { type: 'string', short: 'c' } }, HELP);
   if (!a) return 0;
-  if (!a.values.config) throw new UsageError(`run needs -c FILE\n\n${HELP}`);
+  a.values.config = configFile(a.values.config);
   const cfg = loadConfig(a.values.config);
   const rt = new Runtime(cfg, a.values.config);
   await rt.start();

@@ -7,6 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import nodeGypBuild from 'node-gyp-build';
 import { LAYOUT } from './batch-layout';
 
 export interface NativeQueueOptions {
@@ -153,15 +154,26 @@ export function checkLayout(layout: Readonly<Record<string, number>> | undefined
   }
 }
 
-/** build/Release/sluice_native.node of the package this file belongs to (src/ or dist/src/). */
-export function addonPath(): string {
+/** The root of the package this file belongs to (it runs from src/io or dist/src/io). */
+export function packageRoot(): string {
   for (const up of ['../..', '../../..']) {
     const root = resolve(__dirname, up);
-    if (existsSync(join(root, 'package.json')) && existsSync(join(root, 'binding.gyp'))) {
-      return join(root, 'build', 'Release', 'sluice_native.node');
-    }
+    if (existsSync(join(root, 'package.json')) && existsSync(join(root, 'binding.gyp'))) return root;
   }
-  return resolve(__dirname, '../../../build/Release/sluice_native.node');
+  return resolve(__dirname, '../../..');
+}
+
+/**
+ * The addon file node-gyp-build picks for this package: build/Release (a development build, or
+ * the install-time fallback build) first, else the prebuild in prebuilds/<platform>-<arch>/ whose
+ * tags (napi, glibc/musl) fit this Node.js. Null when there is none.
+ */
+export function addonPath(): string | null {
+  try {
+    return nodeGypBuild.resolve(packageRoot());
+  } catch {
+    return null;
+  }
 }
 
 let cached: NativeBinding | null = null;
@@ -170,13 +182,17 @@ let cached: NativeBinding | null = null;
 export function loadBinding(): NativeBinding {
   if (cached) return cached;
   const path = addonPath();
-  if (!existsSync(path)) throw new Error(`sluice addon not built (${path} missing): run npm run build`);
+  if (path === null) {
+    throw new Error(`no sluice addon for ${process.platform}-${process.arch} in ${packageRoot()} (neither build/Release nor a fitting prebuild): `
+      + 'in a checkout run npm run build; in an installed package reinstall it, or build it with npm rebuild -g sluice (needs a compiler; docs/operator.md#install)');
+  }
   let b: NativeBinding;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     b = require(path) as NativeBinding;
   } catch (e) {
-    throw new Error(`sluice addon at ${path} does not load (${(e as Error).message}): run npm run build`);
+    throw new Error(`sluice addon at ${path} does not load (${(e as Error).message}): in a checkout run npm run build; `
+      + 'an installed prebuild needs glibc and libmnl0 (docs/operator.md#install)');
   }
   checkLayout(b.layout);
   cached = b;
