@@ -13,8 +13,8 @@ for d in "${npm_config_nodedir:-}" /usr /usr/local; do
 done
 npx --no-install node-gyp "${args[@]}" >/dev/null
 
-# Only an x86-64 glibc build is a linux-x64 glibc prebuild; anywhere else the package falls back to
-# building at install time, as node-gyp-build does for a platform without a prebuild.
+# The directory and the libc tag name the machine that built it (linux-x64 and glibc here); a
+# package installed where no prebuild fits builds the addon at install time (node-gyp-build).
 libc=glibc
 [ -f /etc/alpine-release ] && libc=musl
 dir="prebuilds/$(node -p 'process.platform + "-" + process.arch')"
