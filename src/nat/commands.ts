@@ -64,7 +64,7 @@ function filterOf(args: Record<string, unknown>): ListFilter {
 }
 
 /** One SA record as a listing row (the one place a row's fields are decided). */
-function rowOf(stage: NatStage, id: number, now: number, wall: number): SaListRow {
+export function rowOf(stage: NatStage, id: number, now: number, wall: number): SaListRow {
   const sas = stage.state.sas;
   const k = sas.kind[id];
   const f = sas.flags[id];

@@ -24,6 +24,7 @@ import { HELD } from './learning';
 import { NatPersistence, type PersistLog } from './persist';
 import { rewriteDst4, rewriteSrc4 } from '../packet/rewrite';
 import { natCommand } from './commands';
+import { explainNat } from './explain';
 import { resolve } from 'node:path';
 
 const IKEV2_IKE_SA_INIT = 34;
@@ -125,6 +126,11 @@ export class NatStage implements Stage {
       if (info.isFragment) { s.drop(d, C.FRAGMENT); return; }
       this.outbound(pkt, d);
     }
+  }
+
+  /** For `sluice trace` (src/nat/explain.ts): mapping, SA record, learning state. */
+  explain(pkt: PacketContext): Record<string, unknown> {
+    return explainNat(this, pkt);
   }
 
   private static saCreating(version: number, exchange: number): boolean {
