@@ -71,6 +71,8 @@ export class TraceSubscriber {
   /** Records handed over so far (counts against `count`). */
   taken = 0;
   private waiter: (() => void) | null = null;
+  /** Packets taken in the running batch, not pushed yet (they count against max). */
+  private reserved = 0;
 
   constructor(readonly filter: TraceFilter | null, readonly max: number, readonly count: number) {}
 
@@ -80,12 +82,14 @@ export class TraceSubscriber {
   wants(p: MatchInput): boolean {
     if (this.complete) return false;
     if (this.filter !== null && !this.filter(p)) return false;
-    if (this.records.length >= this.max) { this.dropped++; return false; }
+    if (this.records.length + this.reserved >= this.max) { this.dropped++; return false; }
     this.taken++;
+    this.reserved++;
     return true;
   }
 
   push(r: TraceRecord): void {
+    this.reserved--;
     this.records.push(r);
     const w = this.waiter;
     this.waiter = null;
