@@ -25,6 +25,7 @@ import { metricsRegistry, serveMetrics, type MetricsSnapshot } from '../obs/metr
 import { SystemdNotifier } from '../obs/sdnotify';
 import { buildStages, buildStagesSliced } from './pipeline';
 import { serveTrace } from './trace-serve';
+import { DebugLog } from './debug-log';
 import type { StatsReply } from './stats';
 
 const VERSION = (require('../../../package.json') as { version: string }).version;
@@ -32,6 +33,7 @@ const VERSION = (require('../../../package.json') as { version: string }).versio
 export class Runtime {
   private engine!: Engine;
   private tracer!: Tracer;
+  private debugLog: DebugLog | null = null;
   private readonly queues: NfQueue[] = [];
   private readonly tuns: Tun[] = [];
   private injector: Injector | null = null;
@@ -46,7 +48,7 @@ export class Runtime {
   readonly log: Logger;
 
   constructor(private cfg: Config, private readonly file: string) {
-    this.log = createLogger(cfg.log.level);
+    this.log = createLogger(cfg.log.level, cfg.log.format);
   }
 
   async start(): Promise<void> {
@@ -67,6 +69,7 @@ export class Runtime {
       log: this.log,
     });
     this.tracer = new Tracer(this.engine);
+    this.debugLog = new DebugLog(this.log, this.engine);
     try {
       this.checkPrivateDirs(cfg);
       this.installPipeline(cfg);
@@ -95,6 +98,7 @@ export class Runtime {
       throw e;
     }
     this.guardProcess();
+    this.debugLog?.start();
     this.control.server.on('error', (e) => this.log.error({ err: e.message }, 'control socket error'));
     this.metrics?.on('error', (e) => this.log.error({ err: e.message }, 'metrics endpoint error'));
     process.on('SIGHUP', () => {
@@ -149,6 +153,7 @@ export class Runtime {
     for (const old of this.stagesByArea.values()) if (!kept.has(old)) void old.close?.();
     this.stagesByArea = byArea;
     this.engine.setPipeline(built.map((b) => b.stage));
+    this.debugLog?.pipeline(this.engine.pipeline);
   }
 
   /** One reload at a time: each builds against the pipeline the previous one installed. */
@@ -256,6 +261,7 @@ export class Runtime {
     if (this.closing) return;
     this.closing = true;
     this.notifier?.stopping();
+    this.debugLog?.stop();
     await this.engine?.close();
     for (const q of this.queues) q.close();
     for (const t of this.tuns) t.close();
