@@ -219,6 +219,7 @@ export class Runtime {
         ...this.tuns.map((t) => ({ tun: t.name, ...t.stats() })),
       ],
       held: this.engine.held.size,
+      traces: this.tracer.subscribers,
       stages,
       counters: this.engine.counters.snapshot(all),
     };

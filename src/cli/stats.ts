@@ -23,6 +23,8 @@ export interface StatsReply {
   config: string;
   queues: Record<string, unknown>[];
   held: number;
+  /** `sluice trace` / `sluice tap` clients running. */
+  traces?: number;
   stages: Record<string, { decisions: Record<string, number>; state?: Record<string, unknown> }>;
   counters: { name: string; help: string; drop: boolean; value: number }[];
 }
@@ -89,7 +91,7 @@ async function watch(path: string, v: { json?: boolean; all?: boolean; interval?
 }
 
 export function formatStats(r: StatsReply, rates: Map<string, number> | null = null): string {
-  const lines: string[] = [`sluice: up ${r.uptimeSeconds.toFixed(0)} s, config ${r.config}, ${r.held} held`];
+  const lines: string[] = [`sluice: up ${r.uptimeSeconds.toFixed(0)} s, config ${r.config}, ${r.held} held${r.traces ? `, ${r.traces} tracing` : ''}`];
   lines.push('', 'queues:');
   for (const q of r.queues) {
     lines.push(`  ${Object.entries(q).map(([k, v]) => `${k}=${typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(2) : String(v)}`).join(' ')}`);
