@@ -88,6 +88,12 @@ export class TraceSubscriber {
     return true;
   }
 
+  /** A packet taken in before() that will not arrive (a tracer fault): its place is given back. */
+  cancel(): void {
+    this.reserved--;
+    this.taken--;
+  }
+
   push(r: TraceRecord): void {
     this.reserved--;
     this.records.push(r);
@@ -109,7 +115,7 @@ export class TraceSubscriber {
 /** The part of the engine the tracer attaches to. */
 export interface Traceable { tracer: BatchTracer | null }
 
-interface Pending { rec: TraceRecord; base: number; subs: TraceSubscriber[] }
+interface Pending { rec: TraceRecord; base: number; subs: TraceSubscriber[]; sent: boolean }
 
 export class Tracer implements BatchTracer {
   private readonly subs = new Set<TraceSubscriber>();
@@ -138,7 +144,20 @@ export class Tracer implements BatchTracer {
     if (this.subs.size === 0 && this.engine.tracer === this) this.engine.tracer = null;
   }
 
+  /** Tracer faults (a bug): the batch then runs untraced; counted here, shown by nothing else. */
+  faults = 0;
+
   before(queue: number, batch: Batch, stages: readonly Stage[]): readonly Stage[] {
+    try {
+      return this.select(queue, batch, stages);
+    } catch {
+      this.faults++;
+      this.dropPending();
+      return stages; // the packets run as if nobody traced
+    }
+  }
+
+  private select(queue: number, batch: Batch, stages: readonly Stage[]): readonly Stage[] {
     const { slab, meta, count } = batch;
     const p = this.input;
     p.queue = queue;
@@ -158,7 +177,7 @@ export class Tracer implements BatchTracer {
       }
       if (subs === null) continue;
       this.byOffset.set(off, {
-        base, subs,
+        base, subs, sent: false,
         rec: { time: Date.now(), queue, hook: p.hook, indev: p.indev, outdev: p.outdev, mark: p.mark,
           bytes: slab.slice(off, off + len), wireLength: wire, steps: [], verdict: 0, markOut: -1, after: null },
       });
@@ -170,13 +189,24 @@ export class Tracer implements BatchTracer {
 
   after(batch: Batch): void {
     const { slab, meta } = batch;
-    for (const [off, { rec, base, subs }] of this.byOffset) {
-      rec.verdict = meta[base + M_VERDICT]!;
-      const flags = meta[base + M_OUT_FLAGS]!;
-      if (flags & OUT_SET_MARK) rec.markOut = meta[base + M_VMARK]!;
-      if (flags & OUT_REWRITTEN) rec.after = slab.slice(off, off + meta[base + M_NEW_LENGTH]!);
-      for (const s of subs) s.push(rec);
+    try {
+      for (const [off, pending] of this.byOffset) {
+        const { rec, base, subs } = pending;
+        rec.verdict = meta[base + M_VERDICT]!;
+        const flags = meta[base + M_OUT_FLAGS]!;
+        if (flags & OUT_SET_MARK) rec.markOut = meta[base + M_VMARK]!;
+        if (flags & OUT_REWRITTEN) rec.after = slab.slice(off, off + meta[base + M_NEW_LENGTH]!);
+        for (const s of subs) s.push(rec);
+        pending.sent = true;
+      }
+    } catch {
+      this.faults++;
     }
+    this.dropPending();
+  }
+
+  private dropPending(): void {
+    for (const p of this.byOffset.values()) if (!p.sent) for (const s of p.subs) s.cancel();
     this.byOffset.clear();
     this.slab = null;
   }
