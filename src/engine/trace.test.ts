@@ -155,3 +155,40 @@ test('filter syntax: selector fields as words; clear errors', () => {
   assert.throws(() => parseFilterText('src=@vpn'), /named sets/);
   assert.throws(() => parseFilterText('dport=1 dport=2'), /given twice/);
 });
+
+test('over the control socket: a client that stops reading costs a bounded queue; the gap is counted and reported', async () => {
+  const { mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { createConnection } = await import('node:net');
+  const { startControlServer } = await import('../control/server');
+  const { serveTrace } = await import('../cli/trace-serve');
+  const { engine, tracer, feed } = setup();
+  const path = join(mkdtempSync(join(tmpdir(), 'sluice-trace-')), 's.sock');
+  const server = await startControlServer(path, (req) => serveTrace(engine, tracer, ifs, req.args ?? {}));
+  const c = createConnection(path);
+  try {
+    let text = '';
+    c.setEncoding('utf8');
+    c.on('data', (d: string) => { text += d; });
+    await new Promise<void>((r) => c.once('connect', () => r()));
+    c.write(`${JSON.stringify({ cmd: 'trace', args: { max: 50, filter: 'dport=5000' } })}\n`);
+    await new Promise((r) => setTimeout(r, 100));
+    c.pause(); // stops reading: the socket buffers fill, then the engine's queue (50), then packets are only counted
+    const big = udp(5000);
+    for (let i = 0; i < 400; i++) { feed(Array.from({ length: 50 }, () => big)); if (i % 50 === 0) await new Promise((r) => setImmediate(r)); }
+    assert.ok(tracer.subscribers === 1);
+    c.resume();
+    await new Promise((r) => setTimeout(r, 1500));
+    const chunks = text.trim().split('\n').slice(1).map((l) => JSON.parse(l) as { chunk: { packets: unknown[]; dropped: number } });
+    const got = chunks.reduce((n, ch) => n + ch.chunk.packets.length, 0);
+    const dropped = chunks[chunks.length - 1]!.chunk.dropped;
+    assert.equal(got + dropped, 20000, `every matching packet is either delivered (${got}) or counted as not traced (${dropped})`);
+    assert.ok(dropped > 10000, `most were not traced while the client did not read (dropped ${dropped})`);
+  } finally {
+    c.destroy();
+    await server.close();
+  }
+  await new Promise((r) => setTimeout(r, 1100)); // the stream notices the client is gone at its next heartbeat
+  assert.equal(engine.tracer, null, 'the subscription ended with the client');
+});
