@@ -33,7 +33,9 @@ Runs the pipeline of config FILE over the IP packets of a pcap/pcapng capture, a
 queued, and prints one \`sluice trace\` line per packet (stages, rule/mapping/scope, verdict, mark,
 rewrite). Nothing touches the kernel or the NAT journal: check a config against real traffic
 before deploying it. Packets run in file order at the speed of the replay (capture timestamps are
-not waited for: learning windows and idle timeouts see the replay's own clock).
+not waited for: learning windows and idle timeouts see the replay's own clock). Packets go through
+the configured NFQUEUE queues (tun: sources are not replayed); DHCP answers and relayed packets
+are counted as injections that failed (no kernel), the packet's own line says "answered".
 
 Where each packet enters (a capture does not say):
   --queue N     queue number (default: nat.queue when NAT is on, else the first queue)

@@ -11,7 +11,8 @@
  *   as pcapng comments, read back by the project's reader and by tshark;
  * - `sluice sa --events --json` sees the client's SAs appear (new IKE, new outbound ESP, the
  *   inbound SPI learned).
- * Then `sa --spi`, `sa delete`, `sa flush` on the live tables, and `stats --watch` for two rounds.
+ * Then `sa --spi`, `sa delete`, `sa flush` on the live tables, `stats --watch` for two rounds, and
+ * a reload through the socket and one by SIGHUP, each logged with its trigger.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -100,5 +101,11 @@ test('trace, tap and sa --events catch real packets and SAs on NFQUEUE; sa filte
   await watch.stop('SIGINT');
   assert.equal(watch.exitCode, 0, watch.output);
   assert.match(watch.stdout, /engine\.packets\s+\d+\s+\d+\.\d\/s/);
+
+  // Every reload is logged with its trigger: the control socket and SIGHUP.
+  assert.match(await run('reload'), /^reloaded /);
+  sl.proc.child.kill('SIGHUP');
+  await sl.proc.waitFor(/"trigger":"SIGHUP"[^\n]*"msg":"reloaded"|"msg":"reloaded"[^\n]*"trigger":"SIGHUP"/, 10000);
+  assert.match(sl.proc.stderr, /"trigger":"control"/);
   await sl.stop();
 });
