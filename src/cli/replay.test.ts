@@ -45,10 +45,11 @@ test('steer over the strongSwan capture: one line per packet, with rule, mark an
   assert.match(lines[5]!, /^#6 .* esp-in-udp spi 0x3a4d2d8d seq 1 \| steer: rule=\(none\) default=continue → continue \| accept$/);
 });
 
-test('--filter prints only matching packets; --json gives the fields', async () => {
-  const lines = await replay(STEER, '--filter', 'kind=esp-in-udp !esp_spi=0x0511ba01', '--json', join(CAPTURES, 'ike-esp-natt.pcap'));
-  const objs = lines.map((l) => JSON.parse(l) as { n: number; verdict: string; stages: { stage: string; explain: { rule: string } }[] });
+test('--filter prints only matching packets; --json gives the fields, --layers the decode JSON', async () => {
+  const lines = await replay(STEER, '--filter', 'kind=esp-in-udp !esp_spi=0x0511ba01', '--json', '--layers', join(CAPTURES, 'ike-esp-natt.pcap'));
+  const objs = lines.map((l) => JSON.parse(l) as { n: number; verdict: string; stages: { stage: string; explain: { rule: string } }[]; layers: { esp: { spi: string } } });
   assert.deepEqual(objs.map((o) => o.n), [6, 8, 10]);
+  assert.deepEqual(objs.map((o) => o.layers.esp.spi), ['0x3a4d2d8d', '0x3a4d2d8d', '0x3a4d2d8d']);
   assert.ok(objs.every((o) => o.verdict === 'accept' && o.stages[0]!.explain.rule === '(none)'));
 });
 

@@ -45,12 +45,13 @@ Where each packet enters (a capture does not say):
   --out NAME    output interface name the stages see (default none)
   --filter EXPR print only packets matching (all packets still run; see sluice trace --help)
   --json        one JSON object per packet
+  --layers      with --json: every layer as \`sluice decode\` prints it ("layers")
 `;
 
 export async function replayCommand(argv: string[], out: (l: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<number> {
   const a = parse(argv, {
     config: { type: 'string', short: 'c' }, queue: { type: 'string' }, hook: { type: 'string' }, in: { type: 'string' },
-    out: { type: 'string' }, filter: { type: 'string', short: 'f' }, json: { type: 'boolean' },
+    out: { type: 'string' }, filter: { type: 'string', short: 'f' }, json: { type: 'boolean' }, layers: { type: 'boolean' },
   }, HELP, true);
   if (!a) return 0;
   const v = a.values;
@@ -64,7 +65,8 @@ export async function replayCommand(argv: string[], out: (l: string) => void = (
   if (cfg.queues.length === 0) throw new UsageError(`${v.config} configures no queues: nothing would see a packet`);
   const queueNum = v.queue !== undefined ? Number(v.queue) : (cfg.nat?.enabled ? cfg.nat.queue : cfg.queues[0]!.num);
   if (!cfg.queues.some((q) => q.num === queueNum)) throw new UsageError(`queue ${queueNum} is not in the config's queues (${cfg.queues.map((q) => q.num).join(', ')})`);
-  const replay = new Replay(cfg, v.in, v.out, queueNum, hook, v.filter ?? '', (l) => out(v.json ? JSON.stringify(l) : `#${l.n} ${formatTraceLine(l)}`),
+  if (v.layers && !v.json) throw new UsageError('--layers goes with --json');
+  const replay = new Replay(cfg, v.in, v.out, queueNum, hook, v.filter ?? '', !!v.layers, (l) => out(v.json ? JSON.stringify(l) : `#${l.n} ${formatTraceLine(l)}`),
     (r) => out(v.json ? JSON.stringify(r) : `  #${r.released} (held) released: ${[r.verdict, r.mark_out ? `mark ${r.mark_out}` : '', r.rewritten ? 'rewritten' : ''].filter(Boolean).join(' ')}`));
   try {
     for (const r of readCapture(data)) {
@@ -95,7 +97,7 @@ class Replay {
   private readonly printed = new Map<number, number>();
 
   constructor(cfg: Config, inName: string | undefined, outName: string | undefined, private readonly queueNum: number,
-    private readonly hook: string, filter: string, private readonly print: (l: TraceLineJson & { n: number }) => void,
+    private readonly hook: string, filter: string, private readonly layers: boolean, private readonly print: (l: TraceLineJson & { n: number }) => void,
     private readonly printRelease: (r: { released: number; verdict: string; mark_out?: string; rewritten?: true }) => void) {
     const list = [inName, outName].filter((n): n is string => !!n);
     const interfaces = Interfaces.fromList([...new Set(list)].map((name, i) => ({ name, index: i + 1, ipv4: 0, prefixLength: 0, addresses: [], mac: new Uint8Array(6) })));
@@ -132,7 +134,7 @@ class Replay {
     const fq = this.fake.queue(this.queueNum);
     const before = fq.sent.length;
     fq.feed([{ bytes: ip, id: n, hook: this.hookFor(ip), indev: this.indev, outdev: this.outdev }]);
-    for (const r of this.sub.records.splice(0)) this.print({ n, ...traceJson(r, this.names) });
+    for (const r of this.sub.records.splice(0)) this.print({ n, ...traceJson(r, this.names, false, this.layers) });
     this.releases(before);
   }
 

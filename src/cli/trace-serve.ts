@@ -15,7 +15,7 @@ export function traceNames(engine: Engine, interfaces: Interfaces): TraceNames {
   return { ifname: (i) => interfaces.nameOf(i), reason: (id) => engine.counters.info(id)?.name ?? `reason${id}` };
 }
 
-/** args: filter (one-line selector), count (packets, default unlimited), bytes (tap), max (queue). */
+/** args: filter (one-line selector), count (packets, default unlimited), bytes (tap), layers (decode JSON), max (queue). */
 export function serveTrace(engine: Engine, tracer: Tracer, interfaces: Interfaces, args: Record<string, unknown>): AsyncIterable<unknown> {
   if (tracer.subscribers >= MAX_TRACERS) throw new Error(`${MAX_TRACERS} traces are running already; stop one first`);
   const count = args.count === undefined ? Infinity : Number(args.count);
@@ -25,6 +25,6 @@ export function serveTrace(engine: Engine, tracer: Tracer, interfaces: Interface
   const f = compileFilter(typeof args.filter === 'string' ? args.filter : '', interfaces);
   const sub = tracer.subscribe(f.filter, { count, max });
   const names = traceNames(engine, interfaces);
-  const bytes = args.bytes === true;
-  return traceChunks(tracer, sub, (r) => traceJson(r, names, bytes), () => f.close());
+  const bytes = args.bytes === true, layers = args.layers === true;
+  return traceChunks(tracer, sub, (r) => traceJson(r, names, bytes, layers), () => f.close());
 }

@@ -26,6 +26,7 @@ mark and rewrite. Ends after --count packets, or on Ctrl-C.
   --filter EXPR  which packets (default: all)
   --count N      stop after N packets
   --json         one JSON object per packet
+  --layers       with --json: every layer of the packet as \`sluice decode\` prints it ("layers")
   --queue-max N  packets the engine keeps for this client while it is behind (default 1024);
                  beyond that packets are not traced and counted as dropped (the engine never waits)
 
@@ -44,9 +45,9 @@ ${FILTER_HELP}
 interface TraceChunk { packets: TraceLineJson[]; dropped: number; done?: boolean }
 
 /** Streams trace chunks until the server ends (count reached) or Ctrl-C; returns packets and drops. */
-async function stream(values: { config?: string; socket?: string; filter?: string; count?: string; 'queue-max'?: string }, bytes: boolean,
+async function stream(values: { config?: string; socket?: string; filter?: string; count?: string; 'queue-max'?: string; layers?: boolean }, bytes: boolean,
   onPacket: (p: TraceLineJson) => void): Promise<{ packets: number; dropped: number; interrupted: boolean }> {
-  const args: Record<string, unknown> = { filter: values.filter ?? '', bytes };
+  const args: Record<string, unknown> = { filter: values.filter ?? '', bytes, layers: values.layers === true };
   if (values.count !== undefined) {
     const n = Number(values.count);
     if (!Number.isInteger(n) || n < 1) throw new UsageError('--count needs a positive number');
@@ -82,8 +83,9 @@ const streamOptions = {
 } as const;
 
 export async function traceCommand(argv: string[]): Promise<number> {
-  const a = parse(argv, { ...streamOptions, json: { type: 'boolean' } }, TRACE_HELP);
+  const a = parse(argv, { ...streamOptions, json: { type: 'boolean' }, layers: { type: 'boolean' } }, TRACE_HELP);
   if (!a) return 0;
+  if (a.values.layers && !a.values.json) throw new UsageError('--layers goes with --json');
   const r = await stream(a.values, false, (p) => process.stdout.write(`${a.values.json ? JSON.stringify(p) : formatTraceLine(p)}\n`));
   process.stderr.write(summary(r));
   if (r.interrupted) process.exit(0); // the stream's socket would keep the process alive

@@ -46,6 +46,8 @@ export interface TraceLineJson {
   rewrite?: { packet: string; changed: string[] };
   /** The packet's bytes as they arrived, base64 (for `sluice tap`). */
   bytes?: string;
+  /** Every layer, exactly as `sluice decode` prints it (--layers). */
+  layers?: Record<string, unknown>;
 }
 
 export interface TraceNames {
@@ -108,7 +110,7 @@ function changes(a: Uint8Array, b: Uint8Array): string[] {
 }
 
 /** A record as the JSON sent over the control socket (and printed by `--json`). */
-export function traceJson(r: TraceRecord, names: TraceNames, withBytes = false): TraceLineJson {
+export function traceJson(r: TraceRecord, names: TraceNames, withBytes = false, withLayers = false): TraceLineJson {
   const stages: TraceStepJson[] = r.steps.map((s) => {
     const j: TraceStepJson = { stage: s.stage, decision: s.verdict < 0 ? 'threw' : STEP_VERDICTS[s.verdict] ?? String(s.verdict) };
     if (s.verdict === 2) j.reason = names.reason(s.reason);
@@ -130,6 +132,7 @@ export function traceJson(r: TraceRecord, names: TraceNames, withBytes = false):
   if (r.markOut >= 0) out.mark_out = hex(r.markOut);
   if (r.after) out.rewrite = { packet: packetSummary(r.after), changed: changes(r.bytes, r.after) };
   if (withBytes) out.bytes = Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength).toString('base64');
+  if (withLayers) out.layers = describePacket(r.bytes, 0, r.bytes.length);
   return out;
 }
 
