@@ -61,7 +61,7 @@ export interface EngineOptions {
 }
 
 /**
- * Someone is tracing (src/obs/trace.ts). before() sees the batch as it arrived and returns the
+ * Someone is tracing (src/engine/trace.ts). before() sees the batch as it arrived and returns the
  * stages to run it through (its own wrappers); after() sees the verdicts. Must not throw.
  */
 export interface BatchTracer {

@@ -56,7 +56,6 @@ function parseAddr(v: unknown, what: string): number {
   return ipv4ToNumber(v);
 }
 
-
 /** One SA record as a listing row (the one place a row's fields are decided). */
 export function rowOf(stage: NatStage, id: number, now: number, wall: number): SaListRow {
   const sas = stage.state.sas;

@@ -53,14 +53,20 @@ class Hub {
     if (this.listeners.size === 0) this.stage.state.onSaEvent = null;
   }
 
+  /** Runs inside packet processing (an SA appears): a fault here is counted as a lost event, never thrown. */
   private emit(type: SaEventType, id: number): void {
     const s = this.stage.state;
     let ev: SaEvent | null = null;
     for (const l of this.listeners) {
-      if (!saMatches(s, id, l.filter)) continue;
-      if (l.events.length >= l.max) { l.dropped++; continue; }
-      ev ??= this.describe(type, id);
-      l.events.push(ev);
+      try {
+        if (!saMatches(s, id, l.filter)) continue;
+        if (l.events.length >= l.max) { l.dropped++; continue; }
+        ev ??= this.describe(type, id);
+        l.events.push(ev);
+      } catch {
+        l.dropped++;
+        continue;
+      }
       const w = l.waiter;
       l.waiter = null;
       w?.();
