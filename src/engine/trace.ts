@@ -88,10 +88,11 @@ export class TraceSubscriber {
     return true;
   }
 
-  /** A packet taken in before() that will not arrive (a tracer fault): its place is given back. */
+  /** A packet taken in before() that will not arrive (a tracer fault): its place is given back, the loss counted. */
   cancel(): void {
     this.reserved--;
     this.taken--;
+    this.dropped++;
   }
 
   push(r: TraceRecord): void {
@@ -144,7 +145,7 @@ export class Tracer implements BatchTracer {
     if (this.subs.size === 0 && this.engine.tracer === this) this.engine.tracer = null;
   }
 
-  /** Tracer faults (a bug): the batch then runs untraced; counted here, shown by nothing else. */
+  /** Tracer faults (a bug): the batch then runs untraced; packets already taken count as dropped for their subscribers. */
   faults = 0;
 
   before(queue: number, batch: Batch, stages: readonly Stage[]): readonly Stage[] {
