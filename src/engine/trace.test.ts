@@ -104,6 +104,19 @@ test('a stage that throws shows as threw on its line, and the engine still fails
   assert.deepEqual(l.stages.map((s) => [s.stage, s.decision, s.error]), [['ports', 'threw', 'boom'], ['last', 'accept', undefined]]);
 });
 
+test('a filter or an explain() that throws changes no verdict: counted as not traced / shown on the line', () => {
+  const { tracer, feed, names, engine } = setup();
+  const bad = tracer.subscribe(() => { throw new Error('filter bug'); });
+  assert.deepEqual(feed([udp(22), udp(7)]).map((s) => s.verdict), [V_DROP, V_ACCEPT]);
+  assert.equal(bad.dropped, 2);
+  tracer.unsubscribe(bad);
+  const st = engine.pipeline[0] as PortStage;
+  st.explain = () => { throw new Error('explain bug'); };
+  const sub = tracer.subscribe(null);
+  assert.deepEqual(feed([udp(22)]).map((s) => s.verdict), [V_DROP]);
+  assert.deepEqual(traceJson(sub.records[0]!, names).stages[0]!.explain, { explain_error: 'explain bug' });
+});
+
 test('filter and count: only matching packets, and no more than count', () => {
   const { tracer, feed, engine } = setup();
   const f = compileFilter('dport=5000,4600 in=lan0', ifs);
