@@ -15,7 +15,7 @@ import type { Config } from '../config/schema';
 import { Engine } from '../engine/engine';
 import { HOOK_FORWARD, HOOK_POSTROUTING, HOOK_PREROUTING } from '../engine/stage';
 import { Tracer } from '../engine/trace';
-import { compileFilter } from '../engine/trace-filter';
+import { compileFilter, FilterError } from '../engine/trace-filter';
 import { V_ACCEPT, V_DROP } from '../io/batch-layout';
 import { FakeBinding } from '../io/fake';
 import { Interfaces } from '../io/interfaces';
@@ -66,6 +66,7 @@ export async function replayCommand(argv: string[], out: (l: string) => void = (
   const queueNum = v.queue !== undefined ? Number(v.queue) : (cfg.nat?.enabled ? cfg.nat.queue : cfg.queues[0]!.num);
   if (!cfg.queues.some((q) => q.num === queueNum)) throw new UsageError(`queue ${queueNum} is not in the config's queues (${cfg.queues.map((q) => q.num).join(', ')})`);
   if (v.layers && !v.json) throw new UsageError('--layers goes with --json');
+  try { compileFilter(v.filter ?? '', Interfaces.fromList([])); } catch (e) { if (e instanceof FilterError) throw new UsageError(e.message); throw e; }
   const replay = new Replay(cfg, v.in, v.out, queueNum, hook, v.filter ?? '', !!v.layers, (l) => out(v.json ? JSON.stringify(l) : `#${l.n} ${formatTraceLine(l)}`),
     (r) => out(v.json ? JSON.stringify(r) : `  #${r.released} (held) released: ${[r.verdict, r.mark_out ? `mark ${r.mark_out}` : '', r.rewritten ? 'rewritten' : ''].filter(Boolean).join(' ')}`));
   try {

@@ -41,7 +41,11 @@ export function parseFilterText(text: string): SelectorConfig {
   const obj = Object.keys(not).length ? { ...pos, not } : pos;
   const r = selectorSchema.safeParse(obj);
   if (!r.success) {
-    throw new FilterError(`filter: ${r.error.issues.map((i) => `${i.path.join('.') || '(filter)'}: ${i.message}`).join('; ')}`);
+    const where = (i: { path: PropertyKey[]; message: string }): string => {
+      const path = i.path.map(String).join('.');
+      return !path || i.message.startsWith(`${String(i.path[i.path.length - 1])}:`) ? i.message : `${path}: ${i.message}`;
+    };
+    throw new FilterError(`filter: ${r.error.issues.map(where).join('; ')}`);
   }
   return r.data;
 }
