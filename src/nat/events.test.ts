@@ -43,13 +43,14 @@ function negotiate(st: NatStage, fs: FakeServices, h: number, ispi: bigint, spiO
   assert.equal(r.verdict, Verdict.ACCEPT, 'the inbound SPI was learned');
 }
 
-test('events: new IKE and ESP records, the inbound SPI learned; host filter', async () => {
+test('events: new IKE and ESP records, the inbound SPI learned, then paired with the outbound one; host filter', async () => {
   const { st, fs } = setup();
   const got = await events(st, {}, () => negotiate(st, fs, H1, 0x1111n, 0xaaaa0001, 0xbbbb0001));
   const kinds = got.map((e) => `${e.event} ${e.sa} ${e.spi}`);
   assert.ok(kinds.includes('new ike 0000000000001111'), kinds.join('; '));
   assert.ok(kinds.includes('new esp_out aaaa0001'), kinds.join('; '));
   assert.ok(got.some((e) => e.event === 'learned' && e.sa === 'esp_in' && e.spi === 'bbbb0001' && e.host === '10.0.0.2'), kinds.join('; '));
+  assert.ok(got.some((e) => e.event === 'paired' && e.sa === 'esp_in' && e.spi === 'bbbb0001' && e.paired === true), `the two directions paired: ${kinds.join('; ')}`);
   assert.match(formatSaEvent(got.find((e) => e.event === 'learned')!), /^\S+ \[LEARNED\] esp_in host=10\.0\.0\.2 public=203\.0\.113\.1 server=198\.51\.100\.10 spi=bbbb0001 learned=\w+/);
   const other = await events(st, { host: '10.0.0.3' }, () => { out(st, fs, esp(H1, SRV, 0xaaaa0009)); });
   assert.deepEqual(other, [], 'another host\'s SA is not shown with --host 10.0.0.3');

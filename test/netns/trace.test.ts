@@ -10,7 +10,7 @@
  * - `sluice tap -w FILE --count 6 --filter 'proto=esp'` writes 6 ESP packets with their trace lines
  *   as pcapng comments, read back by the project's reader and by tshark;
  * - `sluice sa --events --json` sees the client's SAs appear (new IKE, new outbound ESP, the
- *   inbound SPI learned).
+ *   inbound SPI learned, the two directions paired).
  * Then `sa --spi`, `sa delete`, `sa flush` on the live tables, `stats --watch` for two rounds, and
  * a reload through the socket and one by SIGHUP, each logged with its trigger.
  */
@@ -83,6 +83,7 @@ test('trace, tap and sa --events catch real packets and SAs on NFQUEUE; sa filte
   assert.ok(evs.some((e) => e.event === 'new' && e.sa === 'ike' && e.host === '192.168.1.11'), 'new IKE SA');
   assert.ok(evs.some((e) => e.event === 'new' && e.sa === 'esp_out'), 'new outbound ESP SA');
   assert.ok(evs.some((e) => e.event === 'learned' && e.sa === 'esp_in'), 'inbound SPI learned');
+  assert.ok(evs.some((e) => e.event === 'paired' && e.sa === 'esp_in'), 'both directions of the CHILD_SA paired');
 
   // sa filters, delete, flush on the live tables.
   const run = async (...args: string[]) => { const p = cli(...args); await p.exited; assert.equal(p.exitCode, 0, p.output); return p.stdout; };
