@@ -8,7 +8,7 @@ PKGS=(build-essential python3 pkg-config libmnl-dev libnetfilter-queue-dev iptab
       conntrack procps kmod iputils-ping python3-scapy
       libcharon-extra-plugins strongswan-swanctl charon-systemd
       dnsmasq-base kea-dhcp4-server isc-dhcp-relay isc-dhcp-client dhcpcd-base udhcpc dhcping
-      netsniff-ng iperf3 nmap nftables groff-base)
+      netsniff-ng iperf3 nmap nftables tshark groff-base)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -13,7 +13,7 @@ const sluice = (...args: string[]) => spawnSync(process.execPath, [SLUICE_MAIN, 
 test('--help lists every command and exits 0', () => {
   const r = sluice('--help');
   assert.equal(r.status, 0);
-  for (const cmd of ['run', 'check', 'rules', 'stats', 'sa', 'reload', 'decode', 'demo']) assert.match(r.stdout, new RegExp(`^  ${cmd} `, 'm'));
+  for (const cmd of ['run', 'check', 'rules', 'stats', 'sa', 'reload', 'trace', 'tap', 'replay', 'decode', 'demo']) assert.match(r.stdout, new RegExp(`^  ${cmd} `, 'm'));
 });
 
 test('no command prints usage and exits 2; an unknown one names itself', () => {
@@ -24,7 +24,7 @@ test('no command prints usage and exits 2; an unknown one names itself', () => {
 });
 
 test('each command has its own --help', () => {
-  for (const cmd of ['run', 'check', 'rules', 'stats', 'sa', 'reload', 'demo']) {
+  for (const cmd of ['run', 'check', 'rules', 'stats', 'sa', 'reload', 'trace', 'tap', 'replay', 'demo']) {
     const r = sluice(cmd, '--help');
     assert.equal(r.status, 0, `${cmd} --help: ${r.stderr}`);
     assert.match(r.stdout, new RegExp(`Usage: sluice ${cmd}`));

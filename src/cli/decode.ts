@@ -18,7 +18,8 @@ classless static routes (121/249). A packet that cannot be read carries
 "invalid": {"layer": ..., "reason": ...} (truncated, bad-length, bad-version, bad-option, ...).
 
 FILE is a classic pcap (any byte order, µs or ns) or pcapng capture with link type Ethernet
-(802.1Q tags skipped), RAW IP, Linux cooked (SLL, SLL2), NULL/LOOP or IPv4/IPv6.
+(802.1Q tags skipped), RAW IP, Linux cooked (SLL, SLL2), NULL/LOOP or IPv4/IPv6. pcapng packet
+comments (as \`sluice tap\` writes them) are printed as "comments".
 
 options:
   --hex HEX        decode these bytes instead of a file (spaces and colons allowed); repeatable
@@ -34,9 +35,10 @@ bad usage.`;
 const LINKS: Record<string, number> = { raw: LINKTYPE_RAW, ethernet: LINKTYPE_ETHERNET, eth: LINKTYPE_ETHERNET,
   sll: LINKTYPE_LINUX_SLL, sll2: LINKTYPE_LINUX_SLL2 };
 
-function frame(index: number, time: number | undefined, linktype: number, data: Uint8Array, origLength: number): Record<string, unknown> {
+function frame(index: number, time: number | undefined, linktype: number, data: Uint8Array, origLength: number, comments?: string[]): Record<string, unknown> {
   const li = stripLink(linktype, data);
   const base: Record<string, unknown> = { n: index + 1 };
+  if (comments) base.comments = comments;
   if (time !== undefined) base.time = Number(time.toFixed(6));
   base.length = origLength;
   if (data.length < origLength) base.captured = data.length;
@@ -82,7 +84,7 @@ export async function decodeCommand(argv: string[], out: (line: string) => void 
   try {
     for (const r of readCapture(data)) {
       if (r.index >= count) break;
-      print(frame(r.index, r.time, r.linktype, r.data, r.origLength));
+      print(frame(r.index, r.time, r.linktype, r.data, r.origLength, r.comments));
     }
   } catch (e) {
     if (e instanceof CaptureError) { err(`${file}: ${e.message}`); return 1; }

@@ -19,6 +19,10 @@ Commands:
   sa                   NAT mappings of a running sluice, like swanctl --list-sas (--json);
                        sa pin --host H --server S --spi X  /  sa unpin ...
   reload               re-read the config of a running sluice (also: SIGHUP); an invalid one is refused
+  trace                live, per packet: each stage's rule/mapping/scope and decision, the verdict
+                       (--filter EXPR, --count N, --json)
+  tap -w FILE.pcapng   packets of a running sluice into pcapng, verdicts as packet comments
+  replay -c FILE CAP   run a config's pipeline over a capture (no kernel) and print trace lines
   decode FILE|--hex H  print the layers of each packet in a pcap/pcapng file as JSON lines
   demo                 run the namespace-lab demo (what \`npm start\` runs; needs root)
 
@@ -46,6 +50,9 @@ const commands: Record<string, () => Promise<Command>> = {
   sa: async () => (await import('./sa')).saCommand,
   reload: async () => (await import('./stats')).reloadCommand,
   decode: async () => (await import('./decode')).decodeCommand,
+  trace: async () => (await import('./trace')).traceCommand,
+  tap: async () => (await import('./trace')).tapCommand,
+  replay: async () => (await import('./replay')).replayCommand,
   demo: async () => (await import('./demo')).demoCommand,
 };
 

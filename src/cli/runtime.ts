@@ -9,6 +9,7 @@ import type { Server as HttpServer } from 'node:http';
 import { loadConfigOffThread } from '../config/offthread';
 import type { Config } from '../config/schema';
 import { Engine } from '../engine/engine';
+import { Tracer } from '../engine/trace';
 import type { Stage } from '../engine/stage';
 import { Interfaces } from '../io/interfaces';
 import { loadBinding } from '../io/binding';
@@ -23,12 +24,16 @@ import { createLogger, type Logger } from '../obs/log';
 import { metricsRegistry, serveMetrics, type MetricsSnapshot } from '../obs/metrics';
 import { SystemdNotifier } from '../obs/sdnotify';
 import { buildStages, buildStagesSliced } from './pipeline';
+import { serveTrace } from './trace-serve';
+import { DebugLog } from './debug-log';
 import type { StatsReply } from './stats';
 
 const VERSION = (require('../../../package.json') as { version: string }).version;
 
 export class Runtime {
   private engine!: Engine;
+  private tracer!: Tracer;
+  private debugLog: DebugLog | null = null;
   private readonly queues: NfQueue[] = [];
   private readonly tuns: Tun[] = [];
   private injector: Injector | null = null;
@@ -43,7 +48,7 @@ export class Runtime {
   readonly log: Logger;
 
   constructor(private cfg: Config, private readonly file: string) {
-    this.log = createLogger(cfg.log.level);
+    this.log = createLogger(cfg.log.level, cfg.log.format);
   }
 
   async start(): Promise<void> {
@@ -63,6 +68,8 @@ export class Runtime {
       injector: this.injector,
       log: this.log,
     });
+    this.tracer = new Tracer(this.engine);
+    this.debugLog = new DebugLog(this.log, this.engine);
     try {
       this.checkPrivateDirs(cfg);
       this.installPipeline(cfg);
@@ -91,10 +98,11 @@ export class Runtime {
       throw e;
     }
     this.guardProcess();
+    this.debugLog?.start();
     this.control.server.on('error', (e) => this.log.error({ err: e.message }, 'control socket error'));
     this.metrics?.on('error', (e) => this.log.error({ err: e.message }, 'metrics endpoint error'));
     process.on('SIGHUP', () => {
-      this.reload().then((r) => this.log.info(r, 'reloaded on SIGHUP'), (e: Error) => this.log.error({ err: e.message }, 'reload refused; running config kept'));
+      this.reload('SIGHUP').catch(() => {}); // logged by reload()
     });
     this.log.info({ config: this.file, queues: cfg.queues.map((q) => q.num), tun: this.tuns.map((t) => t.name), stages: this.engine.pipeline.map((s) => s.name),
       control: cfg.control.socket }, 'sluice running');
@@ -145,14 +153,18 @@ export class Runtime {
     for (const old of this.stagesByArea.values()) if (!kept.has(old)) void old.close?.();
     this.stagesByArea = byArea;
     this.engine.setPipeline(built.map((b) => b.stage));
+    this.debugLog?.pipeline(this.engine.pipeline);
   }
 
   /** One reload at a time: each builds against the pipeline the previous one installed. */
   private reloading: Promise<unknown> = Promise.resolve();
 
-  reload(): Promise<{ config: string; stages: string[] }> {
+  /** Every reload is logged with what asked for it (SIGHUP, the control socket), refused ones too. */
+  reload(trigger: 'SIGHUP' | 'control' = 'control'): Promise<{ config: string; stages: string[] }> {
     const run = this.reloading.then(() => this.reloadNotified(), () => this.reloadNotified());
     this.reloading = run.catch(() => {});
+    run.then((r) => this.log.info({ ...r, trigger }, 'reloaded'),
+      (e: Error) => this.log.error({ err: e.message, trigger, config: this.file }, 'reload refused; running config kept'));
     return run;
   }
 
@@ -183,14 +195,15 @@ export class Runtime {
   private async onControl(req: ControlRequest): Promise<unknown> {
     switch (req.cmd) {
       case 'stats': return this.stats(!!req.args?.all);
-      case 'reload': return this.reload();
+      case 'reload': return this.reload('control');
+      case 'trace': return serveTrace(this.engine, this.tracer, this.interfaces!, req.args ?? {});
       case 'stage': {
         const stage = this.engine.pipeline.find((s) => s.name === req.stage);
         if (!stage) throw new Error(`no stage "${req.stage}" is running (running: ${this.engine.pipeline.map((s) => s.name).join(', ') || 'none'})`);
         if (!stage.command) throw new Error(`stage "${req.stage}" takes no commands`);
         return stage.command(req.name ?? '', req.args ?? {});
       }
-      default: throw new Error(`unknown command "${req.cmd}" (stats, reload, stage)`);
+      default: throw new Error(`unknown command "${req.cmd}" (stats, reload, trace, stage)`);
     }
   }
 
@@ -206,6 +219,7 @@ export class Runtime {
         ...this.tuns.map((t) => ({ tun: t.name, ...t.stats() })),
       ],
       held: this.engine.held.size,
+      traces: this.tracer.subscribers,
       stages,
       counters: this.engine.counters.snapshot(all),
     };
@@ -248,6 +262,7 @@ export class Runtime {
     if (this.closing) return;
     this.closing = true;
     this.notifier?.stopping();
+    this.debugLog?.stop();
     await this.engine?.close();
     for (const q of this.queues) q.close();
     for (const t of this.tuns) t.close();

@@ -1,13 +1,15 @@
 /** `sluice stats` and `sluice reload`: ask a running sluice over its control socket. */
 import { controlRequest } from '../control/client';
-import { parse, socketOptions, socketPath } from './args';
+import { parse, socketOptions, socketPath, UsageError } from './args';
 
-const STATS_HELP = `Usage: sluice stats [-c FILE | -s SOCKET] [--json] [--all]
+const STATS_HELP = `Usage: sluice stats [-c FILE | -s SOCKET] [--json] [--all] [--watch [-n SECONDS]]
 
 Counters of a running sluice: per queue (received, batches, verdicts, sendmsg calls, errors,
 ENOBUFS), per stage (decisions), and every drop reason with its count.
-  --json   machine-readable output
-  --all    include counters that are still zero
+  --json        machine-readable output (with --watch: one JSON object per line)
+  --all         include counters that are still zero
+  --watch       refresh until Ctrl-C, with each counter's rate per second since the last refresh
+  -n SECONDS    --watch interval (default 2, at least 0.1)
 `;
 
 const RELOAD_HELP = `Usage: sluice reload [-c FILE | -s SOCKET]
@@ -21,14 +23,20 @@ export interface StatsReply {
   config: string;
   queues: Record<string, unknown>[];
   held: number;
+  /** `sluice trace` / `sluice tap` clients running. */
+  traces?: number;
   stages: Record<string, { decisions: Record<string, number>; state?: Record<string, unknown> }>;
   counters: { name: string; help: string; drop: boolean; value: number }[];
 }
 
 export async function statsCommand(argv: string[]): Promise<number> {
-  const a = parse(argv, { ...socketOptions, json: { type: 'boolean' }, all: { type: 'boolean' } }, STATS_HELP);
+  const a = parse(argv, { ...socketOptions, json: { type: 'boolean' }, all: { type: 'boolean' }, watch: { type: 'boolean' },
+    interval: { type: 'string', short: 'n' } }, STATS_HELP);
   if (!a) return 0;
-  const reply = await controlRequest(await socketPath(a.values), { cmd: 'stats', args: { all: !!a.values.all } }) as StatsReply;
+  const path = await socketPath(a.values);
+  if (a.values.watch) return watch(path, a.values);
+  if (a.values.interval !== undefined) throw new UsageError(`-n goes with --watch\n\n${STATS_HELP}`);
+  const reply = await controlRequest(path, { cmd: 'stats', args: { all: !!a.values.all } }) as StatsReply;
   if (a.values.json) {
     process.stdout.write(`${JSON.stringify(reply, null, 2)}\n`);
     return 0;
@@ -53,8 +61,37 @@ function formatJournal(j: JournalStats): string[] {
   ];
 }
 
-export function formatStats(r: StatsReply): string {
-  const lines: string[] = [`sluice: up ${r.uptimeSeconds.toFixed(0)} s, config ${r.config}, ${r.held} held`];
+/** `stats --watch`: one request per interval; a refused or lost connection ends it with the error. */
+async function watch(path: string, v: { json?: boolean; all?: boolean; interval?: string }): Promise<number> {
+  const seconds = v.interval === undefined ? 2 : Number(v.interval);
+  if (!(seconds >= 0.1)) throw new UsageError(`-n: seconds between refreshes, at least 0.1 (not ${v.interval})`);
+  let prev: { at: number; values: Map<string, number> } | null = null;
+  let stop = false;
+  let wake = (): void => {};
+  const onSignal = (): void => { stop = true; wake(); };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const tty = process.stdout.isTTY === true;
+  try {
+    while (!stop) {
+      const r = await controlRequest(path, { cmd: 'stats', args: { all: !!v.all } }) as StatsReply;
+      const at = Date.now();
+      const values = new Map(r.counters.map((c) => [c.name, c.value]));
+      const rates = prev ? new Map([...values].map(([k, x]) => [k, (x - (prev!.values.get(k) ?? 0)) / ((at - prev!.at) / 1000)])) : null;
+      prev = { at, values };
+      if (v.json) process.stdout.write(`${JSON.stringify({ time: new Date(at).toISOString(), ...r, ...(rates ? { rates: Object.fromEntries(rates) } : {}) })}\n`);
+      else process.stdout.write(`${tty ? '\x1b[H\x1b[2J' : '\n'}${new Date(at).toISOString()}  every ${seconds} s, Ctrl-C to stop\n${formatStats(r, rates)}`);
+      await new Promise<void>((res) => { const t = setTimeout(res, seconds * 1000); wake = () => { clearTimeout(t); res(); }; });
+    }
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+  return 0;
+}
+
+export function formatStats(r: StatsReply, rates: Map<string, number> | null = null): string {
+  const lines: string[] = [`sluice: up ${r.uptimeSeconds.toFixed(0)} s, config ${r.config}, ${r.held} held${r.traces ? `, ${r.traces} tracing` : ''}`];
   lines.push('', 'queues:');
   for (const q of r.queues) {
     lines.push(`  ${Object.entries(q).map(([k, v]) => `${k}=${typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(2) : String(v)}`).join(' ')}`);
@@ -70,10 +107,11 @@ export function formatStats(r: StatsReply): string {
   const events = r.counters.filter((c) => !c.drop);
   const width = Math.max(10, ...r.counters.map((c) => c.name.length));
   lines.push('', 'counters:');
-  for (const c of events) lines.push(`  ${c.name.padEnd(width)} ${String(c.value).padStart(12)}`);
+  const rate = (name: string): string => (rates ? `  ${(rates.get(name) ?? 0).toFixed(1).padStart(10)}/s` : '');
+  for (const c of events) lines.push(`  ${c.name.padEnd(width)} ${String(c.value).padStart(12)}${rate(c.name)}`);
   lines.push('', 'drop reasons:');
   if (drops.length === 0) lines.push('  (none)');
-  for (const c of drops) lines.push(`  ${c.name.padEnd(width)} ${String(c.value).padStart(12)}  ${c.help}`);
+  for (const c of drops) lines.push(`  ${c.name.padEnd(width)} ${String(c.value).padStart(12)}${rate(c.name)}  ${c.help}`);
   return `${lines.join('\n')}\n`;
 }
 

@@ -84,6 +84,7 @@ export const coreSchemaShape = {
   }).strict().prefault({}),
   log: z.object({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    format: z.enum(['json', 'text']).default('json').describe('json: one JSON object per line; text: time, level, message, key=value'),
   }).strict().prefault({}),
   metrics: z.object({
     listen: z.string().refine(validListen, 'host:port with a port 1..65535, e.g. 127.0.0.1:9477 or [::1]:9477')

@@ -82,6 +82,7 @@ export function controlRequest(path: string, req: ControlRequest, timeoutMs = 10
  */
 export function controlStream(path: string, req: ControlRequest, onChunk: (chunk: unknown) => void, timeoutMs = 10000): Promise<void> {
   return new Promise((resolve, reject) => {
+    try { checkSocketOwner(path); } catch (e) { reject(e as Error); return; }
     const sock = createConnection(path);
     let buf = '';
     let started = false;

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { controlRequest } from './client';
+import { controlRequest, controlStream } from './client';
 import { startControlServer } from './server';
 
 const isRoot = process.geteuid?.() === 0;
@@ -175,6 +175,7 @@ test('the CLI does not trust a socket another user owns', { skip: isRoot ? false
   try {
     chownSync(path, NOBODY, NOBODY);
     await assert.rejects(controlRequest(path, { cmd: 'reload' }), /belongs to uid 65534.*not trusting its answers/);
+    await assert.rejects(controlStream(path, { cmd: 'trace' }, () => {}), /belongs to uid 65534.*not trusting its answers/, 'streams (trace, tap, sa --events) check too');
     chownSync(path, 0, 0);
     assert.equal(await controlRequest(path, { cmd: 'reload' }), 'from an impostor', 'root-owned: trusted');
   } finally {

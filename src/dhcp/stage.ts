@@ -156,6 +156,21 @@ export class DhcpStage implements Stage {
     if (this.relay) this.relayReply(pkt, d);
   }
 
+  /** For `sluice trace`: the arrival interface's DHCP roles and the INFORM scope that would answer. */
+  explain(pkt: PacketContext): Record<string, unknown> {
+    const c = pkt.info;
+    if (c.ipVersion !== 4 || c.proto !== 17 || c.dport !== PORT_SERVER || c.isFragment || c.kind !== Kind.DHCP) return { skip: 'not DHCP to port 67' };
+    const e = this.entry(pkt.indev);
+    const roles = [e.flags & F_INFORM ? 'inform' : '', e.flags & F_INFORM_RELAYED ? 'inform-relayed' : '', e.relay >= 0 ? 'relay' : ''].filter(Boolean);
+    const out: Record<string, unknown> = { roles: roles.join(',') || 'none' };
+    if (this.inform && c.dhcpOp === 1 && c.dhcpMessageType === MessageType.INFORM) {
+      const b = pkt.bytes, q = c.dhcpOffset;
+      const si = this.inform.selectScope(e.scopeMask, u32(b, q + GIADDR), u32(b, q + CIADDR) || c.src);
+      out.scope = si >= 0 ? this.inform.scopes[si]!.name : '(none)';
+    }
+    return out;
+  }
+
   /** True when the packet was decided (answered or dropped); false to let the relay or default act. */
   private answerInform(pkt: PacketContext, d: Decision, e: IfEntry): boolean {
     const c = pkt.info, b = pkt.bytes, q = c.dhcpOffset;

@@ -60,6 +60,15 @@ export interface EngineOptions {
   log?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
 }
 
+/**
+ * Someone is tracing (src/engine/trace.ts). before() sees the batch as it arrived and returns the
+ * stages to run it through (its own wrappers); after() sees the verdicts. Must not throw.
+ */
+export interface BatchTracer {
+  before(queue: number, batch: Batch, stages: readonly Stage[]): readonly Stage[];
+  after(batch: Batch): void;
+}
+
 interface SourceEntry { sink: VerdictSink; queue: number; defaultVerdict: number; onInvalid: number; needsPayload: boolean }
 
 const toVerdict = (v: 'accept' | 'drop'): number => (v === 'accept' ? V_ACCEPT : V_DROP);
@@ -69,6 +78,10 @@ export class Engine {
   readonly held: HeldPackets;
   readonly services: StageServices;
   private stages: Stage[] = [];
+  /** The stages decide() runs: `stages`, or a tracer's wrappers of them during a traced batch. */
+  private loopStages: readonly Stage[] = [];
+  /** Set while someone traces; when null it costs one check per batch (bench/RESULTS.md). */
+  tracer: BatchTracer | null = null;
   /** Each stage's tick period (its tickMs, else opts.tickMs) and when it last ticked. */
   private tickPeriods: number[] = [];
   private lastTicks: number[] = [];
@@ -147,6 +160,7 @@ export class Engine {
   setPipeline(stages: Stage[]): void {
     for (const s of stages) s.init?.(this.services);
     this.stages = stages;
+    this.loopStages = stages;
     this.tickPeriods = stages.map((st) => st.tickMs ?? this.opts.tickMs ?? 1000);
     this.lastTicks = stages.map(() => 0);
     this.stageDecisions = new Float64Array(stages.length * 5);
@@ -173,6 +187,13 @@ export class Engine {
   }
 
   handleBatch(source: number, batch: Batch): void {
+    const tr = this.tracer;
+    if (tr === null) { this.runBatch(source, batch); return; }
+    this.loopStages = tr.before(this.sources[source]!.queue, batch, this.stages);
+    try { this.runBatch(source, batch); } finally { this.loopStages = this.stages; tr.after(batch); }
+  }
+
+  private runBatch(source: number, batch: Batch): void {
     const src = this.sources[source]!;
     const { slab, meta, count } = batch;
     const ctx = this.ctx;
@@ -234,7 +255,7 @@ export class Engine {
       if (src.onInvalid === V_DROP) this.counters.addDrop(id);
       return this.count(src.onInvalid);
     }
-    const stages = this.stages;
+    const stages = this.loopStages;
     for (let s = from; s < stages.length; s++) {
       const stage = stages[s]!;
       this.curStage = s;

@@ -134,6 +134,12 @@ export interface Stage {
   /** Called once when the pipeline is built (and again after a reload builds a new pipeline). */
   init?(services: StageServices): void;
   process(pkt: PacketContext, d: Decision): void;
+  /**
+   * For `sluice trace` only (never called when nobody traces): what this stage's tables say about
+   * the packet, just before process() sees it — the rule it matches, its NAT mapping and learning
+   * state, its DHCP scope. Reads only; changes nothing.
+   */
+  explain?(pkt: PacketContext): Record<string, unknown>;
   onHoldExpired?(handle: number): void;
   /** Periodic housekeeping (idle timeouts), called between batches at most every `tickMs`. */
   tick?(nowMs: number): void;

@@ -188,6 +188,7 @@ export abstract class Books {
     const y = this.firstUnpaired(this.linkOut[l]);
     this.s.sas.pair[x] = y;
     this.s.sas.pair[y] = x;
+    this.s.onSaEvent?.('paired', x);
   }
 
   /**

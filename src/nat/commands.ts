@@ -7,6 +7,8 @@ import { ip4 as ipv4ToNumber, ipv4ToString as numberToIpv4 } from '../packet/byt
 import { SaKind, F_PINNED, F_LEARNED, F_RESTORED } from './table';
 import { C, refused } from './counters';
 import type { NatState } from './state';
+import { saDelete, saFilter, saMatches, saRemove } from './admin';
+import { saEvents } from './events';
 
 /** What the commands read: the stage's state (NatStage passes itself; no import back into stage.ts). */
 type NatStage = { readonly state: NatState };
@@ -54,17 +56,8 @@ function parseAddr(v: unknown, what: string): number {
   return ipv4ToNumber(v);
 }
 
-interface ListFilter { host: number; server: number }
-
-function filterOf(args: Record<string, unknown>): ListFilter {
-  return {
-    host: typeof args.host === 'string' ? ipv4ToNumber(args.host) : -1,
-    server: typeof args.server === 'string' ? ipv4ToNumber(args.server) : -1,
-  };
-}
-
 /** One SA record as a listing row (the one place a row's fields are decided). */
-function rowOf(stage: NatStage, id: number, now: number, wall: number): SaListRow {
+export function rowOf(stage: NatStage, id: number, now: number, wall: number): SaListRow {
   const sas = stage.state.sas;
   const k = sas.kind[id];
   const f = sas.flags[id];
@@ -127,7 +120,7 @@ export async function* saListChunks(stage: NatStage, args: Record<string, unknow
 function* saListSteps(stage: NatStage, args: Record<string, unknown>, sliceMs: number): Generator<SaListEntry[]> {
   const s = stage.state;
   const sas = s.sas;
-  const flt = filterOf(args);
+  const flt = saFilter(args);
   // Pass 1: record ids by host, then by (server, public). Sliced.
   const byHost = new Map<number, Map<number, number[]>>();
   const top = sas.top;
@@ -136,7 +129,7 @@ function* saListSteps(stage: NatStage, args: Record<string, unknown>, sliceMs: n
     if ((id & 1023) === 1023 && performance.now() - t0 >= sliceMs) { yield []; t0 = performance.now(); }
     if (sas.kind[id] === SaKind.FREE) continue;
     const host = sas.host[id];
-    if ((flt.host >= 0 && host !== flt.host) || (flt.server >= 0 && sas.server[id] !== flt.server)) continue;
+    if (!saMatches(s, id, flt)) continue;
     let m = byHost.get(host);
     if (!m) { m = new Map(); byHost.set(host, m); }
     const key = sas.server[id] * 256 + sas.pub[id];
@@ -203,6 +196,9 @@ export function natCommand(stage: NatStage, name: string, args: Record<string, u
       }
       return out;
     }
+    case 'sa-events': return saEvents(stage, args); // streamed (control/server.ts)
+    case 'sa-delete': return saDelete(s, args);
+    case 'sa-flush': return { deleted: saRemove(s, null) };
     case 'sa-pin': {
       const host = parseAddr(args.host, 'host');
       const server = parseAddr(args.server, 'server');
@@ -248,7 +244,7 @@ export function natCommand(stage: NatStage, name: string, args: Record<string, u
       return { removed };
     }
     default:
-      throw new Error(`unknown NAT command ${name} (sa-list, sa-learning, sa-pin, sa-unpin)`);
+      throw new Error(`unknown NAT command ${name} (sa-list, sa-learning, sa-events, sa-delete, sa-flush, sa-pin, sa-unpin)`);
   }
 }
 

@@ -106,6 +106,7 @@ export class Learning extends Turns {
     sas.rl[id] = rl;
     sas.via[id] = via;
     s.journalPut(id);
+    s.onSaEvent?.('learned', id);
     this.setDebt(l, this.linkDebt[l] - 1);
     if (this.turn[p] !== Turn.NONE) this.placedInTurn[p].push(id);
     s.count(via === Via.REPLY ? C.LEARNED_REPLY : via === Via.WINDOW ? C.WINDOW_LEARNED : C.LEARNED_ELIMINATION);
@@ -139,6 +140,7 @@ export class Learning extends Turns {
     sas.pair[y] = x;
     sas.pair[x] = y;
     sas.flags[y] |= F_CONFIRMED;
+    this.s.onSaEvent?.('paired', x);
   }
 
   /**

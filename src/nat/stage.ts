@@ -24,6 +24,7 @@ import { HELD } from './learning';
 import { NatPersistence, type PersistLog } from './persist';
 import { rewriteDst4, rewriteSrc4 } from '../packet/rewrite';
 import { natCommand } from './commands';
+import { explainNat } from './explain';
 import { resolve } from 'node:path';
 
 const IKEV2_IKE_SA_INIT = 34;
@@ -127,6 +128,11 @@ export class NatStage implements Stage {
     }
   }
 
+  /** For `sluice trace` (src/nat/explain.ts): mapping, SA record, learning state. */
+  explain(pkt: PacketContext): Record<string, unknown> {
+    return explainNat(this, pkt);
+  }
+
   private static saCreating(version: number, exchange: number): boolean {
     return version === 2 ? (exchange === IKEV2_IKE_AUTH || exchange === IKEV2_CREATE_CHILD_SA) : exchange === IKEV1_QUICK;
   }
@@ -171,7 +177,7 @@ export class NatStage implements Stage {
       const spi = info.espSpi;
       if (spi === 0) { s.drop(d, C.BAD_SPI); return; }
       let id = s.sas.find(SaKind.ESP_OUT, pub, server, spi, 0);
-      if (id >= 0 && s.sas.host[id] !== info.src) { s.removeSa(id); id = -1; } // the server reused its SPI
+      if (id >= 0 && s.sas.host[id] !== info.src) { s.removeSa(id, 'replaced'); id = -1; } // the server reused its SPI
       let isNew = false;
       if (id < 0) { id = s.addSa(SaKind.ESP_OUT, pub, server, h, spi, 0, 0, now, false, this.wall()); isNew = true; }
       // Outbound does not depend on the record: at a cap the packet still goes out (cap counted),
@@ -298,7 +304,7 @@ export class NatStage implements Stage {
       const k = sas.kind[i];
       if (k === SaKind.FREE || (sas.flags[i] & F_PINNED) !== 0) continue;
       const idle = k === SaKind.IKE ? this.ikeIdleMs : this.espIdleMs;
-      if (now - sas.last[i] > idle) { s.removeSa(i); s.count(C.SA_IDLED); }
+      if (now - sas.last[i] > idle) { s.removeSa(i, 'expired'); s.count(C.SA_IDLED); }
     }
     // Out of budget before the slice's end (a mass expiry): go on at the next tick, not in a second.
     if (i < end) this.lastSweep = 0;

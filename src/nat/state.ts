@@ -2,12 +2,15 @@
  * NAT state: SA and host tables, limits, counters and the journal. Who owns an SPI that was never
  * seen in cleartext is learning.ts's business; the stage (stage.ts) reads packets and calls in here.
  */
-import { SaKind, SaTable, HostTable } from './table';
+import { SaKind, SaTable, HostTable, F_LEARNED } from './table';
 import { Learning } from './learning';
 import { Journal, type JournalEntry } from './journal';
 import type { NatConfig } from './config';
 import type { Decision, StageServices } from '../engine/stage';
 import { C, COUNTER_DEFS, refusal } from './counters';
+
+/** What happened to an SA record (`sluice sa --events`). */
+export type SaEventType = 'new' | 'learned' | 'paired' | 'expired' | 'deleted' | 'replaced';
 
 export class NatState {
   readonly sas: SaTable;
@@ -21,6 +24,8 @@ export class NatState {
   private ids = new Int32Array(COUNTER_DEFS.length);
   services: StageServices | null = null;
   journal: Journal | null = null;
+  /** `sluice sa --events` (src/nat/events.ts): set while someone listens; called on SA changes, never per packet. */
+  onSaEvent: ((event: SaEventType, id: number) => void) | null = null;
 
   constructor(readonly cfg: NatConfig, publics: number[]) {
     this.sas = new SaTable(cfg.limits.max_sas);
@@ -89,12 +94,14 @@ export class NatState {
     this.learning.recordAdded(id);
     this.count(C.SA_CREATED);
     if (journal) this.journalPut(id);
+    if (this.onSaEvent !== null && (flags & F_LEARNED) === 0) this.onSaEvent('new', id); // learned ones: learning.ts
     return id;
   }
 
-  removeSa(id: number): void {
+  removeSa(id: number, why: 'expired' | 'deleted' | 'replaced' = 'deleted'): void {
     const s = this.sas;
     if (s.kind[id] === SaKind.FREE) return;
+    this.onSaEvent?.(why, id);
     const h = this.hosts.find(s.host[id]);
     if (h >= 0) this.hosts.sas[h]--;
     const perServer = this.serverHosts.get(s.server[id] | 0);

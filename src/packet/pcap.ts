@@ -24,6 +24,8 @@ export interface CaptureRecord {
   data: Uint8Array;
   /** Length on the wire (may exceed data.length when the capture was snapped). */
   origLength: number;
+  /** pcapng opt_comment values of the packet's block (e.g. `sluice tap` verdicts). */
+  comments?: string[];
 }
 
 export class CaptureError extends Error {}
@@ -95,8 +97,9 @@ function* readPcapng(file: Uint8Array, dv: DataView): Generator<CaptureRecord> {
       const ts = dv.getUint32(body + 4, le) * 2 ** 32 + dv.getUint32(body + 8, le);
       const cap = dv.getUint32(body + 12, le), orig = dv.getUint32(body + 16, le);
       if (body + 20 + cap > bodyEnd) bad(`captured length ${cap} runs past the block end`);
+      const comments = optionComments(file, dv, le, body + 20 + ((cap + 3) & ~3), bodyEnd);
       yield { index: index++, time: ts / ifc.tsDiv, linktype: ifc.linktype,
-        data: file.subarray(body + 20, body + 20 + cap), origLength: orig };
+        data: file.subarray(body + 20, body + 20 + cap), origLength: orig, ...(comments.length ? { comments } : {}) };
     } else if (type === 3) { // Simple Packet Block: interface 0, no timestamp
       const ifc = ifaces[0];
       if (!ifc) bad('simple packet before any interface');
@@ -106,6 +109,18 @@ function* readPcapng(file: Uint8Array, dv: DataView): Generator<CaptureRecord> {
     }
     p += len;
   }
+}
+
+/** The opt_comment (code 1) values among a block's options at [o, end); a malformed option ends the list. */
+function optionComments(file: Uint8Array, dv: DataView, le: boolean, o: number, end: number): string[] {
+  const out: string[] = [];
+  while (o + 4 <= end) {
+    const code = dv.getUint16(o, le), len = dv.getUint16(o + 2, le);
+    if (code === 0 || o + 4 + len > end) break;
+    if (code === 1) out.push(new TextDecoder().decode(file.subarray(o + 4, o + 4 + len)));
+    o += 4 + ((len + 3) & ~3);
+  }
+  return out;
 }
 
 /** Where the IP packet starts inside a link-layer frame; `error` when it is not IP. */

@@ -99,6 +99,16 @@ export class PolicyStage implements Stage {
     this.discard(pkt, d, r, this.reasons[r]!, 'unprotected');
   }
 
+  /** For `sluice trace`: the policy the packet matches (process() decides on the same lookups). */
+  explain(pkt: PacketContext): Record<string, unknown> {
+    if (!this.enabled) return { policy: '(disabled)' };
+    for (let t = 0; t < this.spoofChecks; t++) if (this.tunnels.matches(t * 3 + 2, pkt)) return { policy: 'spoof_check', tunnel: this.compiled.tunnelNames[t] };
+    const r = this.matcher.first(pkt);
+    if (r < 0) return { policy: '(none)', default: this.defaultDiscard ? 'discard' : 'pass' };
+    const t = this.tunnel[r]!;
+    return { policy: this.compiled.names[r], ...(t >= 0 ? { tunnel: this.compiled.tunnelNames[t] } : {}) };
+  }
+
   private discard(pkt: PacketContext, d: Decision, r: number, reason: number, why: string): void {
     d.drop(reason);
     let n: number;

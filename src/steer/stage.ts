@@ -82,6 +82,13 @@ export class SteerStage implements Stage {
     else if (t === ActionType.DROP) d.drop(this.reasons[r]!);
   }
 
+  /** For `sluice trace`: the first rule the packet matches (what process() will apply). */
+  explain(pkt: PacketContext): Record<string, unknown> {
+    const r = this.matcher.first(pkt);
+    if (r < 0) return { rule: '(none)', default: ['continue', 'accept', 'drop'][this.defaultType] ?? this.defaultType };
+    return { rule: this.compiled.names[this.rowRule[r]!] };
+  }
+
   stats(): Record<string, unknown> {
     const rules: Record<string, number> = {};
     this.compiled.names.forEach((n, i) => { rules[n] = this.hits[i]!; });
