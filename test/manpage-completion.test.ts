@@ -146,7 +146,7 @@ test('bash completion: registered for sluice, completes commands, options per co
     // decode's argument is a capture file.
     [['sluice', 'decode', 'cap'], (got) => assert.deepEqual(got, ['capture.pcap'])],
     // sa's first word is a sub-command, also after an option and its value; then options.
-    [['sluice', 'sa', ''], (got) => assert.deepEqual(got, ['learning', 'pin', 'unpin'])],
+    [['sluice', 'sa', ''], (got) => assert.deepEqual(got, ['delete', 'flush', 'learning', 'pin', 'unpin'])],
     [['sluice', 'sa', '-s', '/run/x.sock', 'p'], (got) => assert.deepEqual(got, ['pin'])],
     [['sluice', 'sa', 'pin', '--s'], (got) => assert.deepEqual(got, ['--server', '--socket', '--spi'])],
     // An unknown command completes nothing, quietly.
