@@ -1,60 +1,121 @@
-/** `sluice rules -c FILE`: what the kernel needs for a config, printed, applied or removed. */
+/** `sluice rules -c FILE`: what the kernel needs for a config, printed, applied, checked or removed. */
 import { loadConfig } from '../config/load';
-import { applyRuleSet, removeRuleSet, renderNft, renderRuleSet } from '../rules';
+import {
+  applyNft, applyRuleSet, checkIptables, checkNft, detectBackend, ipv6Host, ipv6Warnings, nftLoadable,
+  removeNftTable, removeRuleSet, renderNft, nftTableName, renderRuleSet, defaultRun, readIptOwned, type Backend, type Drift,
+  type RulesConfig,
+} from '../rules';
 import { configFile, parse, UsageError } from './args';
 import { collectRules } from './pipeline';
 
-const HELP = `Usage: sluice rules [-c FILE] [--iptables | --nft] [--cleanup] [--apply | --remove]
+const HELP = `Usage: sluice rules [-c FILE] [--iptables | --nft] [--cleanup]
+       sluice rules [-c FILE] (--apply | --remove | --check) [--backend auto|iptables|nft] [--position first|last|N]
 
 Prints what the config needs from the kernel, with a comment on every rule:
-  - iptables-restore input (fed with --noflush, so your own rules stay): the NFQUEUE rules for
-    each queue's capture list and each stage (NAT: raw CT --notrack, mangle queue rules,
-    FORWARD accepts for a default-drop firewall), with --queue-bypass where fail_open is set;
+  - iptables-restore input (fed with --noflush, so your own rules stay): sluice's rules live in its
+    own chains (SLUICE-PREROUTING, SLUICE-FORWARD, ... in each table used), and each built-in
+    chain gets one jump into them at rules.position (default first), so a DROP or ACCEPT of your
+    firewall earlier in the chain cannot shadow them;
   - ip rule / ip route lines for fwmark steering, and optional rt_tables names.
-The default output is a commented document: the iptables part is iptables-restore input, the
-policy routing part is commands, and the removal of all of it is listed at the end.
+The default output is a commented document; the removal of all of it is listed at the end.
 
   --iptables   print only the iptables-restore input (e.g. for iptables-restore --test)
-  --cleanup    with --iptables: print the removal (iptables-restore input with -D lines);
+  --cleanup    with --iptables: print the removal (jumps deleted, chains emptied and deleted);
                with --nft: the nft -f input that deletes table inet sluice
-  --nft        the same netfilter rules as one nftables table (table inet sluice) for nft -f:
-               applied atomically, removed with nft delete table inet sluice. IPv4 only, as the
-               iptables rules. The queue statement needs the kernel's nft_queue (CONFIG_NFT_QUEUE);
-               ip rule / ip route lines follow as comments
-  --apply      apply now, idempotently (checks each rule first; needs root)
-  --remove     remove what --apply added (needs root)
+  --nft        print the same netfilter rules as one nftables table (table inet sluice) for nft -f.
+               IPv4 only, as the iptables rules. The queue statement needs the kernel's nft_queue
+               (CONFIG_NFT_QUEUE). With --apply/--remove/--check: the same as --backend nft
+  --apply      make the kernel hold what the config needs (needs root). iptables: one
+               iptables-restore --noflush per table (atomic per table), then ip routes and rules;
+               nft: one nft -f transaction, then the routes and rules. If a step fails, what the
+               earlier steps changed is rolled back. Applying twice changes nothing
+  --remove     remove sluice's chains and jumps (iptables), its table (nft), and the config's ip
+               rules, routes and rt_tables names (needs root)
+  --check      compare the kernel with the config: missing or extra rules in sluice's chains,
+               missing or misplaced jumps, rules before a jump that end the chain, missing ip rules
+               and routes; IPv6 coverage warnings. Exit 0 when nothing differs, 1 otherwise
+  --backend B  auto (default: rules.backend): nft when the host uses nftables natively and the
+               kernel can load the ruleset, else iptables (the reason is printed)
+  --position P first, last or a rule number: where each jump goes (default: rules.position)
 
 Without -c the config is $SLUICE_CONFIG, else /etc/sluice/sluice.yaml.
 `;
 
+function parsePosition(v: string): RulesConfig['position'] {
+  if (v === 'first' || v === 'last') return v;
+  if (/^[1-9]\d{0,5}$/.test(v)) return Number(v);
+  throw new UsageError(`--position: first, last or a rule number from 1, not ${JSON.stringify(v)}`);
+}
+
 export async function rulesCommand(argv: string[]): Promise<number> {
   const a = parse(argv, {
     config: { type: 'string', short: 'c' }, iptables: { type: 'boolean' }, cleanup: { type: 'boolean' },
-    apply: { type: 'boolean' }, remove: { type: 'boolean' }, nft: { type: 'boolean' },
+    apply: { type: 'boolean' }, remove: { type: 'boolean' }, check: { type: 'boolean' }, nft: { type: 'boolean' },
+    backend: { type: 'string' }, position: { type: 'string' },
   }, HELP);
   if (!a) return 0;
-  a.values.config = configFile(a.values.config);
-  if (a.values.apply && a.values.remove) throw new UsageError('--apply and --remove exclude each other');
-  if (a.values.nft && a.values.iptables) throw new UsageError('--nft and --iptables exclude each other');
-  if (a.values.nft && (a.values.apply || a.values.remove)) throw new UsageError('--nft prints the ruleset: apply it with `nft -f FILE`, remove it with `nft delete table inet sluice`');
-  const rs = collectRules(loadConfig(a.values.config));
-  if (a.values.nft) {
-    const nft = renderNft(rs);
-    process.stdout.write(a.values.cleanup ? nft.remove : nft.text);
+  const v = a.values;
+  v.config = configFile(v.config);
+  const actions = [v.apply, v.remove, v.check].filter(Boolean).length;
+  if (actions > 1) throw new UsageError('--apply, --remove and --check exclude each other');
+  if (v.nft && v.iptables) throw new UsageError('--nft and --iptables exclude each other');
+  if (v.backend !== undefined && !['auto', 'iptables', 'nft'].includes(v.backend)) throw new UsageError(`--backend: auto, iptables or nft, not ${JSON.stringify(v.backend)}`);
+  const cfg = loadConfig(v.config);
+  const rulesCfg: RulesConfig = {
+    ...cfg.rules,
+    ...(v.position !== undefined ? { position: parsePosition(v.position) } : {}),
+    ...(v.backend !== undefined ? { backend: v.backend as RulesConfig['backend'] } : v.nft ? { backend: 'nft' } : v.iptables ? { backend: 'iptables' } : {}),
+  };
+  const rs = collectRules(cfg);
+  const opts = { rules: rulesCfg };
+  if (actions === 0) {
+    if (v.nft) {
+      const nft = renderNft(rs, nftTableName(rulesCfg.chain_prefix));
+      process.stdout.write(v.cleanup ? nft.remove : nft.text);
+      return 0;
+    }
+    const text = renderRuleSet(rs, rulesCfg);
+    if (v.iptables) {
+      process.stdout.write(v.cleanup ? text.restoreRemove : text.restore);
+      return 0;
+    }
+    if (v.cleanup) throw new UsageError('--cleanup goes with --iptables or --nft (the full output already lists the removal)');
+    process.stdout.write(text.text);
     return 0;
   }
-  if (a.values.apply || a.values.remove) {
-    const report = a.values.apply ? applyRuleSet(rs) : removeRuleSet(rs);
-    const verb = a.values.apply ? 'apply' : 'remove';
-    process.stdout.write(report.changed.length ? `${report.changed.join('\n')}\n` : `nothing to ${verb}: ${report.unchanged} item(s) already in place\n`);
+  if (v.remove) {
+    const rep = removeRuleSet(rs, opts);
+    rep.changed.push(...removeNftTable(opts));
+    process.stdout.write(rep.changed.length ? `${rep.changed.join('\n')}\n` : 'nothing to remove\n');
     return 0;
   }
-  const text = renderRuleSet(rs);
-  if (a.values.iptables) {
-    process.stdout.write(a.values.cleanup ? text.restoreRemove : text.restore);
+  const backend = chooseBackend(rulesCfg, rs);
+  if (v.apply) {
+    const rep = backend.backend === 'nft' ? applyNft(rs, opts) : applyRuleSet(rs, opts);
+    for (const n of [...rep.notes, ...backend.notes]) process.stderr.write(`note: ${n}\n`);
+    process.stdout.write(rep.changed.length ? `${rep.changed.join('\n')}\n` : `nothing to apply: ${rep.unchanged} item(s) already in place\n`);
     return 0;
   }
-  if (a.values.cleanup) throw new UsageError('--cleanup goes with --iptables (the full output already lists the removal)');
-  process.stdout.write(text.text);
-  return 0;
+  // --check
+  const drift: Drift[] = backend.backend === 'nft' ? checkNft(rs, opts) : checkIptables(rs, opts);
+  const out: string[] = [`backend: ${backend.backend} (${backend.why})`];
+  for (const n of backend.notes) out.push(`note: ${n}`);
+  const real = drift.filter((d) => !d.warn);
+  for (const d of drift) out.push(`${d.warn ? 'warning' : 'DRIFT'} ${d.where}: ${d.what}`);
+  const v6 = ipv6Warnings({ policy: cfg.policy, steer: cfg.steer }, ipv6Host(defaultRun));
+  out.push(...v6);
+  out.push(real.length ? `${real.length} difference(s). \`sluice rules -c ${v.config} --apply\` makes the kernel match (it changes only sluice's chains, jumps, table, routes and rules).`
+    : 'in sync: the kernel holds what this config needs');
+  process.stdout.write(`${out.join('\n')}\n`);
+  return real.length ? 1 : 0;
+}
+
+function chooseBackend(cfg: RulesConfig, rs: ReturnType<typeof collectRules>): { backend: Backend; why: string; notes: string[] } {
+  if (cfg.backend !== 'auto') return { backend: cfg.backend, why: 'chosen in rules.backend / --backend', notes: [] };
+  const d = detectBackend(defaultRun, cfg.chain_prefix, readIptOwned(cfg.chain_prefix));
+  if (d.backend === 'nft') {
+    const refused = nftLoadable(defaultRun, rs, cfg.chain_prefix);
+    if (refused) return { backend: 'iptables', why: `${d.why}, but the kernel refuses the nft ruleset`, notes: [refused.split('\n').slice(-1)[0]!] };
+  }
+  return { ...d, notes: [] };
 }

@@ -8,6 +8,7 @@ import { natConfigSchema } from '../nat/config';
 import { steerConfigSchema } from '../steer/schema';
 import { policyConfigSchema } from '../policy/schema';
 import { dhcpConfigSchema } from '../dhcp/config';
+import { rulesConfigSchema } from '../rules/config';
 
 export const configSchema = z.object({
   ...coreSchemaShape,
@@ -15,6 +16,7 @@ export const configSchema = z.object({
   steer: steerConfigSchema.optional().describe('selectors, marks and route_via steering (docs/config.md#steer)'),
   nat: natConfigSchema.optional().describe('ESP/IKE NAT keyed by SPI (docs/config.md#nat)'),
   dhcp: dhcpConfigSchema.optional().describe('DHCPINFORM responder and relay agent (docs/config.md#dhcp)'),
+  rules: rulesConfigSchema.prefault({}).describe('how `sluice rules --apply` fits into the host firewall (docs/config.md#rules)'),
 }).strict().superRefine((c, ctx) => {
   if (c.queues.length === 0 && c.tun.length === 0) {
     ctx.addIssue({ code: 'custom', path: ['queues'], message: 'no packet source: list at least one queue (or a tun device)' });

@@ -33,7 +33,8 @@ test('each iptables argument has its nft translation', () => {
   const long = nftRule({ ...rule(['-j', 'ACCEPT']), comment: 'x'.repeat(300) });
   const c = /comment "(.*)"$/.exec(long)![1]!;
   assert.ok(Buffer.byteLength(c) <= 127 && c.startsWith('sluice: xxx'), c);
-  assert.match(nftRule(rule(['-j', 'ACCEPT'])), /comment "sluice: why 'quoted'"$/);
+  assert.match(nftRule(rule(['-j', 'ACCEPT'])), /comment "sluice: why 'quoted' #[0-9a-f]{8}"$/);
+  assert.match(long, / #[0-9a-f]{8}"$/, 'the tag survives truncation');
 });
 
 test('arguments without a translation are refused, not dropped', () => {

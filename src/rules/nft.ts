@@ -11,6 +11,7 @@
  * The document replaces the table atomically (`table inet sluice` + `delete table inet sluice`
  * + the table, one `nft -f` transaction); removal is `nft delete table inet sluice`.
  */
+import { ruleTag } from './ipt-state';
 import type { IptRule, IptTable, RuleSet } from './types';
 
 export const NFT_TABLE = 'sluice';
@@ -49,11 +50,14 @@ function numbers(v: string): string {
   return items.length === 1 ? items[0]! : `{ ${items.join(', ')} }`;
 }
 
-/** nft comments are at most 128 bytes and cannot hold a double quote. */
-function nftComment(c: string): string {
-  let t = `sluice: ${c.replace(/^sluice:?\s*/, '')}`.replace(/["\\\n]/g, "'");
-  while (Buffer.byteLength(t) > 127) t = t.slice(0, -1);
-  return JSON.stringify(t);
+/**
+ * nft comments are at most 128 bytes and cannot hold a double quote. The rule's tag (the same as in
+ * the iptables output, src/rules/ipt-state.ts) ends it, so `--check` can compare rules by tag.
+ */
+function nftComment(r: IptRule): string {
+  let t = `sluice: ${r.comment.replace(/^sluice:?\s*/, '')}`.replace(/["\\\n]/g, "'");
+  while (Buffer.byteLength(t) > 127 - 10) t = t.slice(0, -1);
+  return JSON.stringify(`${t} #${ruleTag(r.table, r.chain, r.args)}`);
 }
 
 export class NftTranslateError extends Error {}
@@ -111,7 +115,7 @@ export function nftRule(r: IptRule): string {
     neg = false;
   }
   if (neg) throw new NftTranslateError(`${a.join(' ')}: a trailing !`);
-  return `${out.join(' ')} comment ${nftComment(r.comment)}`;
+  return `${out.join(' ')} comment ${nftComment(r)}`;
 }
 
 /** `-j TARGET [options]` → the nft statement. */
@@ -166,7 +170,7 @@ export interface RenderedNft {
   text: string;
 }
 
-export function renderNft(rs: RuleSet): RenderedNft {
+export function renderNft(rs: RuleSet, table: string = NFT_TABLE): RenderedNft {
   const chains = new Map<string, { table: IptTable; hook: string; rules: IptRule[] }>();
   for (const t of TABLE_ORDER) {
     for (const r of rs.iptables.filter((x) => x.table === t)) {
@@ -181,7 +185,7 @@ export function renderNft(rs: RuleSet): RenderedNft {
   const lines: string[] = [];
   if (chains.size > 0) {
     // Declaring then deleting makes the replacement idempotent and atomic (one transaction).
-    lines.push(`table inet ${NFT_TABLE}`, `delete table inet ${NFT_TABLE}`, `table inet ${NFT_TABLE} {`);
+    lines.push(`table inet ${table}`, `delete table inet ${table}`, `table inet ${table} {`);
     let first = true;
     for (const [name, c] of chains) {
       if (!first) lines.push('');
@@ -193,9 +197,9 @@ export function renderNft(rs: RuleSet): RenderedNft {
     lines.push('}');
   }
   const ruleset = lines.length ? `${lines.join('\n')}\n` : '';
-  const remove = `table inet ${NFT_TABLE}\ndelete table inet ${NFT_TABLE}\n`;
-  const doc: string[] = ['#!/usr/sbin/nft -f', `# Kernel rules this config needs, as nftables: apply with \`nft -f FILE\` (replaces table inet ${NFT_TABLE}`,
-    `# atomically), remove with \`nft delete table inet ${NFT_TABLE}\`. IPv4 only, like the iptables output.`];
+  const remove = `table inet ${table}\ndelete table inet ${table}\n`;
+  const doc: string[] = ['#!/usr/sbin/nft -f', `# Kernel rules this config needs, as nftables: apply with \`nft -f FILE\` (replaces table inet ${table}`,
+    `# atomically), remove with \`nft delete table inet ${table}\`. IPv4 only, like the iptables output.`];
   if (ruleset) doc.push('', ruleset.trimEnd());
   else doc.push('# (no netfilter rules: this config needs none)');
   const ipLines = [...rs.ipRules.map((r) => ({ c: r.comment, l: `ip rule add ${r.args.join(' ')}` })),

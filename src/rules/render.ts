@@ -4,6 +4,9 @@
  * `ip route` commands, the rt_tables entries, and the matching removal of all of it.
  * Pure functions; src/rules/apply.ts does the same work idempotently against the kernel.
  */
+import { DEFAULT_RULES_CONFIG, type RulesConfig } from './config';
+import { restoreLine, wantedArgv, wantedTarget } from './ipt-plan';
+import { IPT_TABLES, parseTableState } from './ipt-state';
 import type { IptRule, RuleSet } from './types';
 
 export interface RenderedRuleSet {
@@ -21,42 +24,61 @@ export interface RenderedRuleSet {
   text: string;
 }
 
-const TABLE_ORDER = ['raw', 'mangle', 'nat', 'filter'] as const;
-
-/** iptables-restore's comment module limit (xt_comment: 256 bytes incl. NUL). */
-function commentText(c: string): string {
-  return `sluice: ${c.replace(/^sluice:?\s*/, '')}`.replace(/["\\\n]/g, "'").slice(0, 255);
-}
-
-/** The argv after `-A CHAIN` / `-C CHAIN` / `-D CHAIN`, with the comment match before the target. */
-export function iptArgv(r: IptRule): string[] {
-  const j = r.args.indexOf('-j');
-  const at = j < 0 ? r.args.length : j;
-  return [...r.args.slice(0, at), '-m', 'comment', '--comment', commentText(r.comment), ...r.args.slice(at)];
-}
-
 function quote(a: string): string {
   return /^[A-Za-z0-9_.:/+!,=@%-]+$/.test(a) ? a : `"${a.replace(/["\\]/g, '\\$&')}"`;
 }
 
-function restoreText(rules: IptRule[], op: '-A' | '-D', withWhy: boolean): string {
+/** iptables-restore's comment module limit (xt_comment: 256 bytes incl. NUL); the tag stays whole. */
+export function iptArgv(r: IptRule): string[] {
+  return wantedArgv(r).argv;
+}
+
+/** Sluice's chains, their rules and the jumps, for a table that holds no rule of sluice's yet. */
+function restoreText(rules: IptRule[], cfg: RulesConfig, withWhy: boolean): string {
   const out: string[] = [];
-  for (const t of TABLE_ORDER) {
-    const inTable = rules.filter((r) => r.table === t);
-    if (inTable.length === 0) continue;
+  for (const t of IPT_TABLES) {
+    const target = wantedTarget(t, rules, parseTableState(t, ''), cfg.chain_prefix, cfg.position);
+    if (target.chains.size === 0) continue;
     out.push(`*${t}`);
-    for (const r of inTable) {
-      if (withWhy) out.push(`# ${r.comment}`);
-      out.push([op, r.chain, ...iptArgv(r)].map(quote).join(' '));
+    for (const [name, lines] of target.chains) {
+      out.push(`:${name} - [0:0]`);
+      for (const l of lines) {
+        if (withWhy && l.why) out.push(`# ${l.why.replace(/\n/g, ' ')}`);
+        out.push(restoreLine('-A', name, l.argv));
+      }
+    }
+    for (const [b, jumps] of target.builtin) {
+      for (const j of jumps) {
+        if (withWhy) out.push(`# the jump: rule ${positionText(cfg.position)} of ${b} (\`--apply\` keeps it there; pasted by hand it is added again each time)`);
+        out.push(cfg.position === 'last' ? restoreLine('-A', b, j.line.argv) : restoreLine('-I', b, j.line.argv, cfg.position === 'first' ? 1 : cfg.position));
+      }
     }
     out.push('COMMIT');
   }
   return out.length ? `${out.join('\n')}\n` : '';
 }
 
-export function renderRuleSet(rs: RuleSet): RenderedRuleSet {
-  const restore = restoreText(rs.iptables, '-A', true);
-  const restoreRemove = restoreText([...rs.iptables].reverse(), '-D', false);
+function positionText(p: RulesConfig['position']): string {
+  return p === 'first' ? '1 (first)' : p === 'last' ? 'last' : String(p);
+}
+
+/** Removal: the jumps, then each chain emptied and deleted (one transaction per table). */
+function removeText(rules: IptRule[], cfg: RulesConfig): string {
+  const out: string[] = [];
+  for (const t of IPT_TABLES) {
+    const target = wantedTarget(t, rules, parseTableState(t, ''), cfg.chain_prefix, cfg.position);
+    if (target.chains.size === 0) continue;
+    out.push(`*${t}`);
+    for (const [b, jumps] of target.builtin) for (const j of jumps) out.push(restoreLine('-D', b, j.line.argv));
+    for (const name of target.chains.keys()) out.push(`:${name} - [0:0]`, `-X ${name}`);
+    out.push('COMMIT');
+  }
+  return out.length ? `${out.join('\n')}\n` : '';
+}
+
+export function renderRuleSet(rs: RuleSet, cfg: RulesConfig = DEFAULT_RULES_CONFIG): RenderedRuleSet {
+  const restore = restoreText(rs.iptables, cfg, true);
+  const restoreRemove = removeText(rs.iptables, cfg);
   const ipCommands = [
     ...rs.ipRules.map((r) => `ip rule add ${r.args.map(quote).join(' ')}`),
     ...rs.ipRoutes.map((r) => `ip route add ${r.args.map(quote).join(' ')}`),

@@ -20,8 +20,8 @@ test('seed 1: mark rule + route_via-like routing render as the hand-written reci
   assert.deepEqual(rs.iptables.map((r) => `${r.table} ${r.chain} ${r.args.join(' ')}`),
     ['mangle OUTPUT -o ipsec0 -p 17 --sport 67 --dport 68 -j NFQUEUE --queue-num 3 --queue-bypass']);
   const text = renderRuleSet(rs);
-  assert.match(text.restore, /^\*mangle\n# sluice steer: rule dhcp-replies-out-eth0 \(capture\)\n-A OUTPUT -o ipsec0 -p 17 --sport 67 --dport 68 -m comment --comment "sluice: steer: rule dhcp-replies-out-eth0 \(capture\)" -j NFQUEUE --queue-num 3 --queue-bypass\nCOMMIT\n$/);
-  assert.match(text.restoreRemove, /^\*mangle\n-D OUTPUT -o ipsec0/);
+  assert.match(text.restore, /^\*mangle\n:SLUICE-OUTPUT - \[0:0\]\n# sluice steer: rule dhcp-replies-out-eth0 \(capture\)\n-A SLUICE-OUTPUT -o ipsec0 -p 17 --sport 67 --dport 68 -m comment --comment "sluice: steer: rule dhcp-replies-out-eth0 \(capture\) #[0-9a-f]{8}" -j NFQUEUE --queue-num 3 --queue-bypass\n#[^\n]*\n-I OUTPUT 1 -m comment --comment "[^"]*" -j SLUICE-OUTPUT\nCOMMIT\n$/);
+  assert.match(text.restoreRemove, /^\*mangle\n-D OUTPUT -m comment --comment "[^"]*" -j SLUICE-OUTPUT\n:SLUICE-OUTPUT - \[0:0\]\n-X SLUICE-OUTPUT\nCOMMIT\n$/);
   assert.deepEqual(text.ipCommands, ['ip rule add fwmark 0x100/0xff00 lookup 100 priority 1000', 'ip route add default dev eth0 table 100']);
   assert.deepEqual(text.ipRemoveCommands, ['ip route del default dev eth0 table 100', 'ip rule del fwmark 0x100/0xff00 lookup 100 priority 1000']);
   assert.equal(text.rtTables, '100\tsluice.eth0\n');
