@@ -50,8 +50,9 @@ test('seed 1: renewal ACKs leave eth0, not ipsec0, with sluice\'s mark and gener
   const example = readFileSync(join(EXAMPLES, 'steer-dhcp-ipsec.yaml'), 'utf8');
   const cfgFile = SluiceProcess.write(lab, 'example.yaml', example);
   await rulesTool(lab, srv, 'apply', cfgFile);
-  const rules = await srv.sh('iptables -t mangle -S OUTPUT; ip rule show; ip route show table 100');
-  assert.match(rules, /-A OUTPUT -o ipsec0 -p udp -m udp --sport 67 --dport 68 .*-j NFQUEUE --queue-num 10 --queue-bypass/);
+  const rules = await srv.sh('iptables -t mangle -S; ip rule show; ip route show table 100');
+  assert.match(rules, /^-A OUTPUT -m comment --comment "sluice: jump to SLUICE-OUTPUT [^"]*" -j SLUICE-OUTPUT$/m);
+  assert.match(rules, /-A SLUICE-OUTPUT -o ipsec0 -p udp -m udp --sport 67 --dport 68 .*-j NFQUEUE --queue-num 10 --queue-bypass/);
   assert.match(rules, /1000:\s+from all fwmark 0x100\/0xff00 lookup 100/);
   assert.match(rules, /default dev eth0/);
   const s = await SluiceProcess.start(lab, srv, example, { name: 'st1' });
@@ -69,6 +70,6 @@ test('seed 1: renewal ACKs leave eth0, not ipsec0, with sluice\'s mark and gener
     await s.stop();
     await rulesTool(lab, srv, 'remove', cfgFile);
   }
-  const left = await srv.sh('iptables -t mangle -S OUTPUT; ip rule show; ip route show table 100');
-  assert.doesNotMatch(left, /NFQUEUE|fwmark|default dev eth0/, 'remove took everything away');
+  const left = await srv.sh('iptables -t mangle -S; ip rule show; ip route show table 100');
+  assert.doesNotMatch(left, /NFQUEUE|SLUICE|fwmark|default dev eth0/, 'remove took everything away');
 });

@@ -4,7 +4,8 @@
  * SPI, marks, length):
  *   - `iptables-restore --test --noflush` accepts the `--iptables` output;
  *   - `--apply` installs everything, and a second `--apply` changes nothing;
- *   - `--remove` leaves iptables, `ip rule` and the routing tables as they were before.
+ *   - `--remove` leaves iptables, `ip rule` and the routing tables as they were before;
+ *   - sluice's rules live in SLUICE-* chains, jumped to from the built-in chains.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -109,9 +110,10 @@ test('generated rules: iptables-restore --test accepts them; --apply twice chang
       assert.match(once, /iif lo lookup 99/);
       assert.match(once, /default via 192\.0\.2\.254 dev eth0 table 120/);
       // not: {dport: 22} also matches non-TCP/UDP packets: the capture leaves the port out (wider).
-      assert.match(once, /-A FORWARD ! -s 10\.99\.0\.0\/16 ! -i eth\+ -m comment --comment "sluice: steer: rule negated \(capture\)"/);
-      assert.match(once, /-A OUTPUT -p tcp -m tcp --dport 23 .*--queue-num 20/);
-      assert.match(once, /-A FORWARD -p tcp -m multiport ! --dports 22,23 /);
+      assert.match(once, /-A SLUICE-FORWARD ! -s 10\.99\.0\.0\/16 ! -i eth\+ -m comment --comment "sluice: steer: rule negated \(capture\) #[0-9a-f]{8}"/);
+      assert.match(once, /-A SLUICE-OUTPUT -p tcp -m tcp --dport 23 .*--queue-num 20/);
+      assert.match(once, /^-A OUTPUT -m comment --comment "sluice: jump to SLUICE-OUTPUT [^"]*" -j SLUICE-OUTPUT$/m);
+      assert.match(once, /-A SLUICE-FORWARD -p tcp -m multiport ! --dports 22,23 /);
     }
   }
 });
