@@ -177,7 +177,9 @@ export function detectBackend(run: Runner, prefix: string, hasIptChains: boolean
   if (hasIptChains) return { backend: 'iptables', why: `${prefix}-* chains are already in iptables` };
   const v = run('iptables', ['-V']).stdout;
   if (/legacy/.test(v)) return { backend: 'iptables', why: `iptables is the legacy backend (${v.trim()})` };
-  const legacy = existsSync('/proc/net/ip_tables_names') ? readFileSync('/proc/net/ip_tables_names', 'utf8').trim() : '';
+  // Root-only (0440): under systemd with capabilities only, unreadable; then the binary decides.
+  let legacy = '';
+  try { legacy = readFileSync('/proc/net/ip_tables_names', 'utf8').trim(); } catch { /* absent or unreadable */ }
   if (legacy) return { backend: 'iptables', why: `legacy iptables tables are loaded (${legacy.split('\n').join(', ')})` };
   const native = list.filter((t) => !(['ip', 'ip6', 'arp', 'bridge'].includes(t.family) && XT_TABLES.has(t.name)));
   if (native.length) return { backend: 'nft', why: `native nftables tables: ${native.map((t) => `${t.family} ${t.name}`).join(', ')}` };

@@ -156,7 +156,7 @@ log:
     const r = await ns.exec(argv(pre), { allowFail: true });
     assert.equal(r.code, 0, `${pre}: ${r.stderr}`);
   }
-  assert.match(await iptables(), /-A INPUT .*--dport 9999 .*NFQUEUE --queue-num 7 --queue-bypass/, 'ExecStartPre applied the rules');
+  assert.match(await iptables(), /-A SLUICE-INPUT .*--dport 9999 .*NFQUEUE --queue-num 7 --queue-bypass/, 'ExecStartPre applied the rules');
 
   // Control: without CAP_NET_ADMIN the same ExecStart cannot bind the queue.
   const noAdmin = await ns.exec(['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...setpriv('+net_raw', '+net_raw'),
