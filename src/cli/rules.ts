@@ -38,6 +38,9 @@ The default output is a commented document; the removal of all of it is listed a
                kernel can load the ruleset, else iptables (the reason is printed)
   --position P first, last or a rule number: where each jump goes (default: rules.position)
 
+The chain names come from rules.chain_prefix (default SLUICE; one prefix per sluice instance).
+docs/operator.md "sluice's chains and where they sit in yours" explains the layout and rollback.
+
 Without -c the config is $SLUICE_CONFIG, else /etc/sluice/sluice.yaml.
 `;
 
@@ -92,7 +95,9 @@ export async function rulesCommand(argv: string[]): Promise<number> {
   const backend = chooseBackend(rulesCfg, rs);
   if (v.apply) {
     const rep = backend.backend === 'nft' ? applyNft(rs, opts) : applyRuleSet(rs, opts);
+    process.stderr.write(`note: backend ${backend.backend} (${backend.why})\n`);
     for (const n of [...rep.notes, ...backend.notes]) process.stderr.write(`note: ${n}\n`);
+    for (const w of ipv6Warnings({ policy: cfg.policy, steer: cfg.steer }, ipv6Host(defaultRun))) process.stderr.write(`${w}\n`);
     process.stdout.write(rep.changed.length ? `${rep.changed.join('\n')}\n` : `nothing to apply: ${rep.unchanged} item(s) already in place\n`);
     return 0;
   }
