@@ -14,6 +14,7 @@ import { ApplyError, checkRouting, defaultRun, must, rollback, rtTablesPath, typ
 import { DEFAULT_RULES_CONFIG } from './config';
 import type { Drift } from './ipt-plan';
 import { ruleTag } from './ipt-state';
+import { hostShadows } from './nft-host';
 import { nftChainName, renderNft } from './nft';
 import { renderRuleSet } from './render';
 import type { RuleSet } from './types';
@@ -147,6 +148,8 @@ export function checkNft(rs: RuleSet, opts: ApplyOptions = {}): Drift[] {
       if (!missing.length && !extra.length && got.join() !== tags.join()) out.push({ where: `${where} ${chain}`, what: 'rules in another order or count than the config needs' });
     }
     for (const [chain, got] of have) if (!want.has(chain)) out.push({ where: `${where} ${chain}`, what: `chain not needed by this config (${got.length} rule(s))` });
+    const ruleset = run('nft', ['list', 'ruleset']);
+    if (ruleset.code === 0) out.push(...hostShadows(ruleset.stdout, table));
   }
   out.push(...checkRouting(rs, opts));
   return out;
