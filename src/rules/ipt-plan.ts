@@ -132,11 +132,19 @@ export function planTable(st: TableState, target: TableTarget, prefix: string, r
     const got = have.builtin.get(b) ?? [];
     if (got.length === want.length && got.every((g, i) => g.line.key === want[i]!.line.key && g.index === want[i]!.index)) continue;
     const gotRules = (st.rules.get(b) ?? []);
-    for (const g of got) {
+    // Often only a stale line has to go (a rule an older sluice left): if the jumps are where they
+    // should be once it is gone, delete just that.
+    const seen = new Set<string>();
+    const keep = got.filter((g) => want.some((w) => w.line.key === g.line.key) && !seen.has(g.line.key) && seen.add(g.line.key));
+    const drop = got.filter((g) => !keep.includes(g));
+    const shifted = keep.map((g) => ({ key: g.line.key, index: g.index - drop.filter((d) => d.index < g.index).length }));
+    const enough = shifted.length === want.length && shifted.every((k, i) => k.key === want[i]!.line.key && k.index === want[i]!.index);
+    for (const g of enough ? drop : got) {
       lines.push(restoreLine('-D', b, g.line.argv));
       const r = gotRules[g.index - 1];
       changes.push(`${st.table} ${b}: removed rule ${g.index}${r && isLegacyRule(st, r) ? ' (left by an older sluice)' : ''}: ${describeLine(g.line)}`);
     }
+    if (enough) continue;
     let len = gotRules.length - got.length;
     for (const w of [...want].sort((x, y) => x.index - y.index)) {
       lines.push(w.index <= len ? restoreLine('-I', b, w.line.argv, w.index) : restoreLine('-A', b, w.line.argv));

@@ -138,3 +138,22 @@ test('apply: without failures, nothing is undone and each step is reported', () 
     'ip route add default dev eth0 table 20', 'ip rule add fwmark 0x800/0xf00 lookup 20 priority 1000']);
   assert.ok(existsSync(rt));
 });
+
+test('apply: a table transaction the kernel refuses puts back the tables before it; no route is added', () => {
+  const two: RuleSet = { ...rs, iptables: [...rs.iptables, { table: 'filter', chain: 'INPUT', args: ['-p', 'udp', '-j', 'ACCEPT'], comment: 'f' }] };
+  const calls: string[] = [];
+  let mangle = '-P OUTPUT ACCEPT\n';
+  const run: Runner = (cmd, args, input) => {
+    calls.push(`${cmd} ${args.join(' ')}`);
+    if (cmd === 'iptables') return args.includes('-S') ? { code: 0, stdout: args.includes('mangle') ? mangle : '', stderr: '' } : { code: 1, stdout: '', stderr: '' };
+    if (cmd === 'iptables-restore') {
+      if (input?.includes('*filter')) return { code: 2, stdout: '', stderr: 'iptables-restore: line 3 failed' };
+      mangle = input?.includes('-X SLUICE-OUTPUT') ? '-P OUTPUT ACCEPT\n' : '-P OUTPUT ACCEPT\n-N SLUICE-OUTPUT\n-A OUTPUT -m comment --comment "sluice: jump" -j SLUICE-OUTPUT\n';
+      return { code: 0, stdout: '', stderr: '' };
+    }
+    return { code: 0, stdout: '', stderr: '' };
+  };
+  assert.throws(() => applyRuleSet(two, { run, rtTablesPath: null }), (e: Error) => /^iptables-restore -w --noflush: iptables-restore: line 3 failed\nrolled back: table mangle put back$/.test(e.message));
+  assert.equal(mangle, '-P OUTPUT ACCEPT\n', 'mangle holds nothing of sluice again');
+  assert.ok(!calls.some((c) => c.startsWith('ip route add') || c.startsWith('ip rule add')));
+});

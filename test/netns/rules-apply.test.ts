@@ -196,6 +196,13 @@ test('--check reports each kind of drift and exits 1; --apply repairs it', { ski
     'filter INPUT: inserted at 1: jump to SLUICE-INPUT',
     'ip rule add fwmark 0x100/0xff00 lookup 100 priority 1000',
   ]);
+  // A rule an older sluice appended straight to a built-in chain: reported, then moved out by --apply.
+  await ns.sh('iptables -t mangle -A PREROUTING -i eth0 -m comment --comment "sluice: queue 21: capture" -j NFQUEUE --queue-num 21 --queue-bypass');
+  const legacy = await cli(lab, ns, ['-c', base, '--check']);
+  assert.equal(legacy.code, 1);
+  assert.match(legacy.stdout, /^DRIFT mangle PREROUTING: rule 2 left by an older sluice in the built-in chain: -A PREROUTING -i eth0 -m comment --comment "sluice: queue 21: capture" -j NFQUEUE --queue-num 21 --queue-bypass$/m);
+  const moved = await cli(lab, ns, ['-c', base, '--apply']);
+  assert.equal(moved.stdout, 'mangle PREROUTING: removed rule 2 (left by an older sluice): -i eth0 -m comment --comment "sluice: queue 21: capture" -j NFQUEUE --queue-num 21 --queue-bypass\n');
   const again = await cli(lab, ns, ['-c', base, '--check']);
   assert.equal(again.code, 0, again.stdout);
   assert.equal((await ns.sh('iptables -t mangle -S SLUICE-PREROUTING')).split('\n').filter((l) => l.startsWith('-A')).join('\n'), wanted.join('\n'));
