@@ -2,7 +2,7 @@
 import { loadConfig } from '../config/load';
 import {
   applyNft, applyRuleSet, checkIptables, checkNft, detectBackend, ipv6Host, ipv6Warnings, nftLoadable,
-  removeNftTable, removeRuleSet, renderNft, nftTableName, renderRuleSet, defaultRun, readIptOwned, type Backend, type Drift,
+  removeNftTable, removeRuleSet, renderNft, nftTableName, renderRuleSet, defaultRun, readIptOwned, iptablesBinary, legacyTables, type Backend, type Drift,
   type RulesConfig,
 } from '../rules';
 import { configFile, parse, UsageError } from './args';
@@ -87,23 +87,26 @@ export async function rulesCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (v.remove) {
+    // Everything sluice owns, wherever it is: iptables (both variants when legacy tables exist) and nft.
     const rep = removeRuleSet(rs, opts);
+    if (legacyTables().length && iptablesBinary(defaultRun).bin === 'iptables-legacy') rep.changed.push(...removeRuleSet(rs, { ...opts, iptables: 'iptables-legacy' }).changed);
     rep.changed.push(...removeNftTable(opts));
     process.stdout.write(rep.changed.length ? `${rep.changed.join('\n')}\n` : 'nothing to remove\n');
     return 0;
   }
   const backend = chooseBackend(rulesCfg, rs);
+  const iptOpts = { ...opts, iptables: backend.bin };
   if (v.apply) {
-    const rep = backend.backend === 'nft' ? applyNft(rs, opts) : applyRuleSet(rs, opts);
-    process.stderr.write(`note: backend ${backend.backend} (${backend.why})\n`);
+    const rep = backend.backend === 'nft' ? applyNft(rs, opts) : applyRuleSet(rs, iptOpts);
+    process.stderr.write(`note: backend ${backend.backend === 'nft' ? 'nft' : backend.bin} (${backend.why})\n`);
     for (const n of [...rep.notes, ...backend.notes]) process.stderr.write(`note: ${n}\n`);
     for (const w of ipv6Warnings({ policy: cfg.policy, steer: cfg.steer }, ipv6Host(defaultRun))) process.stderr.write(`${w}\n`);
     process.stdout.write(rep.changed.length ? `${rep.changed.join('\n')}\n` : `nothing to apply: ${rep.unchanged} item(s) already in place\n`);
     return 0;
   }
   // --check
-  const drift: Drift[] = backend.backend === 'nft' ? checkNft(rs, opts) : checkIptables(rs, opts);
-  const out: string[] = [`backend: ${backend.backend} (${backend.why})`];
+  const drift: Drift[] = backend.backend === 'nft' ? checkNft(rs, opts) : checkIptables(rs, iptOpts);
+  const out: string[] = [`backend: ${backend.backend === 'nft' ? 'nft' : backend.bin} (${backend.why})`];
   for (const n of backend.notes) out.push(`note: ${n}`);
   const real = drift.filter((d) => !d.warn);
   for (const d of drift) out.push(`${d.warn ? 'warning' : 'DRIFT'} ${d.where}: ${d.what}`);
@@ -115,12 +118,14 @@ export async function rulesCommand(argv: string[]): Promise<number> {
   return real.length ? 1 : 0;
 }
 
-function chooseBackend(cfg: RulesConfig, rs: ReturnType<typeof collectRules>): { backend: Backend; why: string; notes: string[] } {
-  if (cfg.backend !== 'auto') return { backend: cfg.backend, why: 'chosen in rules.backend / --backend', notes: [] };
-  const d = detectBackend(defaultRun, cfg.chain_prefix, readIptOwned(cfg.chain_prefix));
-  if (d.backend === 'nft') {
-    const refused = nftLoadable(defaultRun, rs, cfg.chain_prefix);
-    if (refused) return { backend: 'iptables', why: `${d.why}, but the kernel refuses the nft ruleset`, notes: [refused.split('\n').slice(-1)[0]!] };
-  }
-  return { ...d, notes: [] };
+function chooseBackend(cfg: RulesConfig, rs: ReturnType<typeof collectRules>): { backend: Backend; bin: string; why: string; notes: string[] } {
+  const ipt = iptablesBinary(defaultRun);
+  const iptables = (why: string, notes: string[] = []) => ({ backend: 'iptables' as const, bin: ipt.bin, why: ipt.bin === 'iptables' ? why : `${why}; ${ipt.bin}: ${ipt.why}`, notes });
+  if (cfg.backend === 'iptables') return iptables('chosen in rules.backend / --backend');
+  if (cfg.backend === 'nft') return { backend: 'nft', bin: 'nft', why: 'chosen in rules.backend / --backend', notes: [] };
+  const d = detectBackend(defaultRun, cfg.chain_prefix, readIptOwned(cfg.chain_prefix, { iptables: ipt.bin }));
+  if (d.backend === 'iptables') return iptables(d.why);
+  const refused = nftLoadable(defaultRun, rs, cfg.chain_prefix);
+  if (refused) return iptables(`${d.why}, but the kernel refuses the nft ruleset`, [refused.split('\n').slice(-1)[0]!]);
+  return { ...d, bin: 'nft', notes: [] };
 }

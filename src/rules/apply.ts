@@ -31,6 +31,8 @@ export interface ApplyOptions {
   rtTablesPath?: string | null;
   /** iptables binary (default `iptables`); the restore binary is this name + `-restore`. */
   iptables?: string;
+  /** With iptables-legacy: the tables that exist (default /proc/net/ip_tables_names). */
+  legacyTables?: string[];
   /** Chain prefix, jump position, backend (the config's `rules:` section). */
   rules?: RulesConfig;
 }
@@ -67,14 +69,37 @@ export function rtTablesPath(opts: ApplyOptions): string | null {
   return DEFAULT_RT_TABLES;
 }
 
-interface Ctx { run: Runner; ipt: string; cfg: RulesConfig }
+interface Ctx { run: Runner; ipt: string; cfg: RulesConfig; only: Set<string> | null }
 
 function ctxOf(opts: ApplyOptions): Ctx {
-  return { run: opts.run ?? defaultRun, ipt: opts.iptables ?? 'iptables', cfg: opts.rules ?? DEFAULT_RULES_CONFIG };
+  const ipt = opts.iptables ?? 'iptables';
+  // Listing a legacy table that is not there creates it (the module instantiates it): read only
+  // the ones the kernel already has, the others are empty.
+  const only = ipt === 'iptables-legacy' ? new Set(opts.legacyTables ?? legacyTables()) : null;
+  return { run: opts.run ?? defaultRun, ipt, cfg: opts.rules ?? DEFAULT_RULES_CONFIG, only };
 }
 
 export function readTable(c: Ctx, table: IptTable): TableState {
+  if (c.only && !c.only.has(table)) return parseTableState(table, '');
   return parseTableState(table, must(c.run, c.ipt, ['-w', '-t', table, '-S']).stdout);
+}
+
+/** Legacy iptables tables loaded in this network namespace ([] when none or unreadable: root-only). */
+export function legacyTables(): string[] {
+  try { return readFileSync('/proc/net/ip_tables_names', 'utf8').split('\n').filter(Boolean); } catch { return []; }
+}
+
+/**
+ * Which iptables binary holds the host's firewall: `iptables` unless it is the nf_tables variant
+ * while legacy tables are loaded (a firewall written with iptables-legacy): then `iptables-legacy`,
+ * so sluice's jump lands in the chains whose rules it must come before.
+ */
+export function iptablesBinary(run: Runner, legacy: string[] = legacyTables()): { bin: string; why: string } {
+  const v = run('iptables', ['-V']).stdout;
+  if (legacy.length && /nf_tables/.test(v) && run('iptables-legacy', ['-V']).code === 0) {
+    return { bin: 'iptables-legacy', why: `legacy tables are loaded (${legacy.join(', ')}) while iptables is ${v.trim()}` };
+  }
+  return { bin: 'iptables', why: v.trim() || 'iptables -V said nothing' };
 }
 
 function restore(c: Ctx, text: string): void {
@@ -198,8 +223,7 @@ export function removeRuleSet(rs: RuleSet, opts: ApplyOptions = {}): ApplyReport
 export function readIptOwned(prefix: string, opts: ApplyOptions = {}): boolean {
   const c = ctxOf(opts);
   return IPT_TABLES.some((t) => {
-    const r = c.run(c.ipt, ['-w', '-t', t, '-S']);
-    return r.code === 0 && [...parseTableState(t, r.stdout).userChains].some((n) => isOwnedChainName(n, prefix));
+    try { return [...readTable(c, t).userChains].some((n) => isOwnedChainName(n, prefix)); } catch { return false; }
   });
 }
 

@@ -5,7 +5,7 @@
 export { emptyRuleSet, type RuleSet, type IptRule, type IpRule, type IpRoute, type RoutingTable, type IptTable } from './types';
 export { renderRuleSet, iptArgv, dedupeTables, type RenderedRuleSet } from './render';
 export { renderNft, nftRule, nftChainName, NftTranslateError, NFT_TABLE, type RenderedNft } from './nft';
-export { applyRuleSet, removeRuleSet, checkIptables, checkRouting, readIptOwned, defaultRun, ApplyError, DEFAULT_RT_TABLES, type ApplyOptions, type ApplyReport, type Runner, type RunResult } from './apply';
+export { applyRuleSet, removeRuleSet, checkIptables, checkRouting, readIptOwned, iptablesBinary, legacyTables, defaultRun, ApplyError, DEFAULT_RT_TABLES, type ApplyOptions, type ApplyReport, type Runner, type RunResult } from './apply';
 export { applyNft, removeNftTable, checkNft, detectBackend, nftLoadable, nftTableName, type Backend } from './nft-apply';
 export { ipv6Host, ipv6Warnings } from './ipv6';
 export { rulesConfigSchema, DEFAULT_RULES_CONFIG, type RulesConfig, type JumpPosition } from './config';

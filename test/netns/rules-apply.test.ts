@@ -16,6 +16,8 @@
  *      by `accept` (the only thing this kernel cannot load).
  *   5. IPv6: `--check` warns loudly that the policy stage does not see IPv6 when the namespace has a
  *      global IPv6 address, and without "WARNING" when IPv6 is disabled there.
+ *   6. A firewall in legacy iptables (iptables is the nf_tables variant): sluice writes with
+ *      iptables-legacy, so its jump sits in the chain that holds the DROP.
  * NOT exercised: a packet queued by an nft `queue` statement (no nft_queue here), ip6tables.
  */
 import { test } from 'node:test';
@@ -314,4 +316,31 @@ test('IPv6: --check warns that the policy stage does not cover it, loudly when t
   const quiet = await cli(lab, ns, ['-c', file, '--check']);
   assert.match(quiet.stdout, /^IPv6 is not covered: the policy stage .*\(IPv6 is disabled on this host\)/m);
   assert.doesNotMatch(quiet.stdout, /WARNING/);
+});
+
+test('a firewall in legacy iptables: sluice\'s chains and jump go there (iptables-legacy), not into iptables-nft', { skip, timeout: 60000 }, async (t) => {
+  const lab = await Lab.create('rleg');
+  t.after(() => lab.cleanup());
+  const ns = await gatewayNs(lab, 'gw');
+  const legacy = await ns.exec(['iptables-legacy', '-A', 'FORWARD', '-j', 'DROP'], { allowFail: true });
+  if (legacy.code !== 0) {
+    // The kernel has no legacy ip_tables here: nothing of this test can run.
+    if (process.env.CI === 'true') assert.fail(`iptables-legacy unusable: ${legacy.stderr}`);
+    t.skip(`iptables-legacy unusable: ${legacy.stderr.trim()}`);
+    return;
+  }
+  const file = SluiceProcess.write(lab, 'fwd.yaml', 'queues:\n  - num: 7\n    capture:\n      - { table: filter, chain: forward, proto: udp, dport: 9999 }\n');
+  const check = await cli(lab, ns, ['-c', file, '--check']);
+  assert.equal(check.code, 1);
+  assert.match(check.stdout, /^backend: iptables-legacy \(legacy iptables tables are loaded \(filter\); iptables-legacy: legacy tables are loaded \(filter\) while iptables is iptables v[\d.]+ \(nf_tables\)\)$/m);
+  const a = await cli(lab, ns, ['-c', file, '--apply']);
+  assert.equal(a.code, 0, a.stderr);
+  assert.match(a.stderr, /^note: backend iptables-legacy /m);
+  assert.match(await ns.sh('iptables-legacy -S FORWARD'), /^-P FORWARD ACCEPT\n-A FORWARD -m comment --comment "sluice: jump to SLUICE-FORWARD [^"]*" -j SLUICE-FORWARD\n-A FORWARD -j DROP\n$/);
+  assert.doesNotMatch(await ns.sh('iptables-nft-save'), /SLUICE/, 'nothing in iptables-nft');
+  assert.equal(await ns.sh('cat /proc/net/ip_tables_names'), 'filter\n', 'no other legacy table was created by listing it');
+  assert.equal((await cli(lab, ns, ['-c', file, '--check'])).code, 0);
+  const rm = await cli(lab, ns, ['-c', file, '--remove']);
+  assert.equal(rm.code, 0, rm.stderr);
+  assert.equal(await ns.sh('iptables-legacy -S FORWARD'), '-P FORWARD ACCEPT\n-A FORWARD -j DROP\n');
 });
