@@ -9,7 +9,7 @@ import { configFile, parse, UsageError } from './args';
 import { collectRules } from './pipeline';
 
 const HELP = `Usage: sluice rules [-c FILE] [--iptables | --nft] [--cleanup]
-       sluice rules [-c FILE] (--apply | --remove | --check) [--backend auto|iptables|nft] [--position first|last|N]
+       sluice rules [-c FILE] (--apply | --remove | --check) [--backend auto|iptables|iptables-legacy|nft] [--position first|last|N]
 
 Prints what the config needs from the kernel, with a comment on every rule:
   - iptables-restore input (fed with --noflush, so your own rules stay): sluice's rules live in its
@@ -35,7 +35,8 @@ The default output is a commented document; the removal of all of it is listed a
                missing or misplaced jumps, rules before a jump that end the chain, missing ip rules
                and routes; IPv6 coverage warnings. Exit 0 when nothing differs, 1 otherwise
   --backend B  auto (default: rules.backend): nft when the host uses nftables natively and the
-               kernel can load the ruleset, else iptables (the reason is printed)
+               kernel can load the ruleset, else iptables (the reason is printed); iptables,
+               iptables-legacy (that binary) or nft force one
   --position P first, last or a rule number: where each jump goes (default: rules.position)
 
 The chain names come from rules.chain_prefix (default SLUICE; one prefix per sluice instance).
@@ -62,7 +63,7 @@ export async function rulesCommand(argv: string[]): Promise<number> {
   const actions = [v.apply, v.remove, v.check].filter(Boolean).length;
   if (actions > 1) throw new UsageError('--apply, --remove and --check exclude each other');
   if (v.nft && v.iptables) throw new UsageError('--nft and --iptables exclude each other');
-  if (v.backend !== undefined && !['auto', 'iptables', 'nft'].includes(v.backend)) throw new UsageError(`--backend: auto, iptables or nft, not ${JSON.stringify(v.backend)}`);
+  if (v.backend !== undefined && !['auto', 'iptables', 'iptables-legacy', 'nft'].includes(v.backend)) throw new UsageError(`--backend: auto, iptables, iptables-legacy or nft, not ${JSON.stringify(v.backend)}`);
   const cfg = loadConfig(v.config);
   const rulesCfg: RulesConfig = {
     ...cfg.rules,
@@ -119,7 +120,8 @@ export async function rulesCommand(argv: string[]): Promise<number> {
 }
 
 function chooseBackend(cfg: RulesConfig, rs: ReturnType<typeof collectRules>): { backend: Backend; bin: string; why: string; notes: string[] } {
-  const ipt = iptablesBinary(defaultRun);
+  const ipt = cfg.backend === 'iptables-legacy' ? { bin: 'iptables-legacy', why: 'chosen in rules.backend / --backend' } : iptablesBinary(defaultRun);
+  if (cfg.backend === 'iptables-legacy') return { backend: 'iptables', bin: ipt.bin, why: ipt.why, notes: [] };
   const iptables = (why: string, notes: string[] = []) => ({ backend: 'iptables' as const, bin: ipt.bin, why: ipt.bin === 'iptables' ? why : `${why}; ${ipt.bin}: ${ipt.why}`, notes });
   if (cfg.backend === 'iptables') return iptables('chosen in rules.backend / --backend');
   if (cfg.backend === 'nft') return { backend: 'nft', bin: 'nft', why: 'chosen in rules.backend / --backend', notes: [] };

@@ -9,8 +9,8 @@ import { z } from 'zod';
 const PREFIX_MAX = 16;
 
 export const rulesConfigSchema = z.object({
-  backend: z.enum(['auto', 'iptables', 'nft']).default('auto')
-    .describe('auto: nft when the host uses nftables natively (docs/operator.md#which-backend), else iptables'),
+  backend: z.enum(['auto', 'iptables', 'iptables-legacy', 'nft']).default('auto')
+    .describe('auto: nft when the host uses nftables natively (docs/operator.md#which-backend), else iptables; iptables-legacy forces that binary'),
   position: z.union([z.enum(['first', 'last']), z.number().int().min(1).max(100000)]).default('first')
     .describe('where the jump into sluice\'s chains goes in each built-in chain: first, last, or a 1-based rule number'),
   chain_prefix: z.string().regex(/^[A-Za-z][A-Za-z0-9_]*$/, 'letters, digits and _ (a letter first)').max(PREFIX_MAX)

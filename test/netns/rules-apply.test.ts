@@ -340,6 +340,10 @@ test('a firewall in legacy iptables: sluice\'s chains and jump go there (iptable
   assert.doesNotMatch(await ns.sh('iptables-nft-save'), /SLUICE/, 'nothing in iptables-nft');
   assert.equal(await ns.sh('cat /proc/net/ip_tables_names'), 'filter\n', 'no other legacy table was created by listing it');
   assert.equal((await cli(lab, ns, ['-c', file, '--check'])).code, 0);
+  // Chosen explicitly (what a unit without root, which cannot read /proc/net/ip_tables_names, uses).
+  const forced = await cli(lab, ns, ['-c', file, '--check', '--backend', 'iptables-legacy']);
+  assert.equal(forced.code, 0, forced.stdout);
+  assert.match(forced.stdout, /^backend: iptables-legacy \(chosen in rules.backend \/ --backend\)$/m);
   const rm = await cli(lab, ns, ['-c', file, '--remove']);
   assert.equal(rm.code, 0, rm.stderr);
   assert.equal(await ns.sh('iptables-legacy -S FORWARD'), '-P FORWARD ACCEPT\n-A FORWARD -j DROP\n');
