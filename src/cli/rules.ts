@@ -90,7 +90,8 @@ export async function rulesCommand(argv: string[]): Promise<number> {
   if (v.remove) {
     // Everything sluice owns, wherever it is: iptables (both variants when legacy tables exist) and nft.
     const rep = removeRuleSet(rs, opts);
-    if (legacyTables().length && iptablesBinary(defaultRun).bin === 'iptables-legacy') rep.changed.push(...removeRuleSet(rs, { ...opts, iptables: 'iptables-legacy' }).changed);
+    const legacyToo = rulesCfg.backend === 'iptables-legacy' || ((legacyTables() ?? []).length > 0 && iptablesBinary(defaultRun).bin === 'iptables-legacy');
+    if (legacyToo) rep.changed.push(...removeRuleSet(rs, { ...opts, iptables: 'iptables-legacy' }).changed);
     rep.changed.push(...removeNftTable(opts));
     process.stdout.write(rep.changed.length ? `${rep.changed.join('\n')}\n` : 'nothing to remove\n');
     return 0;

@@ -75,7 +75,9 @@ function ctxOf(opts: ApplyOptions): Ctx {
   const ipt = opts.iptables ?? 'iptables';
   // Listing a legacy table that is not there creates it (the module instantiates it): read only
   // the ones the kernel already has, the others are empty.
-  const only = ipt === 'iptables-legacy' ? new Set(opts.legacyTables ?? legacyTables()) : null;
+  // (Unreadable, as under the unit's capabilities: every table is read, creating what is missing.)
+  const known = ipt === 'iptables-legacy' ? (opts.legacyTables ?? legacyTables()) : null;
+  const only = known ? new Set(known) : null;
   return { run: opts.run ?? defaultRun, ipt, cfg: opts.rules ?? DEFAULT_RULES_CONFIG, only };
 }
 
@@ -84,9 +86,9 @@ export function readTable(c: Ctx, table: IptTable): TableState {
   return parseTableState(table, must(c.run, c.ipt, ['-w', '-t', table, '-S']).stdout);
 }
 
-/** Legacy iptables tables loaded in this network namespace ([] when none or unreadable: root-only). */
-export function legacyTables(): string[] {
-  try { return readFileSync('/proc/net/ip_tables_names', 'utf8').split('\n').filter(Boolean); } catch { return []; }
+/** Legacy iptables tables loaded in this network namespace; null when that cannot be read (root-only). */
+export function legacyTables(): string[] | null {
+  try { return readFileSync('/proc/net/ip_tables_names', 'utf8').split('\n').filter(Boolean); } catch { return existsSync('/proc/net/ip_tables_names') ? null : []; }
 }
 
 /**
@@ -94,7 +96,7 @@ export function legacyTables(): string[] {
  * while legacy tables are loaded (a firewall written with iptables-legacy): then `iptables-legacy`,
  * so sluice's jump lands in the chains whose rules it must come before.
  */
-export function iptablesBinary(run: Runner, legacy: string[] = legacyTables()): { bin: string; why: string } {
+export function iptablesBinary(run: Runner, legacy: string[] = legacyTables() ?? []): { bin: string; why: string } {
   const v = run('iptables', ['-V']).stdout;
   if (legacy.length && /nf_tables/.test(v) && run('iptables-legacy', ['-V']).code === 0) {
     return { bin: 'iptables-legacy', why: `legacy tables are loaded (${legacy.join(', ')}) while iptables is ${v.trim()}` };
