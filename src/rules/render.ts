@@ -91,7 +91,9 @@ export function renderRuleSet(rs: RuleSet, cfg: RulesConfig = DEFAULT_RULES_CONF
   const rtTables = tables.map((t) => `${t.id}\t${t.name}\n`).join('');
 
   const doc: string[] = [];
-  doc.push('# Kernel rules this config needs. `sluice rules --apply` / `--remove` do all of it idempotently.');
+  doc.push('# Kernel rules this config needs, in sluice\'s own chains with one jump into each. `sluice rules',
+    '# --apply` does all of it idempotently (one transaction per table, rolled back if a later step fails),',
+    '# `--check` reports what differs, `--remove` takes it out.');
   if (restore) {
     doc.push('', '# ---- iptables: `iptables-restore --noflush < FILE` ----', restore.trimEnd());
   }
