@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { applyRuleSet, ApplyError, renderRuleSet, type Runner } from './index';
+import { applyRuleSet, ApplyError, ipv6Warnings, renderRuleSet, type Runner } from './index';
 import { driftTable, planTable, wantedTarget, jumpIndex } from './ipt-plan';
 import { parseTableState, splitSaveLine, ruleTag } from './ipt-state';
 import type { RuleSet } from './types';
@@ -156,4 +156,30 @@ test('apply: a table transaction the kernel refuses puts back the tables before 
   assert.throws(() => applyRuleSet(two, { run, rtTablesPath: null }), (e: Error) => /^iptables-restore -w --noflush: iptables-restore: line 3 failed\nrolled back: table mangle put back$/.test(e.message));
   assert.equal(mangle, '-P OUTPUT ACCEPT\n', 'mangle holds nothing of sluice again');
   assert.ok(!calls.some((c) => c.startsWith('ip route add') || c.startsWith('ip rule add')));
+});
+
+test('apply: a rollback step that fails is named (ROLLBACK FAILED), the others still run', () => {
+  let restores = 0;
+  const run: Runner = (cmd, args) => {
+    const after = restores > 0 && args.includes('mangle') ? '-N SLUICE-OUTPUT\n-A OUTPUT -m comment --comment "sluice: jump" -j SLUICE-OUTPUT\n' : '';
+    if (cmd === 'iptables') return args.includes('-S') ? { code: 0, stdout: after, stderr: '' } : { code: 1, stdout: '', stderr: '' };
+    // The apply transaction goes in; the one putting the table back is refused.
+    if (cmd === 'iptables-restore') return ++restores === 1 ? { code: 0, stdout: '', stderr: '' } : { code: 4, stdout: '', stderr: 'Resource temporarily unavailable' };
+    if (args[0] === 'route' && args[1] === 'add') return { code: 2, stdout: '', stderr: 'Cannot find device "eth0"' };
+    return { code: 0, stdout: '', stderr: '' };
+  };
+  const rt = join(mkdtempSync(join(tmpdir(), 'sluice-rt-')), 'sluice.conf');
+  assert.throws(() => applyRuleSet(rs, { run, rtTablesPath: rt }), (e: Error) =>
+    /rolled back: \S+sluice\.conf put back\nROLLBACK FAILED \(fix by hand, then sluice rules --check\): table mangle put back: iptables-restore -w --noflush: Resource temporarily unavailable$/.test(e.message));
+  assert.equal(existsSync(rt), false, 'the names file went back (it was not there)');
+});
+
+test('IPv6 warnings: only for stages that would need it; loud only when the host has IPv6', () => {
+  const host = { enabled: true, forwarding: true, globalAddrs: ['2001:db8::1/64 on eth0'] };
+  assert.deepEqual(ipv6Warnings({}, host), []);
+  assert.deepEqual(ipv6Warnings({ policy: { enabled: false }, steer: { enabled: false } }, host), []);
+  const [p, s] = ipv6Warnings({ policy: { enabled: true, default: 'discard' }, steer: { enabled: true } }, host);
+  assert.match(p!, /^WARNING: IPv6 is not covered: the policy stage \(SPD, default discard\) sees IPv4 only.*2001:db8::1\/64 on eth0, forwarding on/);
+  assert.match(s!, /^WARNING: IPv6 is not covered: steer/);
+  assert.match(ipv6Warnings({ steer: { enabled: true } }, { enabled: true, forwarding: false, globalAddrs: [] })[0]!, /^IPv6 is not covered: steer/);
 });
