@@ -41,9 +41,11 @@ export function nftTags(listing: string): Map<string, string[]> {
     const c = line.match(/^\s*chain (\S+) \{/);
     if (c) { chain = []; out.set(c[1]!, chain); continue; }
     if (!chain) continue;
-    const tag = line.match(/comment "[^"]*#([0-9a-f]{8})"\s*$/);
-    if (tag) chain.push(tag[1]!);
-    else if (/^\s*(meta|ip|iif|oif|tcp|udp|ct|counter|accept|drop|queue|notrack)\b/.test(line)) chain.push(`untagged: ${line.trim()}`);
+    if (/^\t\}$/.test(line)) { chain = null; continue; } // the chain's closing brace (rules are two tabs in)
+    const text = line.trim();
+    if (text === '' || text === '}' || text.startsWith('#') || /^type \S+ hook /.test(text) || /^policy \S+;$/.test(text)) continue;
+    const tag = text.match(/comment "[^"]*#([0-9a-f]{8})"$/);
+    chain.push(tag ? tag[1]! : `untagged: ${text}`);
   }
   return out;
 }

@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { baseChains, hostShadows, parsePriority } from './nft-host';
+import { nftTags } from './nft-apply';
 
 // `nft list ruleset` (nftables 1.0.6) of a host with a native table and one iptables-nft rule, plus sluice's table.
 const RULESET = `table inet filter {
@@ -60,4 +61,10 @@ test('host base chains that can drop before sluice are named; later, accept-only
     'nft inet sluice filter_input: inet filter input (hook input) has the same priority (0: the order is not defined); policy drop: every packet it does not accept is dropped before sluice sees it',
     'nft inet sluice filter_forward: inet filter fw (hook forward) runs before it (priority -5 < 0); 1 drop/reject rule(s): what they match never reaches sluice',
   ]);
+});
+
+test('nft --check reads rule tags per chain; untagged rules count as extra, sets are not rules', () => {
+  const listing = 'table inet sluice {\n\tset s {\n\t\ttype ipv4_addr\n\t}\n\n\tchain a {\n\t\ttype filter hook input priority filter; policy accept;\n' +
+    '\t\tiifname "x" accept comment "sluice: y #0123abcd"\n\t\tlog\n\t}\n\n\tset t {\n\t\ttype ipv4_addr\n\t\telements = { 192.0.2.4 }\n\t}\n}\n';
+  assert.deepEqual([...nftTags(listing)], [['a', ['0123abcd', 'untagged: log']]]);
 });
