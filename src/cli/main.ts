@@ -18,6 +18,8 @@ Commands:
   stats                counters of a running sluice per queue, stage and drop reason (--json)
   sa                   NAT mappings of a running sluice, like swanctl --list-sas (--json);
                        sa pin --host H --server S --spi X  /  sa unpin ...
+  ha promote|demote|status
+                       switch or show the HA role (keepalived notify scripts call it; docs/ha.md)
   reload               re-read the config of a running sluice (also: SIGHUP); an invalid one is refused
   trace                live, per packet: each stage's rule/mapping/scope and decision, the verdict
                        (--filter EXPR, --count N, --json)
@@ -37,7 +39,7 @@ Files:
   /run/sluice/sluice.sock   control socket (control.socket)
 
 Run \`sluice <command> --help\` for a command's own options; \`sluice --version\` checks the addon.
-Docs: docs/config.md (every config key), docs/operator.md (rules, counters).
+Docs: docs/config.md (every config key), docs/operator.md (rules, counters), docs/ha.md (gateway pairs).
 `;
 
 type Command = (argv: string[]) => Promise<number>;
@@ -49,6 +51,7 @@ const commands: Record<string, () => Promise<Command>> = {
   stats: async () => (await import('./stats')).statsCommand,
   sa: async () => (await import('./sa')).saCommand,
   reload: async () => (await import('./stats')).reloadCommand,
+  ha: async () => (await import('./ha')).haCommand,
   decode: async () => (await import('./decode')).decodeCommand,
   trace: async () => (await import('./trace')).traceCommand,
   tap: async () => (await import('./trace')).tapCommand,

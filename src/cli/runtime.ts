@@ -27,6 +27,8 @@ import { buildStages, buildStagesSliced } from './pipeline';
 import { serveTrace } from './trace-serve';
 import { DebugLog } from './debug-log';
 import type { StatsReply } from './stats';
+import { Ha } from '../ha';
+import { NatStage } from '../nat/stage';
 
 const VERSION = (require('../../../package.json') as { version: string }).version;
 
@@ -43,6 +45,8 @@ export class Runtime {
   private stagesByArea = new Map<string, Stage>();
   private closing = false;
   private interfaces: Interfaces | null = null;
+  /** NAT state replication and roles (ha: section; fixed at start, like the control socket). */
+  private ha: Ha | null = null;
   /** systemd's NOTIFY_SOCKET (Type=notify units), or null outside systemd. */
   private readonly notifier = SystemdNotifier.fromEnv();
   readonly log: Logger;
@@ -72,7 +76,9 @@ export class Runtime {
     this.debugLog = new DebugLog(this.log, this.engine);
     try {
       this.checkPrivateDirs(cfg);
+      if (cfg.ha) this.ha = new Ha(cfg.ha, this.log);
       this.installPipeline(cfg);
+      await this.ha?.start();
       for (const q of cfg.queues) {
         let source = -1;
         const queue = NfQueue.open({
@@ -154,6 +160,7 @@ export class Runtime {
     this.stagesByArea = byArea;
     this.engine.setPipeline(built.map((b) => b.stage));
     this.debugLog?.pipeline(this.engine.pipeline);
+    this.ha?.attach(built.map((b) => b.stage).find((st): st is NatStage => st instanceof NatStage) ?? null);
   }
 
   /** One reload at a time: each builds against the pipeline the previous one installed. */
@@ -197,13 +204,21 @@ export class Runtime {
       case 'stats': return this.stats(!!req.args?.all);
       case 'reload': return this.reload('control');
       case 'trace': return serveTrace(this.engine, this.tracer, this.interfaces!, req.args ?? {});
+      case 'ha': {
+        if (!this.ha) throw new Error('HA is not configured (no ha: section in the config)');
+        const op = req.name ?? 'status';
+        if (op === 'promote') return this.ha.promote();
+        if (op === 'demote') return this.ha.demote();
+        if (op === 'status') return this.ha.status();
+        throw new Error(`unknown ha command "${op}" (promote, demote, status)`);
+      }
       case 'stage': {
         const stage = this.engine.pipeline.find((s) => s.name === req.stage);
         if (!stage) throw new Error(`no stage "${req.stage}" is running (running: ${this.engine.pipeline.map((s) => s.name).join(', ') || 'none'})`);
         if (!stage.command) throw new Error(`stage "${req.stage}" takes no commands`);
         return stage.command(req.name ?? '', req.args ?? {});
       }
-      default: throw new Error(`unknown command "${req.cmd}" (stats, reload, trace, stage)`);
+      default: throw new Error(`unknown command "${req.cmd}" (stats, reload, trace, stage, ha)`);
     }
   }
 
@@ -221,6 +236,7 @@ export class Runtime {
       held: this.engine.held.size,
       traces: this.tracer.subscribers,
       stages,
+      ha: this.ha?.status(),
       counters: this.engine.counters.snapshot(all),
     };
   }
@@ -253,7 +269,7 @@ export class Runtime {
       tuns: this.tuns.map((t) => ({ tun: t.name, stats: numbers(t.stats()) })),
       held: this.engine.held.size,
       levels,
-      stageGauges: this.engine.pipeline.flatMap((s) => s.gauges?.() ?? []),
+      stageGauges: [...this.engine.pipeline.flatMap((s) => s.gauges?.() ?? []), ...(this.ha?.gauges() ?? [])],
     };
   }
 
@@ -263,6 +279,7 @@ export class Runtime {
     this.closing = true;
     this.notifier?.stopping();
     this.debugLog?.stop();
+    await this.ha?.close();
     await this.engine?.close();
     for (const q of this.queues) q.close();
     for (const t of this.tuns) t.close();

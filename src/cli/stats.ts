@@ -26,6 +26,8 @@ export interface StatsReply {
   /** `sluice trace` / `sluice tap` clients running. */
   traces?: number;
   stages: Record<string, { decisions: Record<string, number>; state?: Record<string, unknown> }>;
+  /** HA role and replication (absent without an ha: section). */
+  ha?: Record<string, unknown>;
   counters: { name: string; help: string; drop: boolean; value: number }[];
 }
 
@@ -103,6 +105,7 @@ export function formatStats(r: StatsReply, rates: Map<string, number> | null = n
     const j = s.state?.journal as JournalStats | null | undefined;
     if (j) lines.push(...formatJournal(j));
   }
+  if (r.ha) lines.push('', ...formatHa(r.ha));
   const drops = r.counters.filter((c) => c.drop);
   const events = r.counters.filter((c) => !c.drop);
   const width = Math.max(10, ...r.counters.map((c) => c.name.length));
@@ -113,6 +116,20 @@ export function formatStats(r: StatsReply, rates: Map<string, number> | null = n
   if (drops.length === 0) lines.push('  (none)');
   for (const c of drops) lines.push(`  ${c.name.padEnd(width)} ${String(c.value).padStart(12)}${rate(c.name)}  ${c.help}`);
   return `${lines.join('\n')}\n`;
+}
+
+/** `ha:` lines of sluice stats and sluice ha status. */
+export function formatHa(h: Record<string, unknown>): string[] {
+  const kv = (o: unknown) => Object.entries((o ?? {}) as Record<string, unknown>).filter(([, v]) => v !== 0 && v !== undefined)
+    .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(' ') || 'none';
+  const out = [`ha: ${String(h.role)} since ${String(h.role_since)} (configured ${String(h.configured_role)}); last failover ${String(h.last_failover ?? 'never')}`
+    + (h.last_failover ? ` (rebuild ${Number(h.last_promote_ms).toFixed(1)} ms, ${String(h.last_promote_records)} records)` : '')];
+  for (const p of (h.peers ?? []) as Record<string, unknown>[]) out.push(`  peer ${kv(p)}`);
+  if (h.stream) out.push(`  stream ${kv(h.stream)}`);
+  out.push(`  counters ${kv(h.counters)}`, `  rejected ${kv(h.rejected)}`);
+  const refused = kv(h.apply_refused), skipped = kv(h.apply_skipped);
+  if (refused !== 'none' || skipped !== 'none') out.push(`  records refused ${refused}; skipped ${skipped}`);
+  return out;
 }
 
 export async function reloadCommand(argv: string[]): Promise<number> {

@@ -9,6 +9,7 @@ import { steerConfigSchema } from '../steer/schema';
 import { policyConfigSchema } from '../policy/schema';
 import { dhcpConfigSchema } from '../dhcp/config';
 import { rulesConfigSchema } from '../rules/config';
+import { haConfigSchema } from '../ha/config';
 
 export const configSchema = z.object({
   ...coreSchemaShape,
@@ -17,7 +18,11 @@ export const configSchema = z.object({
   nat: natConfigSchema.optional().describe('ESP/IKE NAT keyed by SPI (docs/config.md#nat)'),
   dhcp: dhcpConfigSchema.optional().describe('DHCPINFORM responder and relay agent (docs/config.md#dhcp)'),
   rules: rulesConfigSchema.prefault({}).describe('how `sluice rules --apply` fits into the host firewall (docs/config.md#rules)'),
+  ha: haConfigSchema.optional().describe('NAT state replication to a standby gateway (docs/ha.md)'),
 }).strict().superRefine((c, ctx) => {
+  if (c.ha && !c.nat?.enabled) {
+    ctx.addIssue({ code: 'custom', path: ['ha'], message: 'ha replicates the NAT: it needs an enabled nat section' });
+  }
   if (c.queues.length === 0 && c.tun.length === 0) {
     ctx.addIssue({ code: 'custom', path: ['queues'], message: 'no packet source: list at least one queue (or a tun device)' });
   }

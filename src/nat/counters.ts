@@ -9,7 +9,7 @@ export const enum C {
   DEBTS_CLEARED, SA_CREATED, SA_IDLED, PINNED, KEEPALIVE_OUT, OUT, IN, STATIC_FORWARD, LOCAL,
   WINDOW_SKIPPED, HOLD_REPLACED, HOLD_HOST_CAP, HOLD_PEER_CAP, DEBT_COUNTED, DEBT_OUTBOUND,
   PROBE_STARTED, PROBE_EXPIRED, LEARNED_REPLY, PROBE_HELD, PENDING_HELD, PENDING_RESOLVED, PENDING_EXPIRED,
-  PENDING_CAP, LEARNED_OUTBOUND, PROBE_ANSWERED,
+  PENDING_CAP, LEARNED_OUTBOUND, PROBE_ANSWERED, HA_STANDBY,
 }
 
 export const COUNTER_DEFS: readonly (readonly [string, string])[] = [
@@ -59,6 +59,7 @@ export const COUNTER_DEFS: readonly (readonly [string, string])[] = [
   ['nat.pending_cap', 'ambiguous SPIs not tracked: limits.max_pending reached'],
   ['nat.learned_outbound', 'IKE SAs first seen from their host (rekeyed inside encrypted payload), owed SA settled'],
   ['nat.probe_answered', 'probes answered on an SPI already known: that SA\'s two directions confirmed, it never waits again'],
+  ['nat.ha_standby', 'NAT packets dropped because this gateway is an HA standby (the active owns the traffic; docs/ha.md)'],
 ];
 
 /** A refused record id encodes the counter that says why: -1 - counter (so it is always < 0). */

@@ -91,6 +91,14 @@ function check(f: string[], now: number, out: JournalEntry): ReplayReason | null
   return null;
 }
 
+/** One line (no newline) checked as replay checks it: the change, or why it is refused (HA replication). */
+export function parseJournalLine(text: string, now: number): { put: boolean; entry: JournalEntry } | ReplayReason {
+  if (text.length > MAX_LINE) return 'too_long';
+  const entry: JournalEntry = { kind: 0, pub: 0, server: 0, host: 0, a: 0, b: 0, rh: 0, rl: 0, flags: 0, created: 0 };
+  const why = check(text.split(' '), now, entry);
+  return why ?? { put: text.charCodeAt(0) === 0x50, entry };
+}
+
 /**
  * Replays a journal given a chunked reader (returns bytes read into buf, 0 at the end).
  * Returns the live entries in order of first appearance and what was refused.

@@ -69,6 +69,11 @@ export class NatStage implements Stage {
   private services!: StageServices;
   /** Journal replay and compaction (null: journal.path is null, memory only). */
   persist: NatPersistence | null = null;
+  /**
+   * HA standby (src/ha): packets the NAT owns are dropped and counted, nothing is learned, probed or
+   * expired here; the records come from the active's replication stream.
+   */
+  passive = false;
   private sweepCursor = 0;
   private readonly espIdleMs: number;
   private readonly ikeIdleMs: number;
@@ -119,10 +124,12 @@ export class NatStage implements Stage {
     if (pkt.hook === HOOK_PREROUTING) {
       const pub = s.pubIndexOf(info.dst);
       if (pub < 0) return;
+      if (this.passive) { s.drop(d, C.HA_STANDBY); return; }
       if (info.isFragment) { s.drop(d, C.FRAGMENT); return; }
       this.inbound(pkt, d, pub);
     } else if (pkt.hook === HOOK_POSTROUTING) {
       if (s.pubIndexOf(info.src) >= 0 || !this.serverAllowed(info.dst)) return;
+      if (this.passive) { s.drop(d, C.HA_STANDBY); return; }
       if (info.isFragment) { s.drop(d, C.FRAGMENT); return; }
       this.outbound(pkt, d);
     }
@@ -290,6 +297,7 @@ export class NatStage implements Stage {
 
   tick(now: number): void {
     const s = this.state;
+    if (this.passive) { this.persist?.tick(); return; }
     s.learning.tick(now);
     this.persist?.tick();
     if (now - this.lastSweep < 1000) return;

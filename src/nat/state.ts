@@ -11,6 +11,11 @@ import { C, COUNTER_DEFS, refusal } from './counters';
 
 /** What happened to an SA record (`sluice sa --events`). */
 export type SaEventType = 'new' | 'learned' | 'paired' | 'expired' | 'deleted' | 'replaced';
+/** Told every journaled change whether or not a journal file is kept (HA replication, src/ha). */
+export interface RecordObserver {
+  put(e: JournalEntry): void;
+  del(kind: number, pub: number, server: number, a: number, b: number): void;
+}
 
 export class NatState {
   readonly sas: SaTable;
@@ -26,6 +31,7 @@ export class NatState {
   journal: Journal | null = null;
   /** `sluice sa --events` (src/nat/events.ts): set while someone listens; called on SA changes, never per packet. */
   onSaEvent: ((event: SaEventType, id: number) => void) | null = null;
+  observer: RecordObserver | null = null;
 
   constructor(readonly cfg: NatConfig, publics: number[]) {
     this.sas = new SaTable(cfg.limits.max_sas);
@@ -110,7 +116,10 @@ export class NatState {
       if (n <= 0) perServer.delete(s.host[id] | 0); else perServer.set(s.host[id] | 0, n);
       if (perServer.size === 0) this.serverHosts.delete(s.server[id] | 0);
     }
-    if (s.kind[id] !== SaKind.ESP_OUT) this.journal?.del(s.kind[id], this.publics[s.pub[id]], s.server[id], s.a[id], s.b[id]);
+    if (s.kind[id] !== SaKind.ESP_OUT) {
+      this.journal?.del(s.kind[id], this.publics[s.pub[id]], s.server[id], s.a[id], s.b[id]);
+      this.observer?.del(s.kind[id], this.publics[s.pub[id]], s.server[id], s.a[id], s.b[id]);
+    }
     this.learning.recordRemoved(id);
     s.remove(id);
   }
@@ -124,7 +133,10 @@ export class NatState {
   }
 
   journalPut(id: number): void {
-    if (this.journal) this.journal.put(this.journalEntry(id));
+    if (this.journal === null && this.observer === null) return;
+    const e = this.journalEntry(id);
+    this.journal?.put(e);
+    this.observer?.put(e);
   }
 
 }
