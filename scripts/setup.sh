@@ -8,7 +8,7 @@ PKGS=(build-essential python3 pkg-config libmnl-dev libnetfilter-queue-dev iptab
       conntrack procps kmod iputils-ping python3-scapy
       libcharon-extra-plugins strongswan-swanctl charon-systemd
       dnsmasq-base kea-dhcp4-server isc-dhcp-relay isc-dhcp-client dhcpcd-base udhcpc dhcping
-      netsniff-ng iperf3 nmap nftables tshark groff-base)
+      netsniff-ng iperf3 nmap nftables tshark groff-base keepalived)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -24,7 +24,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# Host services are never touched: Debian may start strongswan, kea-dhcp4-server or isc-dhcp-relay
+# Host services are never touched: Debian may start strongswan, kea-dhcp4-server, isc-dhcp-relay or keepalived
 # on install, and on a real gateway they are its VPN and DHCP. The labs start their own copies inside
 # network namespaces, each with its own pid, lock, lease and VICI paths (src/lab/ipsec.ts bind-mounts
 # a private /run for charon; Kea gets KEA_PIDFILE_DIR/KEA_LOCKFILE_DIR), so they coexist.

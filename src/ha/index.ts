@@ -23,6 +23,14 @@ import { StandbyTables, delLine, putLine, rebuildAsRestored } from './records';
 import { Receiver } from './receiver';
 import { Sender } from './sender';
 
+/** IKE and inbound ESP records (what replication carries). */
+function journaledCount(nat: NatStage): number {
+  const sas = nat.state.sas;
+  let n = 0;
+  for (let id = 0; id < sas.top; id++) if (sas.kind[id] === SaKind.ESP_IN || sas.kind[id] === SaKind.IKE) n++;
+  return n;
+}
+
 export type Role = 'active' | 'standby';
 
 interface Log { info(o: object, m: string): void; warn(o: object, m: string): void }
@@ -138,7 +146,7 @@ export class Ha implements RecordObserver {
       last_failover: this.lastFailover ? new Date(this.lastFailover).toISOString() : null,
       last_promote_ms: this.lastPromoteMs, last_promote_records: this.lastPromoteRecords,
       last_promote_incomplete_resync: this.lastPromoteWhileResyncing,
-      nat: this.nat ? { sas: this.nat.state.sas.count, passive: this.nat.passive } : null,
+      nat: this.nat ? { sas: this.nat.state.sas.count, records: journaledCount(this.nat), passive: this.nat.passive } : null,
       peers: this.senders.map((s) => s.stats()),
       stream: this.role === 'standby' ? {
         connected: this.receiver.streaming, from: this.receiver.peer || null,

@@ -1,0 +1,188 @@
+/**
+ * HA failover with real parts: two gateways running sluice and keepalived (VRRPv3 on the LAN
+ * bridge moving the LAN gateway address and the public address), raw-ESP clients (scapy, real
+ * AES-CBC/HMAC ESP checked by decryption) and strongSwan IKEv2 clients (charon, kernel-libipsec,
+ * ESP-in-UDP) with traffic flowing. Five times: kill -9 the active's sluice and take its links down;
+ * keepalived moves the addresses and promotes the other; every client's traffic resumes on the
+ * replicated mappings without any IKE message; the killed gateway comes back as a standby, gets a
+ * full resync, and is the next one killed (so failback is exercised the same way).
+ *
+ * The outage per failover (last reply before, first reply after, worst client) is printed as a
+ * diagnostic line `HA-OUTAGE ...` for bench/RESULTS.md.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import { labSkipReason, until, type Proc } from '../../src/lab/lab';
+import { Charon, ikev2PskClient, ikev2PskServer, ipsecSkipReason } from '../../src/lab/ipsec';
+import { ESP_PEER, PY, runClients, startServer, serverResult, summary, type NatTopo } from './fixtures/nat-lab';
+import { espIn, haStatus, haTopo, startKeepalived, startSluice, type Gateway, type HaTopo } from './fixtures/ha-lab';
+
+const N_RAW = Number(process.env.SLUICE_HA_RAW ?? 4);
+const N_SWAN = Number(process.env.SLUICE_HA_SWAN ?? 3);
+const FAILOVERS = Number(process.env.SLUICE_HA_FAILOVERS ?? 5);
+const INTERVAL = 0.05;
+const PING_INTERVAL = 0.05;
+const SWAN_SERVER = '203.0.113.11';
+
+function skip(): string | false {
+  const r = labSkipReason() || (N_SWAN > 0 && ipsecSkipReason());
+  if (r) return r;
+  try { execFileSync('keepalived', ['--version'], { stdio: 'ignore' }); } catch { return 'keepalived is not installed (scripts/setup.sh installs it)'; }
+  if (!existsSync(PY) || !existsSync(ESP_PEER)) return 'python3-scapy / esp_peer.py missing';
+  if (!existsSync(resolve(__dirname, '../../src/io/nfqueue.js'))) return 'NFQUEUE binding not built';
+  return false;
+}
+
+/** Replies of `ping -D`: [epoch seconds, icmp_seq]. */
+function pingReplies(p: Proc): [number, number][] {
+  const out: [number, number][] = [];
+  for (const m of p.stdout.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from [^:]+: icmp_seq=(\d+)/gm)) out.push([Number(m[1]), Number(m[2])]);
+  return out;
+}
+
+/** Send times of the answered sequence numbers of a raw client (t0 + seq * interval). */
+function answeredTimes(r: { sent: number; missing: number[]; t0?: number }): number[] {
+  const miss = new Set(r.missing);
+  const out: number[] = [];
+  for (let k = 0; k < r.sent; k++) if (!miss.has(k)) out.push(((r.t0 ?? 0) + k * INTERVAL) * 1000);
+  return out;
+}
+
+/** Last reply before the kill to first reply after it (ms), from reply (or send) times in ms. */
+function outage(times: number[], kill: number): number | null {
+  let before = -Infinity, after = Infinity;
+  for (const x of times) { if (x < kill && x > before) before = x; if (x >= kill && x < after) after = x; }
+  return Number.isFinite(before) && Number.isFinite(after) ? after - before : null;
+}
+
+const median = (v: number[]): number => { const s = [...v].sort((a, b) => a - b); return s.length ? s[Math.floor((s.length - 1) / 2)]! : NaN; };
+
+test(`HA: ${FAILOVERS} failovers between two sluice gateways under keepalived; ${N_RAW} raw-ESP + ${N_SWAN} strongSwan clients resume without IKE`, { skip: skip(), timeout: 600_000 }, async (t) => {
+  const tp: HaTopo = await haTopo('ha', N_RAW + N_SWAN);
+  t.after(() => tp.lab.cleanup());
+  const [A, B] = tp.gws;
+  const fail = async (e: unknown): Promise<never> => {
+    for (const g of tp.gws) {
+      t.diagnostic(`gw ${g.name} sluice: ${g.sluice?.proc.output.slice(-3000) ?? '-'}`);
+      t.diagnostic(`gw ${g.name} keepalived: ${g.keepalived?.output.slice(-1500) ?? '-'}`);
+      try { t.diagnostic(`gw ${g.name} notify: ${tp.lab.read(`notify-${g.name}.log`)}`); } catch { /* none */ }
+    }
+    throw e;
+  };
+
+  // Both start as standbys (role auto); keepalived elects A (priority 150) and its notify promotes it.
+  await startSluice(tp, A);
+  await startSluice(tp, B);
+  await startKeepalived(tp, A, 150);
+  await until(async () => (await haStatus(A)).role === 'active', 20000, 'A promoted by keepalived').catch(fail);
+  await startKeepalived(tp, B, 100);
+  await until(async () => (await haStatus(B)).stream?.last_resync, 20000, 'B resynced from A').catch(fail);
+  t.diagnostic('A active, B standby with a resync');
+
+  // strongSwan clients (server in its own namespace on the WAN switch: esp_peer binds UDP 500 too).
+  const swanClients = tp.clients.slice(N_RAW);
+  let pingers: Proc[] = [];
+  let charons: Charon[] = [];
+  if (N_SWAN > 0) {
+    const sv2 = tp.lab.ns('sv2');
+    await tp.lab.link(sv2, 'eth0', tp.sw, 'sv2');
+    await tp.sw.sh('ip link set sv2 master brw && ip link set sv2 up');
+    await sv2.sh(`ip addr add ${SWAN_SERVER}/24 dev eth0 && ip addr add 10.2.0.1/24 dev lo`);
+    const srv = await Charon.start(tp.lab, sv2, 'sv');
+    await srv.load(ikev2PskServer({ local: SWAN_SERVER, pool: '10.99.0.0/24', localTs: '10.2.0.0/24' }));
+    charons = await Promise.all(swanClients.map(async (ns, k) => {
+      await ns.sh('ip route add unreachable 10.2.0.0/24');
+      const c = await Charon.start(tp.lab, ns, `c${N_RAW + k + 1}`);
+      await c.load(ikev2PskClient({ id: `c${N_RAW + k + 1}@lab`, local: `192.168.1.${11 + N_RAW + k}`, remote: SWAN_SERVER, remoteTs: '10.2.0.0/24' }));
+      return c;
+    }));
+    // One at a time: learning is not what this test is about.
+    for (const c of charons) await c.initiate('c').catch(fail);
+    pingers = swanClients.map((ns) => ns.spawn(['ping', '-D', '-n', '-i', String(PING_INTERVAL), '-W', '1', '10.2.0.1']));
+    await until(() => pingers.every((p) => pingReplies(p).length > 5), 20000, 'pings through every tunnel').catch(fail);
+    charons.push(srv);
+  }
+  const ikeSent = (c: Charon): number => (c.log().match(/sending packet/g) ?? []).length;
+  const ikeBefore = charons.map(ikeSent);
+
+  // Raw-ESP clients: IKE (INIT + AUTH) once at their start, then ESP every INTERVAL until the end.
+  const count = Math.round((20 + FAILOVERS * 14) / INTERVAL);
+  const rawTp = { lab: tp.lab, gw: A.ns, sv: tp.sv, clients: tp.clients.slice(0, N_RAW) } as unknown as NatTopo;
+  const server = N_RAW > 0 ? startServer(rawTp, Math.ceil(count * INTERVAL) + 30) : null;
+  const rawDone = N_RAW > 0 ? runClients(rawTp, count, () => ['--interval', String(INTERVAL), '--at', String(Date.now() / 1000)], (count * INTERVAL + 120) * 1000) : Promise.resolve([]);
+  const rawClientsEnd = Date.now() + count * INTERVAL * 1000;
+
+  const hosts = tp.clients.map((_, i) => `192.168.1.${11 + i}`);
+  /** Every client's inbound ESP has passed the gateway since its (re)start or promotion. */
+  const flowing = async (g: Gateway): Promise<boolean> => {
+    const m = await espIn(g);
+    return hosts.every((h) => (m.get(h) ?? []).some((e) => e.packets > 0));
+  };
+  await until(() => flowing(A), 60000, 'every client flowing through A').catch(fail);
+  await until(async () => (await haStatus(B)).nat.records === (await haStatus(A)).nat.records, 10000, 'B holds what A holds').catch(fail);
+
+  const kills: number[] = [];
+  let active = A, standby = B;
+  for (let i = 0; i < FAILOVERS; i++) {
+    const want = (await haStatus(active)).nat.records;
+    await until(async () => (await haStatus(standby)).nat.records === want, 10000, `standby ${standby.name} in sync`).catch(fail);
+    const t0 = Date.now();
+    kills.push(t0);
+    await active.sluice!.kill9();
+    await active.ns.sh('ip link set lan0 down && ip link set wan0 down');
+    await until(async () => (await haStatus(standby)).role === 'active', 20000, `${standby.name} promoted`).catch(fail);
+    const promotedMs = Date.now() - t0;
+    await until(() => flowing(standby), 30000, `every client resumed through ${standby.name}`).catch(fail);
+    const resumedMs = Date.now() - t0;
+    const st = await haStatus(standby);
+    t.diagnostic(`failover ${i + 1}: ${active.name} -> ${standby.name}: promoted after ${promotedMs} ms (rebuild ${st.last_promote_ms.toFixed(1)} ms, ${st.last_promote_records} records), every client seen again within ${resumedMs} ms`);
+    // The killed gateway comes back: links up, sluice restarted (auto: standby), full resync.
+    await active.ns.sh('ip link set lan0 up && ip link set wan0 up');
+    await startSluice(tp, active);
+    await until(async () => { const s = await haStatus(active); return s.role === 'standby' && s.stream?.connected && s.stream.last_resync; }, 20000, `${active.name} resynced`).catch(fail);
+    [active, standby] = [standby, active];
+  }
+  assert.ok(Date.now() < rawClientsEnd, `the failovers ran past the raw clients' traffic (${Math.round((Date.now() - rawClientsEnd) / 1000)} s): raise count`);
+
+  const raw = await rawDone;
+  const srvRes = server ? await serverResult(server) : null;
+  for (const p of pingers) await p.stop('SIGINT');
+  t.diagnostic(`raw clients: ${summary(raw)}; server ${JSON.stringify(srvRes && { esp: srvRes.esp, bad: srvRes.bad, ike: srvRes.ike, init: srvRes.init })}`);
+
+  // Outages: raw clients from runs of unanswered sequence numbers (one run per failover, in order),
+  // ping clients from gaps between reply timestamps around each kill.
+  const perFailover: number[][] = kills.map(() => []);
+  raw.forEach((r, k) => {
+    const rt = r as typeof r & { t0?: number };
+    assert.ok(rt.t0, 'esp_peer reports its send start (t0)');
+    const times = answeredTimes(rt);
+    kills.forEach((kt, i) => {
+      const o = outage(times, kt);
+      assert.ok(o !== null, `raw client ${k + 1}: replies before and after failover ${i + 1}`);
+      perFailover[i]!.push(o);
+    });
+    assert.equal(r.misrouted, 0, `raw client ${k + 1}: nothing misrouted`);
+  });
+  pingers.forEach((p, k) => {
+    const times = pingReplies(p).map(([ts]) => ts * 1000);
+    kills.forEach((kt, i) => {
+      const o = outage(times, kt);
+      assert.ok(o !== null, `ping client ${k + 1}: replies before and after failover ${i + 1}`);
+      perFailover[i]!.push(o);
+    });
+  });
+  const worst = perFailover.map((v) => Math.max(...v));
+  t.diagnostic(`HA-OUTAGE per failover (worst client, ms): ${worst.map((w) => w.toFixed(0)).join(' ')}; median ${median(worst).toFixed(0)} ms, worst ${Math.max(...worst).toFixed(0)} ms; all clients: ${JSON.stringify(perFailover.map((v) => v.map((x) => Math.round(x))))}`);
+
+  // No IKE message from any strongSwan peer (clients or server) after the tunnels were up.
+  const ikeAfter = charons.map(ikeSent);
+  assert.deepEqual(ikeAfter, ikeBefore, 'IKE messages sent by charon during the failovers');
+  if (srvRes) assert.equal(srvRes.init, N_RAW, 'raw clients: one IKE_SA_INIT each, none after');
+  for (const [k, r] of raw.entries()) assert.ok(r.good > 0.5 * r.sent, `raw client ${k + 1}: ${r.good}/${r.sent} answered`);
+  const fin = await haStatus(active);
+  t.diagnostic(`final active ${active.name}: ${JSON.stringify({ counters: fin.counters, rejected: fin.rejected })}`);
+  assert.deepEqual(Object.values(fin.rejected).filter((v) => v !== 0), [], 'no replication message rejected');
+});
