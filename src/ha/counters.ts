@@ -13,7 +13,16 @@ export class HaCounters {
   demotions = 0;
   readonly rejected: Record<RejectReason, number> = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>;
 
-  reject(r: RejectReason): void { this.rejected[r]++; }
+  private lastLogged = new Map<RejectReason, number>();
+
+  /** Counts a rejection; true when it should be logged (the first per reason per 10 s: a peer retrying twice a second must not flood the log). */
+  reject(r: RejectReason): boolean {
+    this.rejected[r]++;
+    const now = Date.now();
+    if (now - (this.lastLogged.get(r) ?? -Infinity) < 10_000) return false;
+    this.lastLogged.set(r, now);
+    return true;
+  }
 
   get rejectedTotal(): number { return Object.values(this.rejected).reduce((a, b) => a + b, 0); }
 }

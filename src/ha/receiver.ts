@@ -91,8 +91,7 @@ export class Receiver {
       for (let f = c.reader.next(); f; f = c.reader.next()) this.onFrame(c, f.type, f.payload);
     } catch (e) {
       if (!(e instanceof ProtocolError)) throw e;
-      this.o.counters.reject(e.reason);
-      this.o.log.warn({ from: c.sock.remoteAddress, reason: e.reason, err: e.message }, 'HA replication message rejected; connection dropped');
+      if (this.o.counters.reject(e.reason)) this.o.log.warn({ from: c.sock.remoteAddress, reason: e.reason, err: e.message }, 'HA replication message rejected; connection dropped');
       c.sock.destroy();
     }
   }

@@ -124,8 +124,7 @@ export class Sender {
       for (let f = r.next(); f; f = r.next()) this.onFrame(f.type, f.payload);
     } catch (e) {
       if (e instanceof ProtocolError) {
-        this.o.counters.reject(e.reason);
-        this.o.log.warn({ peer: this.peer, reason: e.reason, err: e.message }, 'HA replication message rejected; connection dropped');
+        if (this.o.counters.reject(e.reason)) this.o.log.warn({ peer: this.peer, reason: e.reason, err: e.message }, 'HA replication message rejected; connection dropped');
         this.close(e.message);
       } else throw e;
     }

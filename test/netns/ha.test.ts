@@ -18,7 +18,7 @@ import { resolve } from 'node:path';
 import { labSkipReason, until, type Proc } from '../../src/lab/lab';
 import { Charon, ikev2PskClient, ikev2PskServer, ipsecSkipReason } from '../../src/lab/ipsec';
 import { ESP_PEER, PY, runClients, startServer, serverResult, summary, type NatTopo } from './fixtures/nat-lab';
-import { espIn, haStatus, haTopo, startKeepalived, startSluice, type Gateway, type HaTopo } from './fixtures/ha-lab';
+import { espIn, haStatus, haTopo, ns4, startKeepalived, startSluice, type Gateway, type HaTopo } from './fixtures/ha-lab';
 
 const N_RAW = Number(process.env.SLUICE_HA_RAW ?? 4);
 const N_SWAN = Number(process.env.SLUICE_HA_SWAN ?? 3);
@@ -87,7 +87,7 @@ test(`HA: ${FAILOVERS} failovers between two sluice gateways under keepalived; $
   let pingers: Proc[] = [];
   let charons: Charon[] = [];
   if (N_SWAN > 0) {
-    const sv2 = tp.lab.ns('sv2');
+    const sv2 = ns4(tp.lab, 'sv2');
     await tp.lab.link(sv2, 'eth0', tp.sw, 'sv2');
     await tp.sw.sh('ip link set sv2 master brw && ip link set sv2 up');
     await sv2.sh(`ip addr add ${SWAN_SERVER}/24 dev eth0 && ip addr add 10.2.0.1/24 dev lo`);
@@ -107,6 +107,7 @@ test(`HA: ${FAILOVERS} failovers between two sluice gateways under keepalived; $
   }
   const ikeSent = (c: Charon): number => (c.log().match(/sending packet/g) ?? []).length;
   const ikeBefore = charons.map(ikeSent);
+  const logAt = charons.map((c) => c.log().length);
 
   // Raw-ESP clients: IKE (INIT + AUTH) once at their start, then ESP every INTERVAL until the end.
   const count = Math.round((20 + FAILOVERS * 14) / INTERVAL);
@@ -179,9 +180,14 @@ test(`HA: ${FAILOVERS} failovers between two sluice gateways under keepalived; $
 
   // No IKE message from any strongSwan peer (clients or server) after the tunnels were up.
   const ikeAfter = charons.map(ikeSent);
+  const newIke = charons.map((c, k) => c.log().slice(logAt[k]).split('\n').filter((l) => /sending packet|received packet|initiating|retransmit/.test(l)));
+  t.diagnostic(`charon IKE lines during the failovers: ${JSON.stringify(newIke.map((l, k) => `${charons[k]!.name}: ${l.length}${l.length ? ` e.g. ${l.slice(0, 3).join(' / ')}` : ''}`))}`);
+  if (newIke.some((l) => l.length > 0)) for (const [k, c] of charons.entries()) t.diagnostic(`${c.name} log since traffic started:\n${c.log().slice(logAt[k]).split('\n').slice(0, 30).join('\n')}`);
+  t.diagnostic(`kills at ${kills.map((k) => new Date(k).toISOString()).join(' ')}`);
   assert.deepEqual(ikeAfter, ikeBefore, 'IKE messages sent by charon during the failovers');
   if (srvRes) assert.equal(srvRes.init, N_RAW, 'raw clients: one IKE_SA_INIT each, none after');
   for (const [k, r] of raw.entries()) assert.ok(r.good > 0.5 * r.sent, `raw client ${k + 1}: ${r.good}/${r.sent} answered`);
+  for (const g of tp.gws) { try { t.diagnostic(`notify ${g.name}:\n${tp.lab.read(`notify-${g.name}.log`)}`); } catch { /* none */ } }
   const fin = await haStatus(active);
   t.diagnostic(`final active ${active.name}: ${JSON.stringify({ counters: fin.counters, rejected: fin.rejected })}`);
   assert.deepEqual(Object.values(fin.rejected).filter((v) => v !== 0), [], 'no replication message rejected');
