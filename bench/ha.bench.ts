@@ -1,7 +1,7 @@
 /**
  * HA replication cost, in process over loopback TCP: full resync of N records (wall time, records/s,
  * the active's longest event-loop stall meanwhile against an idle baseline measured in the same run)
- * and the promotion's rebuild of the tables.   node dist/bench/ha.bench.js [--sas N]
+ * and the promotion's rebuild of the tables (one IKE record per two inbound ESP records).   node dist/bench/ha.bench.js [--sas N]
  */
 import * as net from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -45,7 +45,9 @@ async function run(n: number): Promise<void> {
   const s = a.state;
   for (let i = 0; i < n; i++) {
     const h = s.host(ip('10.0.0.0') + (i >> 4), 0);
-    s.addSa(SaKind.ESP_IN, 0, ip('198.51.100.20') + (i & 255), h, (Math.imul(i, 2654435761) + 7) >>> 0 || 1, 0, 0, 0, true);
+    // A realistic mix: one IKE SA per two inbound ESP SAs (the IKE records are what promotion re-adds).
+    const kind = i % 3 === 0 ? SaKind.IKE : SaKind.ESP_IN;
+    s.addSa(kind, 0, ip('198.51.100.20') + (i & 255), h, (Math.imul(i, 2654435761) + 7) >>> 0 || 1, kind === SaKind.IKE ? i + 1 : 0, 0, 0, true);
   }
   const pa = await port(), pb = await port();
   const cfg = (role: string, l: number, p: number) => haConfigSchema.parse({ role, listen: `127.0.0.1:${l}`, peers: [`127.0.0.1:${p}`], key_file: '-' });
@@ -63,7 +65,8 @@ async function run(n: number): Promise<void> {
   await ha.close();
   hb.promote();
   console.log(`${n} records: resync ${dt.toFixed(0)} ms (${(n / dt * 1000 / 1000).toFixed(0)} k records/s), `
-    + `longest event-loop delay during it ${(h.max / 1e6).toFixed(1)} ms (idle baseline ${idle.toFixed(1)} ms; both ends share this process), `
+    + `longest slice: active walk ${ha.longestSlices.walkMs.toFixed(1)} ms, standby apply ${hb.longestSlices.applyMs.toFixed(1)} ms; `
+    + `longest event-loop delay ${(h.max / 1e6).toFixed(1)} ms (idle baseline ${idle.toFixed(1)} ms; both ends share this process), `
     + `promotion rebuild ${hb.lastPromoteMs.toFixed(1)} ms for ${hb.lastPromoteRecords} records`);
   await hb.close();
 }

@@ -69,6 +69,11 @@ export class Ha implements RecordObserver {
 
   get listenAddress() { return this.receiver.address; }
 
+  /** Longest slices of work between event-loop turns: resync walk (active), record apply (standby). */
+  get longestSlices(): { walkMs: number; applyMs: number } {
+    return { walkMs: Math.max(0, ...this.senders.map((s) => s.longestSliceMs)), applyMs: this.receiver.longestApplyMs };
+  }
+
   /** The NAT stage to replicate (again after a reload that rebuilt it). */
   attach(nat: NatStage | null): void {
     if (this.nat === nat) return;
@@ -153,6 +158,7 @@ export class Ha implements RecordObserver {
         resyncing: this.tables?.resyncing ?? false,
         last_message_age_ms: this.receiver.lastMessageAt ? now - this.receiver.lastMessageAt : null,
         lag_ms: this.receiver.lagMs,
+        longest_apply_ms: Math.round(this.receiver.longestApplyMs * 100) / 100,
         last_resync: this.receiver.lastResyncAt ? new Date(this.receiver.lastResyncAt).toISOString() : null,
       } : null,
       counters: {

@@ -23,6 +23,9 @@ export interface ReceiverOptions {
   now: () => number;
 }
 
+/** Longest run of applying records between two event-loop turns. */
+const APPLY_SLICE_MS = 2;
+
 class Conn {
   reader: FrameReader;
   writer: FrameWriter;
@@ -31,6 +34,7 @@ class Conn {
   applied = 0;
   frames = 0;
   lastFrameAt = Date.now();
+  paused = false;
   constructor(readonly sock: net.Socket, key: Buffer) {
     this.reader = new FrameReader(key, DIR_ACTIVE);
     this.writer = new FrameWriter(key, DIR_STANDBY);
@@ -48,6 +52,8 @@ export class Receiver {
   peer = '';
   /** Heartbeat send time minus arrival (clock offset included): how stale the standby's view is, roughly. */
   lagMs = 0;
+  /** Longest run of applying records between two event-loop turns (ms). */
+  longestApplyMs = 0;
 
   constructor(private readonly o: ReceiverOptions) {}
 
@@ -87,8 +93,29 @@ export class Receiver {
 
   private onData(c: Conn, d: Buffer): void {
     c.reader.push(d);
+    this.pump(c);
+  }
+
+  /**
+   * Applies the frames received so far, at most APPLY_SLICE_MS per event-loop turn: a resync of a
+   * million records must not stall this node's other stages. The socket is paused meanwhile (TCP
+   * pushes back on the active, whose backlog bound then applies).
+   */
+  private pump(c: Conn): void {
+    if (c.sock.destroyed) return;
+    const t0 = performance.now();
     try {
-      for (let f = c.reader.next(); f; f = c.reader.next()) this.onFrame(c, f.type, f.payload);
+      for (let f = c.reader.next(); f; f = c.reader.next()) {
+        this.onFrame(c, f.type, f.payload);
+        const dt = performance.now() - t0;
+        if (dt > this.longestApplyMs) this.longestApplyMs = dt;
+        if (dt >= APPLY_SLICE_MS && c.reader.buffered > 0) {
+          if (!c.paused) { c.paused = true; c.sock.pause(); }
+          setImmediate(() => this.pump(c));
+          return;
+        }
+      }
+      if (c.paused) { c.paused = false; c.sock.resume(); }
     } catch (e) {
       if (!(e instanceof ProtocolError)) throw e;
       if (this.o.counters.reject(e.reason)) this.o.log.warn({ from: c.sock.remoteAddress, reason: e.reason, err: e.message }, 'HA replication message rejected; connection dropped');

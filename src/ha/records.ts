@@ -39,12 +39,24 @@ export class StandbyTables {
   readonly refused: Partial<Record<ReplayReason, number>> = {};
   readonly skipped: Partial<Record<ApplySkip, number>> = {};
   applied = 0;
-  /** Keys named since SNAP_BEGIN (null outside a resync). */
-  private seen: Set<string> | null = null;
+  /** Per record id: the resync that last named it (a typed array, not a set of keys: no garbage). */
+  private named = new Uint32Array(1024);
+  private epoch = 0;
+  private inResync = false;
 
   constructor(public state: NatState) {}
 
-  get resyncing(): boolean { return this.seen !== null; }
+  get resyncing(): boolean { return this.inResync; }
+
+  private mark(id: number): void {
+    if (!this.inResync) return;
+    if (id >= this.named.length) {
+      const n = new Uint32Array(Math.max(id + 1, this.named.length * 2));
+      n.set(this.named);
+      this.named = n;
+    }
+    this.named[id] = this.epoch;
+  }
 
   /** Applies one batch of newline-terminated lines; returns false at the first refused line. */
   applyText(text: string, now: number, wall: number): ReplayReason | null {
@@ -67,7 +79,6 @@ export class StandbyTables {
     const s = this.state;
     const pub = s.pubIndexOf(e.pub);
     if (pub < 0) { this.skip('not_configured'); return; }
-    this.seen?.add(key(e.kind, e.pub, e.server, e.a, e.b));
     let h = s.hosts.find(e.host);
     if (h < 0) h = s.bindHost(e.host, pub, now);
     if (h < 0) { this.skip('cap'); return; }
@@ -84,6 +95,7 @@ export class StandbyTables {
       sas.created[id] = e.created;
     }
     sas.rh[id] = e.rh; sas.rl[id] = e.rl; sas.last[id] = now;
+    this.mark(id);
     s.journalPut(id);
   }
 
@@ -91,34 +103,32 @@ export class StandbyTables {
     const s = this.state;
     const pub = s.pubIndexOf(e.pub);
     if (pub < 0) return;
-    this.seen?.delete(key(e.kind, e.pub, e.server, e.a, e.b));
     const id = s.sas.find(e.kind, pub, e.server, e.a, e.b);
     if (id >= 0) s.removeSa(id);
   }
 
-  beginResync(): void { this.seen = new Set(); }
+  beginResync(): void {
+    this.inResync = true;
+    this.epoch = (this.epoch + 1) >>> 0 || 1;
+  }
 
-  /** Removes every journaled record the resync did not name; returns how many. */
+  /** Removes every journaled record the resync did not name (one pass over typed arrays); returns how many. */
   endResync(): number {
-    const seen = this.seen;
-    this.seen = null;
-    if (!seen) return 0;
+    if (!this.inResync) return 0;
+    this.inResync = false;
     const s = this.state;
     const sas = s.sas;
+    const named = this.named;
     let removed = 0;
     for (let id = 0; id < sas.top; id++) {
       const k = sas.kind[id];
       if (k !== SaKind.ESP_IN && k !== SaKind.IKE) continue;
-      if (!seen.has(key(k, s.publics[sas.pub[id]], sas.server[id], sas.a[id], sas.b[id]))) { s.removeSa(id); removed++; }
+      if (id >= named.length || named[id] !== this.epoch) { s.removeSa(id); removed++; }
     }
     return removed;
   }
 
-  abortResync(): void { this.seen = null; }
-}
-
-function key(kind: number, pub: number, server: number, a: number, b: number): string {
-  return `${kind} ${pub >>> 0} ${server >>> 0} ${a >>> 0} ${b >>> 0}`;
+  abortResync(): void { this.inResync = false; }
 }
 
 /** Every journaled record, in id order. */
@@ -133,34 +143,44 @@ export function journaledEntries(s: NatState): JournalEntry[] {
 }
 
 /**
- * Promotion: every record is removed and added again as a journal replay adds it (F_RESTORED:
- * the owed counts come back from the IKE records' flags, then learning.afterRestore()), so the
- * books are exactly those of a gateway restarted from this state. Outbound ESP records (never
- * replicated; stale on a demoted node) go too: they are relearned from the first outbound packet.
- * The journal file is detached meanwhile (the caller compacts it afterwards); returns the count.
+ * Promotion: the learning books are made exactly those of a journal replay. Their only replicated
+ * part, the owed counts, rides on the IKE records' flags (a replay takes the largest count of a
+ * link's IKE records): so every IKE record is removed and added again as a replay adds it
+ * (F_RESTORED), then learning.afterRestore() runs (a host with an IKE SA and no inbound ESP SA is
+ * owed one; lone pairs are paired). Inbound ESP records stay where they are (their books entries
+ * were kept up to date as they were applied). Outbound ESP records (never replicated; stale on a
+ * demoted node) go: they are relearned from the first outbound packet. Every record's idle timer
+ * starts now. The journal file is detached meanwhile (the caller compacts it afterwards).
+ * Returns the number of replicated records kept.
  */
 export function rebuildAsRestored(s: NatState, now: number): number {
-  const entries = journaledEntries(s);
   const journal = s.journal;
   const observer = s.observer;
   s.journal = null;
   s.observer = null;
   try {
     const sas = s.sas;
-    for (let id = 0; id < sas.top; id++) if (sas.kind[id] !== SaKind.FREE) s.removeSa(id);
-    let n = 0;
-    for (const e of entries) {
+    const ikes: JournalEntry[] = [];
+    for (let id = 0; id < sas.top; id++) {
+      const k = sas.kind[id];
+      if (k === SaKind.ESP_OUT) s.removeSa(id);
+      else if (k === SaKind.IKE) { ikes.push(s.journalEntry(id)); s.removeSa(id); }
+    }
+    for (const e of ikes) {
       const pub = s.pubIndexOf(e.pub);
-      if (pub < 0) continue;
-      let h = s.hosts.find(e.host);
-      if (h < 0) h = s.bindHost(e.host, pub, now);
-      if (h < 0 || s.hosts.pub[h] !== pub) continue;
-      s.hosts.last[h] = now;
+      const h = s.hosts.find(e.host);
+      if (pub < 0 || h < 0) continue;
       const id = s.addSa(e.kind, pub, e.server, h, e.a, e.b, (e.flags | F_RESTORED) & 0xff, now, false, e.created);
       if (id < 0) continue;
       sas.rh[id] = e.rh; sas.rl[id] = e.rl;
+    }
+    let n = 0;
+    for (let id = 0; id < sas.top; id++) {
+      if (sas.kind[id] === SaKind.FREE) continue;
+      sas.last[id] = now;
       n++;
     }
+    for (let h = 0; h < s.hosts.top; h++) if (s.hosts.live[h]) s.hosts.last[h] = now;
     s.learning.afterRestore();
     return n;
   } finally {

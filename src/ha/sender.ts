@@ -16,8 +16,11 @@ import { putLine } from './records';
 import type { HaCounters } from './counters';
 
 const SLICE_MS = 1;
-/** Records per RECORDS frame at most (lines are < 100 bytes: frames stay far below MAX_FRAME). */
-const BATCH = 4096;
+/**
+ * Records per RECORDS frame at most (lines are < 100 bytes: frames stay far below MAX_FRAME); the
+ * standby applies at least one frame per event-loop turn, so this also bounds its pauses.
+ */
+const BATCH = 512;
 
 export interface SenderOptions {
   key: Buffer;
@@ -52,6 +55,8 @@ export class Sender {
   connectedAt = 0;
   snapshotRecords = 0;
   lastError = '';
+  /** Longest resync slice (walk + frame encoding) between two event-loop turns (ms). */
+  longestSliceMs = 0;
   private walkWaiter: (() => void) | null = null;
 
   constructor(readonly peer: string, private readonly o: SenderOptions) {}
@@ -183,6 +188,8 @@ export class Sender {
         if ((id & 127) === 0 && performance.now() - t0 >= SLICE_MS) break;
       }
       this.flush();
+      const dt = performance.now() - t0;
+      if (dt > this.longestSliceMs) this.longestSliceMs = dt;
       if (this.sent - this.acked > this.o.backlog / 2) await new Promise<void>((r) => { this.walkWaiter = r; });
       else await new Promise<void>((r) => setImmediate(r));
     }
@@ -225,7 +232,7 @@ export class Sender {
   stats(): Record<string, unknown> {
     return {
       peer: this.peer, phase: this.phase, sent: this.sent, acked: this.acked, unacked: this.sent - this.acked,
-      rtt_ms: this.rttMs, snapshot_records: this.snapshotRecords, connected_at: this.connectedAt || undefined,
+      rtt_ms: this.rttMs, snapshot_records: this.snapshotRecords, longest_slice_ms: Math.round(this.longestSliceMs * 100) / 100, connected_at: this.connectedAt || undefined,
       last_error: this.lastError || undefined,
     };
   }
