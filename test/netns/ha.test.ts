@@ -15,8 +15,8 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
-import { labSkipReason, until, type Proc } from '../../src/lab/lab';
-import { Charon, ikev2PskClient, ikev2PskServer, ipsecSkipReason } from '../../src/lab/ipsec';
+import { labSkipReason, until, type Namespace, type Proc } from '../../src/lab/lab';
+import { Charon, charonLogStats, ikev2PskClient, ikev2PskServer, ipsecSkipReason } from '../../src/lab/ipsec';
 import { ESP_PEER, PY, runClients, startServer, serverResult, summary, type NatTopo } from './fixtures/nat-lab';
 import { espIn, haStatus, haTopo, ns4, startKeepalived, startSluice, type Gateway, type HaTopo } from './fixtures/ha-lab';
 
@@ -51,17 +51,27 @@ function answeredTimes(r: { sent: number; missing: number[]; t0?: number }): num
   return out;
 }
 
-/** Last reply before the kill to first reply after it (ms), from reply (or send) times in ms. */
+/**
+ * The outage a failover at `kill` caused: the longest silence between two consecutive replies that
+ * ends after the kill and starts within 10 s of it (a reply already in flight at the kill can land
+ * just after it; the silence that follows is the outage). Times in ms.
+ */
 function outage(times: number[], kill: number): number | null {
-  let before = -Infinity, after = Infinity;
-  for (const x of times) { if (x < kill && x > before) before = x; if (x >= kill && x < after) after = x; }
-  return Number.isFinite(before) && Number.isFinite(after) ? after - before : null;
+  const x = [...times].sort((a, b) => a - b);
+  let best: number | null = null;
+  for (let i = 0; i + 1 < x.length; i++) {
+    if (x[i + 1]! <= kill || x[i]! >= kill + 10_000) continue;
+    const gap = x[i + 1]! - x[i]!;
+    if (best === null || gap > best) best = gap;
+  }
+  return best;
 }
 
 const median = (v: number[]): number => { const s = [...v].sort((a, b) => a - b); return s.length ? s[Math.floor((s.length - 1) / 2)]! : NaN; };
 
 test(`HA: ${FAILOVERS} failovers between two sluice gateways under keepalived; ${N_RAW} raw-ESP + ${N_SWAN} strongSwan clients resume without IKE`, { skip: skip(), timeout: 600_000 }, async (t) => {
-  const tp: HaTopo = await haTopo('ha', N_RAW + N_SWAN);
+  const MID = N_SWAN > 0 && process.env.SLUICE_HA_MIDNEG !== '0';
+  const tp: HaTopo = await haTopo('ha', N_RAW + N_SWAN + (MID ? 1 : 0));
   t.after(() => tp.lab.cleanup());
   const [A, B] = tp.gws;
   const fail = async (e: unknown): Promise<never> => {
@@ -83,11 +93,14 @@ test(`HA: ${FAILOVERS} failovers between two sluice gateways under keepalived; $
   t.diagnostic('A active, B standby with a resync');
 
   // strongSwan clients (server in its own namespace on the WAN switch: esp_peer binds UDP 500 too).
-  const swanClients = tp.clients.slice(N_RAW);
+  const swanClients = tp.clients.slice(N_RAW, N_RAW + N_SWAN);
   let pingers: Proc[] = [];
   let charons: Charon[] = [];
+  let srvCharon: Charon | null = null;
+  let sv2ns: Namespace | null = null;
   if (N_SWAN > 0) {
     const sv2 = ns4(tp.lab, 'sv2');
+    sv2ns = sv2;
     await tp.lab.link(sv2, 'eth0', tp.sw, 'sv2');
     await tp.sw.sh('ip link set sv2 master brw && ip link set sv2 up');
     await sv2.sh(`ip addr add ${SWAN_SERVER}/24 dev eth0 && ip addr add 10.2.0.1/24 dev lo`);
@@ -104,6 +117,7 @@ test(`HA: ${FAILOVERS} failovers between two sluice gateways under keepalived; $
     pingers = swanClients.map((ns) => ns.spawn(['ping', '-D', '-n', '-i', String(PING_INTERVAL), '-W', '1', '10.2.0.1']));
     await until(() => pingers.every((p) => pingReplies(p).length > 5), 20000, 'pings through every tunnel').catch(fail);
     charons.push(srv);
+    srvCharon = srv;
   }
   const ikeSent = (c: Charon): number => (c.log().match(/sending packet/g) ?? []).length;
   const ikeBefore = charons.map(ikeSent);
@@ -116,7 +130,7 @@ test(`HA: ${FAILOVERS} failovers between two sluice gateways under keepalived; $
   const rawDone = N_RAW > 0 ? runClients(rawTp, count, () => ['--interval', String(INTERVAL), '--at', String(Date.now() / 1000)], (count * INTERVAL + 120) * 1000) : Promise.resolve([]);
   const rawClientsEnd = Date.now() + count * INTERVAL * 1000;
 
-  const hosts = tp.clients.map((_, i) => `192.168.1.${11 + i}`);
+  const hosts = tp.clients.slice(0, N_RAW + N_SWAN).map((_, i) => `192.168.1.${11 + i}`);
   /** Every client's inbound ESP has passed the gateway since its (re)start or promotion. */
   const flowing = async (g: Gateway): Promise<boolean> => {
     const m = await espIn(g);
@@ -147,6 +161,43 @@ test(`HA: ${FAILOVERS} failovers between two sluice gateways under keepalived; $
     [active, standby] = [standby, active];
   }
   assert.ok(Date.now() < rawClientsEnd, `the failovers ran past the raw clients' traffic (${Math.round((Date.now() - rawClientsEnd) / 1000)} s): raise count`);
+  const ikeAfter = charons.map(ikeSent);
+  const newIke = charons.map((c, k) => c.log().slice(logAt[k]).split('\n').filter((l) => /sending packet|received packet|initiating|retransmit/.test(l)));
+
+  // A failover in the middle of a negotiation (docs/ha.md): a new strongSwan client's IKE_AUTH
+  // response is lost in the failover (the server's IKE on UDP 4500 is dropped at the server until the
+  // standby is promoted: without netem this is how the lab makes "in flight" deterministic). The
+  // old active had counted the exchange (the host is owed an SA; replicated in its IKE record);
+  // held packets and windows are not replicated. Cost: the client retransmits IKE_AUTH, then the new
+  // active learns the new inbound SPI (elimination) and the tunnel carries traffic.
+  if (MID) {
+    const ns = tp.clients[N_RAW + N_SWAN]!;
+    const sv2 = sv2ns!;
+    await ns.sh('ip route add unreachable 10.2.0.0/24');
+    const c = await Charon.start(tp.lab, ns, 'mid');
+    await c.load(ikev2PskClient({ id: 'mid@lab', local: `192.168.1.${11 + N_RAW + N_SWAN}`, remote: SWAN_SERVER, remoteTs: '10.2.0.0/24' }));
+    const BLOCK = 'OUTPUT -p udp --sport 4500 -m u32 --u32 "0>>22&0x3C@8=0" -j DROP';
+    await sv2.sh(`iptables -A ${BLOCK}`);
+    const t0 = Date.now();
+    const init = c.initiate('c', 60);
+    await until(() => /sending packet: from \S+\[4500\]/.test(c.log()), 10000, 'mid client sent IKE_AUTH');
+    await until(() => srvCharon!.log().split('\n').some((l) => /IKE_AUTH response 1/.test(l) && l.includes('generating')), 10000, 'server answered IKE_AUTH (dropped)');
+    const killAt = Date.now();
+    await active.sluice!.kill9();
+    await active.ns.sh('ip link set lan0 down && ip link set wan0 down');
+    await until(async () => (await haStatus(standby)).role === 'active', 20000, `${standby.name} promoted`).catch(fail);
+    await sv2.sh(`iptables -D ${BLOCK}`);
+    await init.catch(fail);
+    const upMs = Date.now() - t0;
+    const ls = charonLogStats(c.log());
+    const msgs = c.log().split('\n').filter((l) => /sending packet|retransmit \d+ of request|parsed \S+ (request|response)/.test(l)).map((l) => l.replace(/^(\S+) \d+\[\w+\] /, '$1 '));
+    const ping = await ns.exec(['ping', '-n', '-c', '5', '-i', '0.2', '-W', '2', '10.2.0.1'], { allowFail: true });
+    const got = Number(/(\d+) received/.exec(ping.stdout)?.[1] ?? 0);
+    t.diagnostic(`HA-MIDNEG: IKE_AUTH answered and lost, active killed ${killAt - t0} ms after initiating; tunnel up after ${upMs} ms with ${ls.retransmits} retransmits; pings ${got}/5; charon: ${msgs.join(' | ')}`);
+    assert.ok(got > 0, 'the tunnel negotiated across the failover carries traffic');
+    await c.stop();
+    [active, standby] = [standby, active];
+  }
 
   const raw = await rawDone;
   const srvRes = server ? await serverResult(server) : null;
@@ -178,9 +229,7 @@ test(`HA: ${FAILOVERS} failovers between two sluice gateways under keepalived; $
   const worst = perFailover.map((v) => Math.max(...v));
   t.diagnostic(`HA-OUTAGE per failover (worst client, ms): ${worst.map((w) => w.toFixed(0)).join(' ')}; median ${median(worst).toFixed(0)} ms, worst ${Math.max(...worst).toFixed(0)} ms; all clients: ${JSON.stringify(perFailover.map((v) => v.map((x) => Math.round(x))))}`);
 
-  // No IKE message from any strongSwan peer (clients or server) after the tunnels were up.
-  const ikeAfter = charons.map(ikeSent);
-  const newIke = charons.map((c, k) => c.log().slice(logAt[k]).split('\n').filter((l) => /sending packet|received packet|initiating|retransmit/.test(l)));
+  // No IKE message from any strongSwan peer (clients or server) during the five failovers.
   t.diagnostic(`charon IKE lines during the failovers: ${JSON.stringify(newIke.map((l, k) => `${charons[k]!.name}: ${l.length}${l.length ? ` e.g. ${l.slice(0, 3).join(' / ')}` : ''}`))}`);
   if (newIke.some((l) => l.length > 0)) for (const [k, c] of charons.entries()) t.diagnostic(`${c.name} log since traffic started:\n${c.log().slice(logAt[k]).split('\n').slice(0, 30).join('\n')}`);
   t.diagnostic(`kills at ${kills.map((k) => new Date(k).toISOString()).join(' ')}`);
