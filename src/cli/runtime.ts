@@ -188,14 +188,14 @@ export class Runtime {
   private async reloadNow(): Promise<{ config: string; stages: string[] }> {
     // Parsed and validated in a worker: the packet loop runs meanwhile. Throws ConfigError: nothing changed.
     const next = await loadConfigOffThread(this.file);
-    const sourceText = (c: Config) => JSON.stringify([c.queues.map(({ capture: _c, ...q }) => q), c.tun, c.control, c.state_dir]);
-    if (sourceText(next) !== sourceText(this.cfg)) this.log.warn({}, 'queue, tun, control or state_dir settings changed: they take effect at the next restart');
+    const sourceText = (c: Config) => JSON.stringify([c.queues.map(({ capture: _c, ...q }) => q), c.tun, c.control, c.state_dir, c.ha ?? null]);
+    if (sourceText(next) !== sourceText(this.cfg)) this.log.warn({}, 'queue, tun, control, state_dir or ha settings changed: they take effect at the next restart');
     const previous = this.cfg;
     // Unchanged sections keep their running stage (compared against this.cfg, so swap only after
     // building); changed ones compile in slices while batches keep flowing, then swap in one step.
     const built = await buildStagesSliced(next, this.stageOptions(), { cfg: this.cfg, stages: this.stagesByArea });
     this.installPipeline(next, built);
-    this.cfg = { ...next, queues: previous.queues, tun: previous.tun, control: previous.control, state_dir: previous.state_dir };
+    this.cfg = { ...next, queues: previous.queues, tun: previous.tun, control: previous.control, state_dir: previous.state_dir, ha: previous.ha };
     return { config: this.file, stages: this.engine.pipeline.map((s) => s.name) };
   }
 

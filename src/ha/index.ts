@@ -52,13 +52,24 @@ export class Ha implements RecordObserver {
   private readonly key: Buffer;
 
   constructor(readonly cfg: HaConfig, private readonly log: Log, key?: Buffer) {
-    this.key = key ?? parseKey(readFileSync(cfg.key_file), cfg.key_file);
+    this.key = key ?? Ha.readKey(cfg.key_file);
     this.role = cfg.role === 'active' ? 'active' : 'standby';
     const base = { key: this.key, heartbeatMs: cfg.heartbeat_ms, counters: this.counters, log };
     this.senders = cfg.peers.map((p) => new Sender(p, {
       ...base, backlog: cfg.backlog, reconnectMs: cfg.reconnect_ms, state: () => this.nat?.state ?? null,
     }));
     this.receiver = new Receiver({ ...base, tables: () => (this.role === 'standby' ? this.tables : null), now: () => this.nat?.state.now() ?? 0 });
+  }
+
+  static readKey(path: string): Buffer {
+    let text: Buffer;
+    try {
+      text = readFileSync(path);
+    } catch (e) {
+      throw new Error(`ha.key_file ${path}: cannot read the shared key (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); `
+        + `create it on both gateways, e.g. head -c 48 /dev/urandom | base64 > ${path}; chmod 600 ${path}`);
+    }
+    return parseKey(text, path);
   }
 
   async start(): Promise<void> {
