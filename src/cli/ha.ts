@@ -3,7 +3,9 @@ import { controlRequest } from '../control/client';
 import { parse, socketOptions, socketPath, UsageError } from './args';
 import { formatHa } from './stats';
 
-const HELP = `Usage: sluice ha promote|demote|status [-c FILE | -s SOCKET] [--json]
+const HELP = `Usage: sluice ha promote [-c FILE | -s SOCKET] [--json]
+       sluice ha demote [-c FILE | -s SOCKET] [--json]
+       sluice ha status [-c FILE | -s SOCKET] [--json]
 
   promote   become the active gateway: the replicated NAT records are rebuilt as after a journal
             replay and the NAT translates traffic; changes stream to the configured peers

@@ -18,8 +18,8 @@ Commands:
   stats                counters of a running sluice per queue, stage and drop reason (--json)
   sa                   NAT mappings of a running sluice, like swanctl --list-sas (--json);
                        sa pin --host H --server S --spi X  /  sa unpin ...
-  ha promote|demote|status
-                       switch or show the HA role (keepalived notify scripts call it; docs/ha.md)
+  ha promote|demote    switch the HA role (keepalived's notify script calls it); ha status
+                       shows role, replication lag, resyncs and rejected messages (docs/ha.md)
   reload               re-read the config of a running sluice (also: SIGHUP); an invalid one is refused
   trace                live, per packet: each stage's rule/mapping/scope and decision, the verdict
                        (--filter EXPR, --count N, --json)
