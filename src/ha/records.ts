@@ -88,7 +88,8 @@ export class StandbyTables {
     let id = sas.find(e.kind, pub, e.server, e.a, e.b);
     if (id >= 0 && sas.host[id] !== e.host) { s.removeSa(id); id = -1; }
     if (id < 0) {
-      id = s.addSa(e.kind, pub, e.server, h, e.a, e.b, (e.flags | F_RESTORED) & 0xff, now, true, e.created);
+      // Journaled once, below, with every field set.
+      id = s.addSa(e.kind, pub, e.server, h, e.a, e.b, (e.flags | F_RESTORED) & 0xff, now, false, e.created);
       if (id < 0) { this.skip('cap'); return; }
     } else {
       sas.flags[id] = (e.flags | F_RESTORED) & 0xff;
