@@ -54,6 +54,8 @@ export interface NatStageOptions {
   stateDir?: string;
   /** Where journal errors (degraded mode) and replay refusals are reported. */
   log?: PersistLog;
+  /** The SA table in shared memory for worker threads (workers: N > 1; this stage then runs on the owner thread). */
+  shared?: boolean;
 }
 
 export class NatStage implements Stage {
@@ -74,7 +76,7 @@ export class NatStage implements Stage {
   private readonly ikeIdleMs: number;
 
   constructor(readonly cfg: NatConfig, private readonly opts: NatStageOptions = {}) {
-    this.state = new NatState(cfg, cfg.public.map(ipv4ToNumber));
+    this.state = new NatState(cfg, cfg.public.map(ipv4ToNumber), { shared: opts.shared });
     this.anyServer = cfg.servers === 'any';
     const servers = cfg.servers === 'any' ? [] : cfg.servers.map(parsePrefix);
     this.serverNet = Uint32Array.from(servers.map((s) => s[0]));
