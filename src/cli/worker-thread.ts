@@ -104,7 +104,7 @@ export class WorkerCore {
     const stages = built.map((b) => b.stage);
     const natCfg = this.cfg.nat && this.cfg.nat.enabled ? this.cfg.nat : null;
     if (natCfg && this.natMem) {
-      if (!this.natStage || this.natStage.cfg !== natCfg) this.natStage = new NatWorkerStage(natCfg, this.natMem, (p) => this.forward(p));
+      if (!this.natStage) this.natStage = new NatWorkerStage(natCfg, this.natMem, (p) => this.forward(p));
       const at = built.findIndex((b) => b.key === 'dhcp');
       stages.splice(at < 0 ? stages.length : at, 0, this.natStage);
     } else {
@@ -134,7 +134,8 @@ export class WorkerCore {
     const built = await buildStagesSliced(withoutNat(cfg), { log: this.log, stateDir: this.init.stateDir }, { cfg: withoutNat(previous), stages: this.stagesByArea });
     this.cfg = { ...cfg, queues: previous.queues };
     // A NAT whose section did not change keeps the same shared memory: the running stage stays.
-    if (nat !== this.natMem || JSON.stringify(cfg.nat) !== JSON.stringify(previous.nat)) this.natStage = null;
+    // (Held forwards of a replaced NAT stage get its timeout verdict, drop, as a NAT swap does in one thread.)
+    if (nat?.id !== this.natMem?.id || JSON.stringify(cfg.nat) !== JSON.stringify(previous.nat)) this.natStage = null;
     this.natMem = nat;
     this.install(built);
   }

@@ -27,12 +27,15 @@ const H = ip('10.0.0.11');
 const ISPI = 0x1111000000000001n, RSPI = 0x2222000000000001n;
 const hop = (): Promise<void> => new Promise((r) => setTimeout(r, 5));
 
+const cfgInput = {
+  workers: 2,
+  queues: [{ num: 5, fail_open: false }],
+  nat: { public: ['203.0.113.1'], wan_interface: 'wan0', servers: ['198.51.100.0/24'], queue: 5, journal: { path: null } },
+};
+const setupCfg = { cfg: configSchema.parse(cfgInput) };
+
 function setup() {
-  const cfg = configSchema.parse({
-    workers: 2,
-    queues: [{ num: 5, fail_open: false }],
-    nat: { public: ['203.0.113.1'], wan_interface: 'wan0', servers: ['198.51.100.0/24'], queue: 5, journal: { path: null } },
-  });
+  const cfg = setupCfg.cfg;
   const log = createLogger('silent');
   const interfaces = Interfaces.fromList([]);
   const owner = new Engine({ held: { max: 100, timeoutMs: 5000, defaultVerdict: 'accept' }, interfaces });
@@ -121,6 +124,16 @@ test('workers: 2 on the fake binding: negotiation across both workers through th
   assert.equal(workers.forwarded, 7);
   assert.equal(workers.lost, 0);
   assert.equal(m.queues.length, 2);
+  // A reload that changes steering but not the NAT keeps the worker's NAT stage (and what waits on
+  // the owner); a packet forwarded before it is answered after it.
+  const id = nextId;
+  const pending = send(w0, 5, esp(H, S, 0xd0000077), HOOK_POSTROUTING); // a new SA: forwarded
+  const natBefore = cores[0]!.engine.pipeline.find((s) => s.name === 'nat');
+  await cores[0]!.reload(configSchema.parse({ ...JSON.parse(JSON.stringify(cfgInput)), steer: { rules: [{ name: 'x', match: { proto: 'tcp', dport: 23 }, action: 'accept' }] } }), nat.state.sharedMemory());
+  assert.equal(cores[0]!.engine.pipeline.find((s) => s.name === 'nat'), natBefore);
+  assert.deepEqual(cores[0]!.engine.pipeline.map((s) => s.name), ['steer', 'nat']);
+  v = await pending;
+  assert.equal(v.id, id); assert.equal(v.verdict, V_ACCEPT); assert.equal(srcOf(v.payload!), PUB);
   for (const c of cores) await c.close();
   await owner.close();
 });

@@ -10,6 +10,8 @@ import type { SaKind, SharedSaArrays } from './table';
 
 /** Everything a worker needs of the owner's NAT state; travels by postMessage, memory stays shared. */
 export interface SharedNatMemory {
+  /** Names one NatState's memory (a reload that keeps the NAT stage sends the same id again). */
+  id: number;
   sas: SharedSaArrays;
   /** [0]: learning turns running (inbound ESP passes learning.knownInbound while any runs). */
   turns: Int32Array;

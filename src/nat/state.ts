@@ -13,6 +13,8 @@ import { sharedLearningMemory, type SharedNatMemory } from './shared';
 /** What happened to an SA record (`sluice sa --events`). */
 export type SaEventType = 'new' | 'learned' | 'paired' | 'expired' | 'deleted' | 'replaced';
 
+let nextSharedId = 1;
+
 export class NatState {
   readonly sas: SaTable;
   readonly hosts: HostTable;
@@ -42,10 +44,12 @@ export class NatState {
     this.learning = new Learning(this);
   }
 
+  private readonly sharedId = nextSharedId++;
+
   /** What worker threads map (throws unless constructed shared). */
   sharedMemory(): SharedNatMemory {
     if (!this.sharedLearning) throw new Error('NatState.sharedMemory: the NAT tables are not shared');
-    return { sas: this.sas.sharedArrays(), ...this.sharedLearning, publics: Array.from(this.publics) };
+    return { id: this.sharedId, sas: this.sas.sharedArrays(), ...this.sharedLearning, publics: Array.from(this.publics) };
   }
 
   now(): number { return this.services?.now() ?? 0; }
