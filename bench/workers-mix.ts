@@ -18,7 +18,7 @@ import { esp, ike, INFORMATIONAL } from '../test/kit/nat';
 export const PUB = '203.0.113.1';
 export const HOSTS = 1000;
 const SERVERS = 20;
-export const hostAddr = (i: number): number => ip4(`10.1.${i >> 8}.${(i & 255) + 1}`);
+export const hostAddr = (i: number): number => ip4(`10.1.${i >> 7}.${(i & 127) + 1}`);
 export const serverAddr = (i: number): number => ip4(`198.51.100.${(i % SERVERS) + 1}`);
 const spiOut = (i: number): number => (0xd0000000 + i) >>> 0;
 const spiIn = (i: number): number => (0xc0000000 + i) >>> 0;
@@ -27,7 +27,7 @@ const rspi = (i: number): bigint => 0x2222000000000000n + BigInt(i);
 
 /** Established SAs of every host, as the NAT would hold them after negotiation and learning. */
 export function populateNat(s: NatState): void {
-  const now = 0;
+  const now = Date.now(); // the engine's clock (services.now()): older records would idle out during the run
   for (let i = 0; i < HOSTS; i++) {
     const h = s.host(hostAddr(i), now);
     const server = serverAddr(i);

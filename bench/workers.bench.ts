@@ -17,9 +17,10 @@ import { ForwardedSource, type OwnerReply } from '../src/engine/forward';
 import { Interfaces } from '../src/io/interfaces';
 import { NatStage } from '../src/nat/stage';
 import { SaKind, SaTable } from '../src/nat/table';
+import { SharedSaView } from '../src/nat/shared';
 import type { FromWorker } from '../src/cli/worker-thread';
 import { populateNat, steerRules, PUB } from './workers-mix';
-import type { DriverInit, DriverResult } from './workers-driver';
+import { threadCpuMs, type DriverInit, type DriverResult } from './workers-driver';
 import { numArg } from './args';
 
 const ROUNDS = numArg('--rounds', 5);
@@ -61,7 +62,7 @@ async function single(seed: number): Promise<{ pps: number; r: DriverResult }> {
   return { pps: r.packets / (r.ms / 1000), r };
 }
 
-async function workers(seed: number): Promise<{ pps: number; rs: DriverResult[]; ownerAnswered: number }> {
+async function workers(seed: number): Promise<{ pps: number; rs: DriverResult[]; ownerAnswered: number; ownerCpuMs: number }> {
   const cfg = config(2);
   const owner = new Engine({ held: { max: 4096, timeoutMs: 5000, defaultVerdict: 'accept' }, interfaces: Interfaces.fromList([]) });
   const nat = new NatStage(cfg.nat!, { shared: true });
@@ -78,17 +79,22 @@ async function workers(seed: number): Promise<{ pps: number; rs: DriverResult[];
     ds.push(d);
   }
   await Promise.all(ds.map((d) => d.warm));
+  const o0 = threadCpuMs();
   for (const d of ds) d.worker.postMessage('go');
   const rs = await Promise.all(ds.map((d) => d.result));
+  const ownerCpuMs = threadCpuMs() - o0;
   for (const d of ds) await d.worker.terminate();
   await owner.close();
   const ms = Math.max(...rs.map((r) => r.ms));
-  return { pps: rs.reduce((n, r) => n + r.packets, 0) / (ms / 1000), rs, ownerAnswered: answered };
+  return { pps: rs.reduce((n, r) => n + r.packets, 0) / (ms / 1000), rs, ownerAnswered: answered, ownerCpuMs };
 }
 
 async function throughput(): Promise<void> {
   console.log(`# workers: ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}; ${ROUNDS} paired rounds of ${MS} ms per side`);
   const ratios: number[] = [];
+  const cpuRatios: number[] = [];
+  // CPU per packet of each thread: what a thread costs with a core to itself, whatever else runs.
+  const nsPer = (r: DriverResult): number => (r.threadCpuMs * 1e6) / r.packets;
   for (let round = 0; round < ROUNDS; round++) {
     // Alternate which side runs first, so a drift in machine load does not favour one.
     const first = round % 2 === 0;
@@ -96,26 +102,57 @@ async function throughput(): Promise<void> {
     const w = await workers(1000 + round);
     const s = a ?? await single(1000 + round);
     ratios.push(w.pps / s.pps);
-    console.log(`round ${round + 1}: single ${(s.pps / 1e3).toFixed(0)} kpps (${s.r.dropped} dropped) | workers:2 ${(w.pps / 1e3).toFixed(0)} kpps ` +
-      `(per worker ${w.rs.map((r) => (r.packets / r.ms).toFixed(0)).join(' + ')} kpps; forwarded ${w.rs.map((r) => r.forwarded).join('+')}, owner answered ${w.ownerAnswered}) | ratio ${(w.pps / s.pps).toFixed(2)}`);
+    // Capacity with a core per thread: packets per CPU-second of each worker, summed, against the single thread's.
+    const cap = w.rs.reduce((n, r) => n + r.packets / r.threadCpuMs, 0) / (s.r.packets / s.r.threadCpuMs);
+    cpuRatios.push(cap);
+    console.log(`round ${round + 1}: single ${(s.pps / 1e3).toFixed(0)} kpps, ${nsPer(s.r).toFixed(0)} ns CPU/pkt, ${(s.r.threadCpuMs / s.r.ms * 100).toFixed(0)}% of a core (${s.r.dropped} dropped) | ` +
+      `workers:2 ${(w.pps / 1e3).toFixed(0)} kpps = ${w.rs.map((r) => (r.packets / r.ms).toFixed(0)).join(' + ')} kpps, ${w.rs.map((r) => `${nsPer(r).toFixed(0)} ns/pkt at ${(r.threadCpuMs / r.ms * 100).toFixed(0)}%`).join(' and ')}; ` +
+      `owner thread ${w.ownerCpuMs.toFixed(0)} ms CPU, forwarded ${w.rs.map((r) => r.forwarded).join('+')} | wall ratio ${(w.pps / s.pps).toFixed(2)}, capacity ratio ${cap.toFixed(2)}`);
   }
-  console.log(`workers:2 / single, median of ${ROUNDS} paired rounds: ${median(ratios).toFixed(2)}x (rounds: ${ratios.map((r) => r.toFixed(2)).join(' ')})`);
+  console.log(`workers:2 / single, median of ${ROUNDS} paired rounds: wall ${median(ratios).toFixed(2)}x (rounds: ${ratios.map((r) => r.toFixed(2)).join(' ')}); ` +
+    `capacity (packets per CPU-second, summed over the workers) ${median(cpuRatios).toFixed(2)}x (rounds: ${cpuRatios.map((r) => r.toFixed(2)).join(' ')})`);
 }
 
-/** A 1M-SA shared table: memory, and lookups per second by 1 then 2 reader threads at once. */
+/**
+ * A 1M-SA shared table: memory, and lookups (find + the fields the NAT reads) per CPU-second: by
+ * the owner thread through SaTable.find (today's path), then by 1 and by 2 reader threads at once
+ * through SharedSaView (seqlock + key check), random keys over the whole table.
+ */
 async function table(): Promise<void> {
   const rss0 = process.memoryUsage().rss;
   const N = 1 << 20;
   const t = new SaTable(N, 1024, { shared: true });
   for (let i = 0; i < N; i++) t.add(SaKind.ESP_IN, 0, (0xc6336400 + (i & 255)) >>> 0, 0x0a010000 + i, (0xc0000000 + i) >>> 0, 0, 0, 0, 0);
   const rss1 = process.memoryUsage().rss;
+  console.log(`# shared table: ${N} SAs; table arrays ${(t.byteLength / 1048576).toFixed(0)} MiB; RSS ${(rss0 / 1048576).toFixed(0)} → ${(rss1 / 1048576).toFixed(0)} MiB after filling it (+${((rss1 - rss0) / 1048576).toFixed(0)} MiB)`);
+  // In this thread: SaTable.find + host (a single-threaded sluice's lookup), then SharedSaView.lookup
+  // (seqlock, key check, the fields the NAT reads) over the same table: what the checks cost.
+  const view = new SharedSaView(t.sharedArrays());
+  const local = (name: string, f: (k: number) => boolean): void => {
+    let x = 7, ok = 0, n = 0;
+    const c0 = threadCpuMs(), t0 = performance.now();
+    while (performance.now() - t0 < 1500) {
+      for (let i = 0; i < 65536; i++) {
+        x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+        if (f(x & (N - 1))) ok++;
+      }
+      n += 65536;
+    }
+    const cpu = threadCpuMs() - c0;
+    if (ok !== n) throw new Error(`${name}: lookups missed`);
+    console.log(`  this thread, ${name}: ${(n / cpu / 1e3).toFixed(2)} M lookups per CPU-second (${(cpu / (performance.now() - t0) * 100).toFixed(0)}% of a core)`);
+  };
+  local('SaTable.find', (k) => { const id = t.find(SaKind.ESP_IN, 0, (0xc6336400 + (k & 255)) >>> 0, (0xc0000000 + k) >>> 0, 0); return id >= 0 && t.host[id] === 0x0a010000 + k; });
+  local('SharedSaView.lookup', (k) => view.lookup(SaKind.ESP_IN, 0, (0xc6336400 + (k & 255)) >>> 0, (0xc0000000 + k) >>> 0, 0) >= 0 && view.host === 0x0a010000 + k);
   const readers = async (n: number): Promise<number[]> => {
     const ws = Array.from({ length: n }, (_, k) => new Worker(`
       const { parentPort, workerData } = require('node:worker_threads');
+      const { readFileSync } = require('node:fs');
       const { SharedSaView } = require(workerData.shared);
+      const cpuMs = () => { const s = readFileSync('/proc/thread-self/stat', 'utf8'); const f = s.slice(s.lastIndexOf(')') + 2).split(' '); return (Number(f[11]) + Number(f[12])) * 10; };
       const v = new SharedSaView(workerData.sas);
       let x = workerData.seed, hits = 0, n = 0;
-      const t0 = performance.now();
+      const c0 = cpuMs(), t0 = performance.now();
       while (performance.now() - t0 < 1500) {
         for (let i = 0; i < 65536; i++) {
           x = (Math.imul(x, 1103515245) + 12345) >>> 0;
@@ -124,18 +161,18 @@ async function table(): Promise<void> {
         }
         n += 65536;
       }
-      parentPort.postMessage({ rate: n / ((performance.now() - t0) / 1000), ok: hits === n, rss: process.memoryUsage().rss });
+      const cpu = cpuMs() - c0;
+      parentPort.postMessage({ rate: n / cpu * 1000, share: cpu / (performance.now() - t0), ok: hits === n, rss: process.memoryUsage().rss });
     `, { eval: true, workerData: { shared: join(__dirname, '../src/nat/shared.js'), sas: t.sharedArrays(), seed: 7 + k } }));
-    const rs = await Promise.all(ws.map((w) => new Promise<{ rate: number; ok: boolean; rss: number }>((r) => w.once('message', r))));
+    const rs = await Promise.all(ws.map((w) => new Promise<{ rate: number; share: number; ok: boolean; rss: number }>((r) => w.once('message', r))));
     if (!rs.every((r) => r.ok)) throw new Error('a reader missed a record');
-    console.log(`  ${n} reader thread(s): ${rs.map((r) => `${(r.rate / 1e6).toFixed(1)} M lookups/s`).join(', ')}; process RSS with them running ${(Math.max(...rs.map((r) => r.rss)) / 1048576).toFixed(0)} MiB`);
+    console.log(`  ${n} reader thread(s), SharedSaView.lookup: ${rs.map((r) => `${(r.rate / 1e6).toFixed(2)} M lookups per CPU-second (${(r.share * 100).toFixed(0)}% of a core)`).join(', ')}; process RSS ${(Math.max(...rs.map((r) => r.rss)) / 1048576).toFixed(0)} MiB`);
     await Promise.all(ws.map((w) => w.terminate()));
     return rs.map((r) => r.rate);
   };
-  console.log(`# shared table: ${N} SAs; table arrays ${(t.byteLength / 1048576).toFixed(0)} MiB; RSS ${(rss0 / 1048576).toFixed(0)} → ${(rss1 / 1048576).toFixed(0)} MiB after filling it (+${((rss1 - rss0) / 1048576).toFixed(0)} MiB)`);
   const one = await readers(1);
   const two = await readers(2);
-  console.log(`  2 readers at once / 1 alone, per reader: ${(two.reduce((a, b) => a + b, 0) / 2 / one[0]!).toFixed(2)} (random keys over 1M records: cache misses dominate)`);
+  console.log(`  per reader, 2 at once / 1 alone: ${(two.reduce((a, b) => a + b, 0) / 2 / one[0]!).toFixed(2)}`);
 }
 
 async function main(): Promise<void> {

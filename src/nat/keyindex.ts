@@ -55,10 +55,20 @@ export class KeyIndex {
       const v = vals[i];
       if (v < 0) return -1;
       const k = i << 2;
-      if (keys[k] === a && keys[k + 1] === b && keys[k + 2] === c && keys[k + 3] === d) return v;
+      if (keys[k] === a && keys[k + 1] === b && keys[k + 2] === c && keys[k + 3] === d) { this.lastSlot = i; return v; }
       i = (i + 1) & mask;
     }
     return -1;
+  }
+
+  /** The slot where getShared() last found its key. */
+  lastSlot = -1;
+
+  /** True while slot i still maps exactly this key to value v (a reader's re-check; see SharedSaView). */
+  slotHolds(i: number, a: number, b: number, c: number, d: number, v: number): boolean {
+    const k = i << 2;
+    const keys = this.keys;
+    return this.vals[i] === v && keys[k] === a && keys[k + 1] === b && keys[k + 2] === c && keys[k + 3] === d;
   }
 
   get capacity(): number { return this.mask + 1; }

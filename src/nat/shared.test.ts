@@ -109,7 +109,7 @@ test('a reader in another thread never sees a torn record of a 1M-SA shared tabl
   assert.ok(table.byteLength < 128 * 1024 * 1024, `1M-SA table: ${table.byteLength} bytes`);
 });
 
-test('SharedSaView misses a record being rewritten and a record that lost its key', () => {
+test('SharedSaView misses a record being rewritten; a reused id answers only for its new key', () => {
   const table = new SaTable(64, 16, { shared: true });
   const view = new SharedSaView(table.sharedArrays());
   const id = table.add(SaKind.ESP_IN, 0, SERVER, 0xc0a80102, 0x1234, 0, 0, 0, 0);
@@ -118,8 +118,13 @@ test('SharedSaView misses a record being rewritten and a record that lost its ke
   Atomics.add(table.seq, id, 1); // as if add() were half-way through rewriting it
   assert.equal(view.lookup(SaKind.ESP_IN, 0, SERVER, 0x1234, 0), -1);
   Atomics.add(table.seq, id, 1);
-  table.a[id] = 0x9999; // the record now has another key, while the index still names it
+  // Removed and its id reused for another key: the old key finds nothing, the new one its record.
+  table.remove(id);
+  const id2 = table.add(SaKind.ESP_IN, 0, SERVER, 0xc0a80109, 0x9999, 0, 0, 0, 0);
+  assert.equal(id2, id);
   assert.equal(view.lookup(SaKind.ESP_IN, 0, SERVER, 0x1234, 0), -1);
-  assert.equal(view.raced, 2);
+  assert.equal(view.lookup(SaKind.ESP_IN, 0, SERVER, 0x9999, 0), id);
+  assert.equal(view.host, 0xc0a80109);
+  assert.equal(view.raced, 1);
   assert.throws(() => new SaTable(64).sharedArrays(), /not created shared/);
 });

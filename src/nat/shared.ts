@@ -30,13 +30,28 @@ export function sharedLearningMemory(maxLinks: number): { turns: Int32Array; lin
 
 /**
  * A reader's view of a shared SaTable. lookup() answers from one consistent lifetime of a record:
- * seq even and unchanged around the reads, and the record's own key equal to the one looked up (the
- * index may name a record that was removed and reused meanwhile). Any doubt is a miss: the caller
- * then hands the packet to the owner, who decides under its own single-threaded rules.
+ *   1. the index maps the key to id (the id may be stale: the record removed and reused since);
+ *   2. s1 = seq[id], even (no add/remove under way);
+ *   3. the index slot still maps the key to id: the owner removes a key from the index before it
+ *      touches the record and adds it only once the record is complete, so at this moment record
+ *      id has this key, and any change after s1 moves seq;
+ *   4. the fields are read, then seq[id] must still be s1.
+ * Any doubt is a miss: the caller then hands the packet to the owner, who decides under its own
+ * single-threaded rules. (Step 3 re-reads one index slot, already in cache, instead of the record's
+ * five key fields, each another cache miss on a large table.)
  */
 export class SharedSaView {
   private readonly index: KeyIndex;
   private readonly m: SharedSaArrays;
+  // The arrays as fields of this class: the object postMessage delivers has no stable shape, and
+  // reading through it per packet costs several times the lookup itself.
+  private readonly seq: Int32Array;
+  private readonly hosts: Uint32Array;
+  private readonly flagsA: Uint8Array;
+  private readonly pairs: Int32Array;
+  private readonly links: Int32Array;
+  private readonly rhs: Uint32Array;
+  private readonly rls: Uint32Array;
   /** The fields lookup() read, valid until the next lookup(). */
   host = 0;
   flags = 0;
@@ -49,7 +64,9 @@ export class SharedSaView {
 
   constructor(m: SharedSaArrays) {
     this.m = m;
-    this.index = new KeyIndex(0, m.index);
+    this.index = new KeyIndex(0, { keys: m.index.keys, vals: m.index.vals });
+    this.seq = m.seq;
+    this.hosts = m.host; this.flagsA = m.flags; this.pairs = m.pair; this.links = m.link; this.rhs = m.rh; this.rls = m.rl;
   }
 
   get arrays(): SharedSaArrays { return this.m; }
@@ -57,15 +74,13 @@ export class SharedSaView {
   lookup(kind: SaKind, pub: number, server: number, a: number, b: number): number {
     const id = this.index.getShared(server, a, b, (pub << 8) | kind);
     if (id < 0) return -1;
-    const m = this.m;
-    const s1 = Atomics.load(m.seq, id);
+    const slot = this.index.lastSlot;
+    const seq = this.seq;
+    const s1 = Atomics.load(seq, id);
     if ((s1 & 1) !== 0) { this.raced++; return -1; }
-    if (m.kind[id] !== kind || m.pub[id] !== pub || m.server[id] !== server || m.a[id] !== a || m.b[id] !== b) {
-      this.raced++;
-      return -1;
-    }
-    const host = m.host[id], flags = m.flags[id], pair = m.pair[id], link = m.link[id], rh = m.rh[id], rl = m.rl[id];
-    if (Atomics.load(m.seq, id) !== s1) { this.raced++; return -1; }
+    if (!this.index.slotHolds(slot, server, a, b, (pub << 8) | kind, id)) { this.raced++; return -1; }
+    const host = this.hosts[id], flags = this.flagsA[id], pair = this.pairs[id], link = this.links[id], rh = this.rhs[id], rl = this.rls[id];
+    if (Atomics.load(seq, id) !== s1) { this.raced++; return -1; }
     this.host = host; this.flags = flags; this.pair = pair; this.link = link; this.rh = rh; this.rl = rl;
     return id;
   }
