@@ -19,7 +19,7 @@ import type { SharedNatMemory } from '../src/nat/shared';
 import { createLogger } from '../src/obs/log';
 import { buildStages } from '../src/cli/pipeline';
 import { WorkerCore, type FromWorker, type ToWorker } from '../src/cli/worker-thread';
-import { benchMix, populateNat, type MixPacket } from './workers-mix';
+import { benchMix, flowQueue, populateNat, type MixPacket } from './workers-mix';
 
 export interface DriverInit {
   mode: 'single' | 'worker';
@@ -29,6 +29,8 @@ export interface DriverInit {
   ms: number;
   batch: number;
   seed: number;
+  /** Worker threads in this run: worker `index` gets the packets whose flow hashes to it, as --queue-balance does. */
+  of: number;
 }
 
 export interface DriverResult {
@@ -73,7 +75,7 @@ async function run(init: DriverInit): Promise<void> {
     source = engine.addSource(nq, queue, { defaultVerdict: q.default_verdict, onInvalid: q.on_invalid });
   }
   const fq = fake.queue(queue);
-  const mix: MixPacket[] = benchMix(init.seed);
+  const mix: MixPacket[] = init.mode === 'worker' ? benchMix(init.seed, 6400 * init.of * 2).filter((p) => flowQueue(p.bytes, init.of) === init.index).slice(0, 6400) : benchMix(init.seed);
   const batches: { bytes: Uint8Array; hook: number; indev: number }[][] = [];
   for (let i = 0; i + init.batch <= mix.length; i += init.batch) batches.push(mix.slice(i, i + init.batch).map((p) => ({ bytes: p.bytes, hook: p.hook, indev: p.indev })));
   // Warm-up (JIT), then the timed run; the event loop turns every few ms for the owner's answers.

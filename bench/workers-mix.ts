@@ -41,6 +41,16 @@ export function populateNat(s: NatState): void {
   }
 }
 
+/**
+ * Which of n queues the kernel's --queue-balance would pick: a hash of the address pair, so a host's
+ * outbound ESP (host, server) and the server's inbound ESP (server, public) usually differ.
+ */
+export function flowQueue(b: Uint8Array, n: number): number {
+  const v = new DataView(b.buffer, b.byteOffset);
+  const h = Math.imul((v.getUint32(12) ^ v.getUint32(16)) >>> 0, 0x9e3779b1) >>> 0;
+  return (h >>> 16) % n;
+}
+
 export interface MixPacket { bytes: Uint8Array; hook: number; indev: number }
 
 export function benchMix(seed: number, n = 6400): MixPacket[] {

@@ -4,7 +4,10 @@
  *   single: one thread runs today's sluice (Engine + policy/steer/NAT, private tables) — the baseline;
  *   workers: two threads run WorkerCore (src/cli/worker-thread.ts) on queues 5 and 6, NAT over the
  *            shared table owned by this (main) thread, which answers forwarded packets.
- * Each side feeds batches of 64 for the same wall time; pps = packets decided / wall time.
+ * Each side feeds batches of 64 for the same wall time; pps = packets decided / wall time. Each worker
+ * gets the mix's packets whose address pair hashes to its queue (as --queue-balance splits them).
+ * On a loaded machine the wall rate depends on how much CPU the threads get; the capacity ratio
+ * (packets per CPU-second of each thread, /proc/thread-self/stat) does not.
  * Then the shared table: a 1M-SA table's memory, and lookups per second of 1 and 2 reader threads.
  *   node dist/bench/workers.bench.js [--rounds 5] [--ms 2000] [--table-only] [--no-table]
  */
@@ -54,7 +57,7 @@ function driver(init: DriverInit, onFwd?: (m: FromWorker) => void): Driver {
 }
 
 async function single(seed: number): Promise<{ pps: number; r: DriverResult }> {
-  const d = driver({ mode: 'single', index: 0, cfg: config(1), nat: null, ms: MS, batch: 64, seed });
+  const d = driver({ mode: 'single', index: 0, cfg: config(1), nat: null, ms: MS, batch: 64, seed, of: 1 });
   await d.warm;
   d.worker.postMessage('go');
   const r = await d.result;
@@ -62,17 +65,17 @@ async function single(seed: number): Promise<{ pps: number; r: DriverResult }> {
   return { pps: r.packets / (r.ms / 1000), r };
 }
 
-async function workers(seed: number): Promise<{ pps: number; rs: DriverResult[]; ownerAnswered: number; ownerCpuMs: number }> {
-  const cfg = config(2);
+async function workers(seed: number, n = 2): Promise<{ pps: number; rs: DriverResult[]; ownerAnswered: number; ownerCpuMs: number }> {
+  const cfg = config(2); // queues 5 and 6 (with n = 1, only worker 0 runs, on queue 5)
   const owner = new Engine({ held: { max: 4096, timeoutMs: 5000, defaultVerdict: 'accept' }, interfaces: Interfaces.fromList([]) });
   const nat = new NatStage(cfg.nat!, { shared: true });
   owner.setPipeline([nat]);
   populateNat(nat.state);
   let answered = 0;
   const ds: Driver[] = [];
-  for (let index = 0; index < 2; index++) {
+  for (let index = 0; index < n; index++) {
     let src!: ForwardedSource;
-    const d = driver({ mode: 'worker', index, cfg, nat: nat.state.sharedMemory(), ms: MS, batch: 64, seed: seed + index },
+    const d = driver({ mode: 'worker', index, cfg, nat: nat.state.sharedMemory(), ms: MS, batch: 64, seed, of: n },
       (m) => { if (m.t === 'fwd') for (const p of m.ps) src.receive(p); });
     src = new ForwardedSource(owner, (r: OwnerReply) => { answered++; d.worker.postMessage({ t: 'replies', rs: [r] }); });
     src.addQueue(5 + index, { defaultVerdict: 'accept', onInvalid: 'drop' });
@@ -175,7 +178,25 @@ async function table(): Promise<void> {
   console.log(`  per reader, 2 at once / 1 alone: ${(two.reduce((a, b) => a + b, 0) / 2 / one[0]!).toFixed(2)}`);
 }
 
+/**
+ * The worker's NAT path alone: one worker thread (NAT over the shared table, owner in this thread)
+ * against one single-threaded sluice, same packets: what the shared-table path costs per packet
+ * without a second thread (no cache lines shared between workers).
+ */
+async function oneWorker(): Promise<void> {
+  const ratios: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const s = await single(2000 + round);
+    const w = await workers(2000 + round, 1);
+    const ns = (r: DriverResult): number => (r.threadCpuMs * 1e6) / r.packets;
+    ratios.push(ns(w.rs[0]!) / ns(s.r));
+    console.log(`one worker: single ${ns(s.r).toFixed(0)} ns CPU/pkt | 1 worker ${ns(w.rs[0]!).toFixed(0)} ns CPU/pkt (forwarded ${w.rs[0]!.forwarded}) | ratio ${ratios.at(-1)!.toFixed(2)}`);
+  }
+  console.log(`1 worker / single, CPU per packet, median of ${ROUNDS}: ${median(ratios).toFixed(2)}`);
+}
+
 async function main(): Promise<void> {
+  if (process.argv.includes('--one-worker')) { await oneWorker(); return; }
   if (!process.argv.includes('--table-only')) await throughput();
   if (!process.argv.includes('--no-table')) await table();
 }

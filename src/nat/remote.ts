@@ -28,6 +28,15 @@ const IKEV2_IKE_AUTH = 35;
 const IKEV2_CREATE_CHILD_SA = 36;
 const IKEV1_QUICK = 32;
 
+/**
+ * A record's last-activity time, written at most every LAST_EVERY_MS: idle timeouts count in seconds,
+ * and a cache line another thread keeps reading stays shared instead of bouncing on every packet.
+ */
+const LAST_EVERY_MS = 250;
+function touch(last: Float64Array, id: number, now: number): void {
+  if (now - last[id]! >= LAST_EVERY_MS) last[id] = now;
+}
+
 export class NatWorkerStage implements Stage {
   readonly name = 'nat';
   readonly failure = 'closed';
@@ -139,12 +148,12 @@ export class NatWorkerStage implements Stage {
         // A link the shared array cannot name reads as owed: the owner decides.
         if (v.link < 0 || v.link >= owed.length || Atomics.load(owed, v.link) > 0) return false;
       }
-      if (v.pair >= 0) m.last[v.pair] = this.services.now();
+      if (v.pair >= 0) touch(m.last, v.pair, this.services.now());
     } else {
       return false;
     }
     const now = this.services.now();
-    m.pkts[id]++; m.bytes[id] += info.totalLength; m.last[id] = now;
+    m.pkts[id]++; m.bytes[id] += info.totalLength; touch(m.last, id, now);
     rewriteSrc4(info, pkt.bytes, this.publics[m.pub[id]]);
     this.c.out++;
     d.rewritten = true;
@@ -169,12 +178,12 @@ export class NatWorkerStage implements Stage {
       if (info.espSpi === 0 || Atomics.load(this.mem.turns, 0) !== 0) return false;
       id = v.lookup(SaKind.ESP_IN, pub, server, info.espSpi, 0);
       if (id < 0) return false;
-      if (v.pair >= 0) m.last[v.pair] = this.services.now();
+      if (v.pair >= 0) touch(m.last, v.pair, this.services.now());
     } else {
       return false;
     }
     const now = this.services.now();
-    m.pkts[id]++; m.bytes[id] += info.totalLength; m.last[id] = now;
+    m.pkts[id]++; m.bytes[id] += info.totalLength; touch(m.last, id, now);
     rewriteDst4(info, pkt.bytes, v.host);
     this.c.in++;
     d.rewritten = true;
