@@ -4,13 +4,16 @@
 # the CPU each sluice thread spent per delivered packet. Both modes use the kernel rules their own
 # config's `sluice rules --iptables` gives.
 #
-#   gen ns: trafgen, 64-byte ESP frames from 64 LAN hosts 192.168.1.11-74 (SPI 0x1000 + host) to
-#           203.0.113.10, pinned to core 0 (on this 2-core machine the generator is the limit)
+#   gen ns: trafgen, 64-byte ESP frames from 64 LAN hosts 192.168.1.11-74 (SPI 0x1000 + host), each
+#           to its own server 203.0.113.10-73 (one host per server: the NAT's learning never makes
+#           one host's unanswered SA wait behind another's), pinned to core 0 (on this 2-core
+#           machine the generator is the limit)
 #     │ veth
 #   rt ns:  sluice, NAT of the 64 hosts (their outbound ESP spreads over the two queues by the
 #           kernel's address hash); workers: 1 pinned to core 1, workers: 2 on both cores
 #     │ veth
-#   snk ns: counts ESP whose source is the public address 203.0.113.1 (translated), drops all ESP
+#   snk ns: receives for all 64 servers (static neighbour entries on the router), counts ESP whose
+#           source is the public address 203.0.113.1 (translated), drops all ESP
 #
 #   bash bench/workers-pps.sh                  (after npm run build)
 #   DUR=3 ROUNDS=2 bash bench/workers-pps.sh   (short run)
@@ -29,13 +32,15 @@ source "$ROOT/bench/lib.sh"
 bench_lab wkb 192.168.1.11/24 192.168.1.1/24 203.0.113.1/24 203.0.113.10/24
 ip netns exec "$S" iptables -t raw -A PREROUTING -s 203.0.113.1 -p esp -j DROP
 ip netns exec "$S" iptables -t raw -A PREROUTING -p esp -j DROP
+SNKMAC=$(mac "$S" eth0)
+for k in $(seq 11 73); do ip -n "$R" neigh replace "203.0.113.$k" lladdr "$SNKMAC" dev b0 nud permanent; done
 
 for w in 1 2; do
   {
     echo "workers: $w"
     echo "queues:"
     echo "  - { num: $Q, fail_open: false, max_len: 4096, rcvbuf: 8388608, batch: 64 }"
-    echo "nat: { public: [203.0.113.1], wan_interface: b0, lan_interfaces: [a0], servers: [203.0.113.10], queue: $Q, journal: { path: null } }"
+    echo "nat: { public: [203.0.113.1], wan_interface: b0, lan_interfaces: [a0], servers: [203.0.113.0/24], queue: $Q, journal: { path: null } }"
     echo "control: { socket: $TMP/sluice.sock }"
     echo "log: { level: warn }"
   } > "$TMP/w$w.yaml"
@@ -49,7 +54,7 @@ cat > "$TMP/esp.cfg" <<EOF
 {
   $(hexmac "$(mac "$R" a0)"), $(hexmac "$(mac "$G" eth0)"), c16(0x0800),
   0x45, 0x00, c16(50), c16(1), c16(0x4000), 64, 50, csumip(14, 33),
-  192, 168, 1, dinc(11, 74),  203, 0, 113, 10,
+  192, 168, 1, dinc(11, 74),  203, 0, 113, dinc(10, 73),
   0x00, 0x00, 0x10, dinc(11, 74), c32(1),
   fill(0x41, 22)
 }
@@ -71,6 +76,11 @@ for round in $(seq 1 "$ROUNDS"); do
     ip netns exec "$R" taskset -c "$pin" node "$ROOT/dist/src/cli/main.js" run -c "$TMP/w$w.yaml" >"$TMP/w$w.out" 2>&1 &
     cpid=$!; PIDS+=("$cpid")
     for _ in $(seq 100); do [ -S "$TMP/sluice.sock" ] && break; sleep 0.1; done
+    # Each host's inbound SA pinned (as if learned): its outbound SA pairs with it and never waits
+    # on learning, as on a gateway whose tunnels are up (one-way test traffic draws no answers).
+    for k in $(seq 0 63); do
+      node "$ROOT/dist/src/cli/main.js" sa pin -s "$TMP/sluice.sock" --host "192.168.1.$((11 + k))" --server "203.0.113.$((10 + k))" --spi "$((0x2000 + k))" >/dev/null
+    done
     gen_start "$TMP/esp.cfg"
     sleep "$WARM"
     d0=$(counter "$S" eth0 rx_packets); o0=$(counter "$G" eth0 tx_packets); x0=$(translated); c0=$(cputicks "$cpid"); threads "$cpid" > "$TMP/t0"
