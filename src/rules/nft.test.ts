@@ -78,7 +78,7 @@ test('every example config renders: one nft rule per iptables rule, same queue n
     // The same queue numbers, as many times (rules are grouped by table and hook, so not in order).
     const nftQueues = nftRules.map((l) => / queue (?:flags \S+ )?to (\S+)/.exec(l)?.[1]).filter(Boolean).sort();
     const iptQueues = rs.iptables.map((r) => r.args.join(' ')).filter((a) => a.includes('NFQUEUE'))
-      .map((a) => /--queue-num (\d+)/.exec(a)![1]).sort();
+      .map((a) => /--queue-num (\d+)/.exec(a)?.[1] ?? /--queue-balance (\d+):(\d+)/.exec(a)!.slice(1).join('-')).sort();
     assert.deepEqual(nftQueues, iptQueues, f);
     assert.equal(nftRules.filter((l) => / notrack comment/.test(l)).length, rs.iptables.filter((r) => r.args.includes('--notrack')).length, f);
   }
