@@ -44,6 +44,7 @@ inline void CallBatch(Napi::Env env, Napi::FunctionReference& fn, Napi::AsyncCon
 // A uv_poll_t owned by a C++ object; the handle outlives the object until libuv's close callback.
 struct Poller {
   uv_poll_t* handle = nullptr;
+  napi_env env_ = nullptr;
 
   template <typename T>
   bool Start(Napi::Env env, int fd, T* owner, void (*cb)(uv_poll_t*, int, int)) {
@@ -57,10 +58,30 @@ struct Poller {
     }
     handle->data = owner;
     uv_poll_start(handle, UV_READABLE, cb);
+    // A worker thread that ends (workers: N) tears its loop down: close the handle while the loop
+    // still runs, not later from a destructor on a loop that is gone.
+    env_ = env;
+    napi_add_env_cleanup_hook(env_, &Poller::OnEnvExit, this);
     return true;
   }
 
+  static void OnEnvExit(void* arg) {
+    auto* self = static_cast<Poller*>(arg);
+    self->env_ = nullptr;  // the hook has run: nothing to remove
+    if (!self->handle) return;
+    uv_poll_stop(self->handle);
+    self->handle->data = nullptr;
+    // No close callback: the thread unloads this addon before libuv finishes closing, and a
+    // callback here would run code that is gone. The handle (a few dozen bytes) is left to the
+    // thread's end.
+    uv_close(reinterpret_cast<uv_handle_t*>(self->handle), nullptr);
+    self->handle = nullptr;
+  }
+
+  ~Poller() { Stop(); }
+
   void Stop() {
+    if (env_) { napi_remove_env_cleanup_hook(env_, &Poller::OnEnvExit, this); env_ = nullptr; }
     if (!handle) return;
     uv_poll_stop(handle);
     handle->data = nullptr;

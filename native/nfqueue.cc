@@ -236,7 +236,8 @@ class NfQueue : public BatchSource<NfQueue> {
   // Reads until the ack for `seq`. A packet that slips in between the bind and the ack (before the
   // handler exists) gets NF_REPEAT: it re-enters the hook and is queued again, through the normal path.
   int WaitAck(uint32_t seq) {
-    alignas(4) static uint8_t buf[MSG_OVERHEAD + MAX_PAYLOAD + GROW_ROOM];
+    // thread_local: worker threads bind their queues at the same time (workers: N).
+    alignas(4) static thread_local uint8_t buf[MSG_OVERHEAD + MAX_PAYLOAD + GROW_ROOM];
     for (int tries = 0; tries < 64; tries++) {
       pollfd pfd{fd_, POLLIN, 0};
       if (poll(&pfd, 1, 2000) <= 0) return ETIMEDOUT;

@@ -3,6 +3,8 @@
 # namespace lab tests (test/netns), which need root and the kernel features listed in LAB.md.
 # Under CI=true a skipped test fails the run, with the test's name and its reason: a CI run that
 # could not exercise the kernel must not look green.
+# The NAT namespace files (test/netns/nat-*) run a second time with SLUICE_TEST_WORKERS=2: the
+# gateway then runs `workers: 2` over two queues with --queue-balance (docs/nat.md, workers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 unit_only=0
@@ -11,14 +13,29 @@ mapfile -t files < <(find dist/src dist/test -name '*.test.js' | sort)
 if [ $unit_only = 1 ]; then
   mapfile -t files < <(printf '%s\n' "${files[@]}" | grep -v '/netns/')
 fi
+nat_files=()
+[ $unit_only = 0 ] && mapfile -t nat_files < <(printf '%s\n' "${files[@]}" | grep '/netns/nat-' || true)
 if [ "${CI:-}" != "true" ]; then
-  exec node --test --test-concurrency=1 --test-reporter=spec "$@" "${files[@]}"
+  rc=0
+  node --test --test-concurrency=1 --test-reporter=spec "$@" "${files[@]}" || rc=$?
+  if [ ${#nat_files[@]} -gt 0 ]; then
+    echo "--- NAT namespace tests again with workers: 2 (SLUICE_TEST_WORKERS=2)"
+    SLUICE_TEST_WORKERS=2 node --test --test-concurrency=1 --test-reporter=spec "$@" "${nat_files[@]}" || rc=$?
+  fi
+  exit $rc
 fi
 tap=$(mktemp /tmp/sluice-test-XXXXXX.tap)
-trap 'rm -f "$tap"' EXIT
+tap2=$(mktemp /tmp/sluice-test-XXXXXX.tap)
+trap 'rm -f "$tap" "$tap2"' EXIT
 rc=0
 node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$tap" "$@" "${files[@]}" || rc=$?
+if [ ${#nat_files[@]} -gt 0 ]; then
+  echo "--- NAT namespace tests again with workers: 2 (SLUICE_TEST_WORKERS=2)"
+  SLUICE_TEST_WORKERS=2 node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
+    --test-reporter=tap --test-reporter-destination="$tap2" "$@" "${nat_files[@]}" || rc=$?
+  cat "$tap2" >> "$tap"
+fi
 # TAP marks a skipped test as `ok N - name # SKIP reason`.
 if grep -E '^\s*ok [0-9]+ - .* # SKIP' "$tap" >/dev/null; then
   echo "CI=true: skipped tests fail the run (each needs what its reason names; see docs/LAB.md or scripts/setup.sh):" >&2

@@ -29,7 +29,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
     return 2;
   }
   if (!a.values.quiet) {
-    process.stdout.write(`${a.values.config}: ok (queues ${cfg.queues.map((q) => q.num).join(', ')}; stages ${stages.map((s) => s.stage.name).join(' → ') || 'none: every packet gets its queue\'s default verdict'})\n`);
+    process.stdout.write(`${a.values.config}: ok (queues ${cfg.queues.map((q) => (cfg.workers > 1 ? `${q.num}-${q.num + cfg.workers - 1}` : String(q.num))).join(', ')}${cfg.workers > 1 ? ` over ${cfg.workers} worker threads` : ''}; stages ${stages.map((s) => s.stage.name).join(' → ') || 'none: every packet gets its queue\'s default verdict'})\n`);
   }
   return 0;
 }

@@ -16,6 +16,8 @@ export interface StageOptions {
   log: { info(o: object, m: string): void; warn(o: object, m: string): void; error?(o: object, m: string): void };
   /** Directory for state that survives restarts and reboots (state_dir: the NAT journal). */
   stateDir: string;
+  /** workers: N > 1: the NAT stage keeps its SA table in shared memory for the worker threads. */
+  sharedNat?: boolean;
 }
 
 interface Area {
@@ -44,7 +46,7 @@ export const AREAS: Area[] = [
   },
   {
     key: 'nat',
-    build: (cfg, opts) => (cfg.nat && cfg.nat.enabled ? createNatStage(cfg.nat, { stateDir: opts.stateDir, log: opts.log }) : null),
+    build: (cfg, opts) => (cfg.nat && cfg.nat.enabled ? createNatStage(cfg.nat, { stateDir: opts.stateDir, log: opts.log, shared: opts.sharedNat }) : null),
     rules: (cfg) => natRules(cfg.nat!),
     check: (cfg) => {
       const nat = cfg.nat!;
@@ -126,7 +128,23 @@ export function queueRules(cfg: Config): RuleSet {
 
 export function collectRules(cfg: Config): RuleSet {
   const present = AREAS.filter((area) => areaSection(cfg, area.key) !== undefined);
-  return mergeRuleSets(queueRules(cfg), ...present.map((area) => area.rules(cfg)));
+  return spreadQueues(cfg, mergeRuleSets(queueRules(cfg), ...present.map((area) => area.rules(cfg))));
+}
+
+/**
+ * workers: N > 1: every `--queue-num q` becomes `--queue-balance q:q+N-1` (one queue per worker
+ * thread), with `--queue-cpu-fanout` when queue_cpu_fanout is set.
+ */
+export function spreadQueues(cfg: Config, rs: RuleSet): RuleSet {
+  const n = cfg.workers ?? 1;
+  if (n <= 1) return rs;
+  for (const r of rs.iptables) {
+    const i = r.args.indexOf('--queue-num');
+    if (i < 0 || i + 1 >= r.args.length) continue;
+    const q = Number(r.args[i + 1]);
+    r.args.splice(i, 2, '--queue-balance', `${q}:${q + n - 1}`, ...(cfg.queue_cpu_fanout ? ['--queue-cpu-fanout'] : []));
+  }
+  return rs;
 }
 
 /** A `sluice check` warning and the config path it is about (for file:line). */

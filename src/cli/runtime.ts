@@ -28,6 +28,8 @@ import { serveTrace } from './trace-serve';
 import { DebugLog } from './debug-log';
 import type { StatsReply } from './stats';
 import { Ha } from '../ha';
+import { WorkerPool } from './workers';
+import { mergeStats } from './merge-stats';
 import { NatStage } from '../nat/stage';
 
 const VERSION = (require('../../../package.json') as { version: string }).version;
@@ -47,6 +49,8 @@ export class Runtime {
   private interfaces: Interfaces | null = null;
   /** NAT state replication and roles (ha: section; fixed at start, like the control socket). */
   private ha: Ha | null = null;
+  /** workers: N > 1: the worker threads; this thread then owns the NAT state and the control socket. */
+  private pool: WorkerPool | null = null;
   /** systemd's NOTIFY_SOCKET (Type=notify units), or null outside systemd. */
   private readonly notifier = SystemdNotifier.fromEnv();
   readonly log: Logger;
@@ -79,7 +83,11 @@ export class Runtime {
       if (cfg.ha) this.ha = new Ha(cfg.ha, this.log);
       this.installPipeline(cfg);
       await this.ha?.start();
-      for (const q of cfg.queues) {
+      if (cfg.workers > 1) {
+        this.pool = new WorkerPool(cfg, this.engine, this.sharedNat(), this.stageOptions().stateDir, (index, why) => this.workerDied(index, why));
+        await this.pool.start();
+      }
+      for (const q of cfg.workers > 1 ? [] : cfg.queues) {
         let source = -1;
         const queue = NfQueue.open({
           queue: q.num, copyRange: Math.min(q.copy_range, 65531), maxLen: q.max_len, failOpen: q.fail_open, gso: q.gso,
@@ -110,7 +118,7 @@ export class Runtime {
     process.on('SIGHUP', () => {
       this.reload('SIGHUP').catch(() => {}); // logged by reload()
     });
-    this.log.info({ config: this.file, queues: cfg.queues.map((q) => q.num), tun: this.tuns.map((t) => t.name), stages: this.engine.pipeline.map((s) => s.name),
+    this.log.info({ config: this.file, queues: this.pool ? this.pool.workerQueues : cfg.queues.map((q) => q.num), workers: cfg.workers, tun: this.tuns.map((t) => t.name), stages: this.engine.pipeline.map((s) => s.name),
       control: cfg.control.socket }, 'sluice running');
     if (this.notifier) {
       const ok = this.notifier.ready(`running: queues ${cfg.queues.map((q) => q.num).join(', ') || 'none'}; stages ${this.engine.pipeline.map((s) => s.name).join(', ') || 'none'}`);
@@ -149,11 +157,30 @@ export class Runtime {
 
   /** The running state_dir, not a reloaded one: a journal does not move under a running NAT. */
   private stageOptions() {
-    return { log: this.log, stateDir: resolve(this.cfg.state_dir) };
+    return { log: this.log, stateDir: resolve(this.cfg.state_dir), sharedNat: this.cfg.workers > 1 };
+  }
+
+  /**
+   * What this thread runs: everything (workers: 1), or only the NAT, as the owner of its state that
+   * the worker threads forward to (workers: N > 1; they run the rest themselves).
+   */
+  private threadConfig(cfg: Config): Config {
+    return cfg.workers > 1 ? { ...cfg, policy: undefined, steer: undefined, dhcp: undefined } : cfg;
+  }
+
+  private sharedNat() {
+    const nat = this.engine.pipeline.find((s): s is NatStage => s instanceof NatStage);
+    return nat ? nat.state.sharedMemory() : null;
+  }
+
+  /** A worker thread died: no half-working gateway. Everything stops (held packets decided) and the process exits. */
+  private workerDied(index: number, why: string): void {
+    this.log.fatal({ worker: index, why }, 'worker thread died: stopping sluice (the kernel applies each queue\'s fail_open setting)');
+    void this.stop().finally(() => process.exit(70));
   }
 
   private installPipeline(cfg: Config, prebuilt?: { key: string; stage: Stage }[]): void {
-    const built = prebuilt ?? buildStages(cfg, this.stageOptions(), { cfg: this.cfg, stages: this.stagesByArea });
+    const built = prebuilt ?? buildStages(this.threadConfig(cfg), this.stageOptions(), { cfg: this.threadConfig(this.cfg), stages: this.stagesByArea });
     const byArea = new Map(built.map(({ key, stage }) => [key, stage]));
     const kept = new Set(byArea.values());
     for (const old of this.stagesByArea.values()) if (!kept.has(old)) void old.close?.();
@@ -188,22 +215,26 @@ export class Runtime {
   private async reloadNow(): Promise<{ config: string; stages: string[] }> {
     // Parsed and validated in a worker: the packet loop runs meanwhile. Throws ConfigError: nothing changed.
     const next = await loadConfigOffThread(this.file);
-    const sourceText = (c: Config) => JSON.stringify([c.queues.map(({ capture: _c, ...q }) => q), c.tun, c.control, c.state_dir, c.ha ?? null]);
-    if (sourceText(next) !== sourceText(this.cfg)) this.log.warn({}, 'queue, tun, control, state_dir or ha settings changed: they take effect at the next restart');
+    const sourceText = (c: Config) => JSON.stringify([c.queues.map(({ capture: _c, ...q }) => q), c.tun, c.control, c.state_dir, c.workers, c.ha ?? null]);
+    if (sourceText(next) !== sourceText(this.cfg)) this.log.warn({}, 'queue, tun, workers, control, state_dir or ha settings changed: they take effect at the next restart');
     const previous = this.cfg;
     // Unchanged sections keep their running stage (compared against this.cfg, so swap only after
     // building); changed ones compile in slices while batches keep flowing, then swap in one step.
-    const built = await buildStagesSliced(next, this.stageOptions(), { cfg: this.cfg, stages: this.stagesByArea });
+    const built = await buildStagesSliced(this.threadConfig(next), this.stageOptions(), { cfg: this.threadConfig(this.cfg), stages: this.stagesByArea });
     this.installPipeline(next, built);
-    this.cfg = { ...next, queues: previous.queues, tun: previous.tun, control: previous.control, state_dir: previous.state_dir, ha: previous.ha };
+    if (this.pool) await this.pool.reload({ ...next, workers: previous.workers }, this.sharedNat());
+    this.cfg = { ...next, queues: previous.queues, tun: previous.tun, control: previous.control, state_dir: previous.state_dir, workers: previous.workers, ha: previous.ha };
     return { config: this.file, stages: this.engine.pipeline.map((s) => s.name) };
   }
 
   private async onControl(req: ControlRequest): Promise<unknown> {
     switch (req.cmd) {
-      case 'stats': return this.stats(!!req.args?.all);
+      case 'stats': return this.pool ? this.statsOfWorkers(!!req.args?.all) : this.stats(!!req.args?.all);
       case 'reload': return this.reload('control');
-      case 'trace': return serveTrace(this.engine, this.tracer, this.interfaces!, req.args ?? {});
+      case 'trace':
+        // The tracer sits in this thread's engine; with workers it would see only forwarded NAT packets.
+        if (this.pool) throw new Error('sluice trace needs workers: 1 (with worker threads each thread has its own engine; not traced yet)');
+        return serveTrace(this.engine, this.tracer, this.interfaces!, req.args ?? {});
       case 'ha': {
         if (!this.ha) throw new Error('HA is not configured (no ha: section in the config)');
         const op = req.name ?? 'status';
@@ -241,12 +272,32 @@ export class Runtime {
     };
   }
 
+  /** stats() over the worker threads and this (NAT owner) thread (merge-stats.ts). */
+  private async statsOfWorkers(all: boolean): Promise<StatsReply> {
+    const m = this.merged(await this.pool!.stats());
+    return {
+      uptimeSeconds: (Date.now() - this.started) / 1000,
+      config: this.file,
+      queues: m.queues,
+      held: m.held,
+      stages: m.stages,
+      counters: all ? m.counters : m.counters.filter((c) => c.value !== 0),
+    };
+  }
+
+  private merged(workers: Parameters<typeof mergeStats>[1]) {
+    const nat = this.engine.pipeline.find((s) => s.name === 'nat');
+    return mergeStats({ counters: this.engine.counters.snapshot(true), drops: this.engine.counters.dropSnapshot(),
+      natState: nat?.stats?.() as Record<string, unknown> | undefined, held: this.engine.held.size }, workers);
+  }
+
   private registry() {
     return metricsRegistry(() => this.metricsSnapshot(), { version: VERSION });
   }
 
   /** Plain numbers for one Prometheus scrape (src/obs/metrics.ts names and labels them). */
   metricsSnapshot(): MetricsSnapshot {
+    if (this.pool) return this.workersMetricsSnapshot();
     const ruleHits: MetricsSnapshot['ruleHits'] = [];
     const levels: MetricsSnapshot['levels'] = [];
     for (const s of this.engine.pipeline) {
@@ -273,6 +324,34 @@ export class Runtime {
     };
   }
 
+  /** metricsSnapshot() from the workers' last reported stats (refreshed every second) and this thread's NAT. */
+  private workersMetricsSnapshot(): MetricsSnapshot {
+    const m = this.merged(this.pool!.latest);
+    const ruleHits: MetricsSnapshot['ruleHits'] = [];
+    const levels: MetricsSnapshot['levels'] = [];
+    for (const [stage, s] of Object.entries(m.stages)) {
+      const st = (s.state ?? {}) as Record<string, unknown>;
+      if (isRecord(st.rules)) for (const [rule, v] of Object.entries(st.rules)) if (typeof v === 'number') ruleHits.push({ stage, rule, value: v });
+      if (isRecord(st.policies)) {
+        for (const [rule, v] of Object.entries(st.policies)) if (isRecord(v) && typeof v.hits === 'number') ruleHits.push({ stage, rule, value: v.hits });
+      }
+      for (const name of STAGE_LEVELS) if (typeof st[name] === 'number') levels.push({ stage, name, value: st[name] as number });
+    }
+    const numbers = (o: object): Record<string, number> =>
+      Object.fromEntries(Object.entries(o).filter((e): e is [string, number] => typeof e[1] === 'number'));
+    return {
+      counters: m.counters,
+      drops: m.drops,
+      decisions: m.decisions,
+      ruleHits,
+      queues: m.queues.map(({ queue, worker: _w, ...q }) => ({ queue: queue as number, stats: numbers(q) })),
+      tuns: [],
+      held: m.held,
+      levels,
+      stageGauges: this.engine.pipeline.flatMap((s) => s.gauges?.() ?? []),
+    };
+  }
+
   /** Decides every held packet, closes the queues (kernel falls back to bypass / drop), removes the socket. */
   async stop(): Promise<void> {
     if (this.closing) return;
@@ -280,6 +359,8 @@ export class Runtime {
     this.notifier?.stopping();
     this.debugLog?.stop();
     await this.ha?.close();
+    // Workers first: their held NAT packets may wait on the owner (this thread), which still answers.
+    await this.pool?.stop();
     await this.engine?.close();
     for (const q of this.queues) q.close();
     for (const t of this.tuns) t.close();

@@ -69,6 +69,10 @@ export const coreSchemaShape = {
       });
     }),
   tun: z.array(tunSchema).default([]).describe('TUN devices read as packet sources'),
+  workers: z.number().int().min(1).max(64).default(1)
+    .describe('threads deciding packets. 1: the main thread decides, as always. N > 1: each queue `num: q` becomes queues q..q+N-1, one per worker thread, and `sluice rules` sends to them with --queue-balance q:q+N-1; NAT tables are shared (docs/nat.md)'),
+  queue_cpu_fanout: z.boolean().default(false)
+    .describe('with workers > 1: the kernel picks the queue by the CPU that handles the packet (--queue-cpu-fanout) instead of by a hash of its addresses'),
   held: z.object({
     max: z.number().int().min(0).max(1 << 20).default(4096).describe('packets held at once (all stages)'),
     timeout_ms: z.number().int().min(1).max(600000).default(5000).describe('default hold time before the default verdict'),

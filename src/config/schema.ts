@@ -26,6 +26,22 @@ export const configSchema = z.object({
   if (c.queues.length === 0 && c.tun.length === 0) {
     ctx.addIssue({ code: 'custom', path: ['queues'], message: 'no packet source: list at least one queue (or a tun device)' });
   }
+  if (c.workers > 1) {
+    // Each queue q expands to q..q+N-1: the ranges must not meet, nor pass the last queue number.
+    const used = new Map<number, number>();
+    c.queues.forEach((q, i) => {
+      for (let k = 0; k < c.workers; k++) {
+        const n = q.num + k;
+        if (n > 65535) ctx.addIssue({ code: 'custom', path: ['queues', i, 'num'], message: `with workers: ${c.workers}, queue ${q.num} would need queues up to ${q.num + c.workers - 1} (at most 65535)` });
+        const other = used.get(n);
+        if (other !== undefined) ctx.addIssue({ code: 'custom', path: ['queues', i, 'num'], message: `with workers: ${c.workers}, queue ${q.num} uses queues ${q.num}..${q.num + c.workers - 1}, which meets queue ${c.queues[other]!.num}'s range: leave ${c.workers} numbers between queues` });
+        used.set(n, i);
+      }
+    });
+    if (c.tun.length > 0) ctx.addIssue({ code: 'custom', path: ['workers'], message: 'tun sources run with workers: 1 only (a TUN device is read by one thread)' });
+  } else if (c.queue_cpu_fanout) {
+    ctx.addIssue({ code: 'custom', path: ['queue_cpu_fanout'], message: 'queue_cpu_fanout needs workers > 1 (it spreads a queue range over CPUs)' });
+  }
   // A stage part bound to a queue nobody opens would see no packet: an error, not a warning (with
   // TUN sources the part may still see their packets; pipeline.ts warns then).
   if (c.tun.length === 0) {

@@ -366,6 +366,7 @@ export class Engine {
       inject: (ifindex, packet) => this.inject(this.opts.injector?.ip(ifindex, packet) ?? false),
       injectL2: (ifindex, mac, packet) => this.inject(this.opts.injector?.l2(ifindex, mac, packet) ?? false),
       now: () => this.nowMs,
+      heldHandle: () => this.curHeld?.handle ?? -1,
       interfaces: this.opts.interfaces,
     };
   }

@@ -113,6 +113,8 @@ export interface StageServices {
   readonly interfaces: Interfaces;
   /** Milliseconds, monotonic, cached per batch (cheap to call per packet). */
   now(): number;
+  /** The handle of the held packet being re-run after release(), or -1 (a packet of a batch). */
+  heldHandle?(): number;
 }
 
 /**

@@ -69,6 +69,7 @@ export abstract class Books {
     const p = this.peerOf(server, pub);
     l = this.freeLinks.pop() ?? this.linkServer.length;
     this.linkServer[l] = server; this.linkHost[l] = host; this.linkPub[l] = pub; this.linkPeer[l] = p;
+    this.publishOwed(l, 0);
     this.linkDebt[l] = 0; this.linkIke[l] = 0; this.linkIkeIds[l] = []; this.linkIn[l] = []; this.linkOut[l] = [];
     this.linkProbeAfter[l] = 0; this.linkProbeFails[l] = 0; this.linkLastPass[l] = -Infinity;
     this.links.set(server, host, pub, 0, l);
@@ -94,7 +95,14 @@ export abstract class Books {
     n = Math.max(0, Math.min(n, this.s.cfg.limits.max_sas_per_host));
     if ((was > 0) !== (n > 0)) this.peerDebtors[p] += n > 0 ? 1 : -1;
     this.linkDebt[l] = n;
+    this.publishOwed(l, n);
     if (Math.min(was, OWED_MAX) !== Math.min(n, OWED_MAX)) this.keepOwed(l);
+  }
+
+  /** Worker threads read a link's debt (shared.ts); links beyond the shared array read as owed there. */
+  private publishOwed(l: number, n: number): void {
+    const sh = this.s.sharedLearning;
+    if (sh && l < sh.linkOwed.length) Atomics.store(sh.linkOwed, l, n);
   }
 
   /** Writes the link's owed count into its newest IKE record (and so into the journal). */

@@ -4,19 +4,71 @@
  * Linear probing at load ≤ 0.5, backward-shift deletion (no tombstones, so lookups of unknown keys
  * stay short even after millions of deletes). Keys and values live in two typed arrays: a lookup
  * allocates nothing, and 1M entries take 2M slots × 20 bytes = 40 MiB.
+ *
+ * Shared (SharedArrayBuffer) indexes have one writer thread; readers in other threads use
+ * getShared(), which may miss a key that is being moved or return a stale id: callers check the
+ * record the id names (SaTable.seq, docs/nat.md "Memory model"). A shared index never grows.
  */
+export interface KeyIndexMemory { keys: Uint32Array; vals: Int32Array }
+
 export class KeyIndex {
   private keys: Uint32Array;
   private vals: Int32Array;
   private mask: number;
+  private readonly shared: boolean;
   size = 0;
 
-  constructor(initialCapacity = 1024) {
+  constructor(initialCapacity = 1024, mem: { shared: boolean } | KeyIndexMemory = { shared: false }) {
+    if ('keys' in mem) {
+      // A reader's view of another thread's index.
+      this.keys = mem.keys;
+      this.vals = mem.vals;
+      this.mask = mem.vals.length - 1;
+      this.shared = true;
+      return;
+    }
     let cap = 16;
     while (cap < initialCapacity) cap *= 2;
-    this.keys = new Uint32Array(cap * 4);
-    this.vals = new Int32Array(cap).fill(-1);
+    this.shared = mem.shared;
+    this.keys = mem.shared ? new Uint32Array(new SharedArrayBuffer(cap * 16)) : new Uint32Array(cap * 4);
+    this.vals = (mem.shared ? new Int32Array(new SharedArrayBuffer(cap * 4)) : new Int32Array(cap)).fill(-1);
     this.mask = cap - 1;
+  }
+
+  /** The arrays, for a reader in another thread (a shared index only). */
+  memory(): KeyIndexMemory {
+    if (!this.shared) throw new Error('KeyIndex.memory: the index is not shared');
+    return { keys: this.keys, vals: this.vals };
+  }
+
+  /**
+   * get() for a thread that is not the writer: at most `capacity` probes (a run being shifted
+   * under the reader cannot make it loop), and -1 on any doubt. The id may name a record that no
+   * longer has this key: the caller checks.
+   */
+  getShared(a: number, b: number, c: number, d: number): number {
+    const keys = this.keys;
+    const vals = this.vals;
+    const mask = this.mask;
+    let i = KeyIndex.hash(a, b, c, d) & mask;
+    for (let n = 0; n <= mask; n++) {
+      const v = vals[i];
+      if (v < 0) return -1;
+      const k = i << 2;
+      if (keys[k] === a && keys[k + 1] === b && keys[k + 2] === c && keys[k + 3] === d) { this.lastSlot = i; return v; }
+      i = (i + 1) & mask;
+    }
+    return -1;
+  }
+
+  /** The slot where getShared() last found its key. */
+  lastSlot = -1;
+
+  /** True while slot i still maps exactly this key to value v (a reader's re-check; see SharedSaView). */
+  slotHolds(i: number, a: number, b: number, c: number, d: number, v: number): boolean {
+    const k = i << 2;
+    const keys = this.keys;
+    return this.vals[i] === v && keys[k] === a && keys[k + 1] === b && keys[k + 2] === c && keys[k + 3] === d;
   }
 
   get capacity(): number { return this.mask + 1; }
@@ -51,7 +103,11 @@ export class KeyIndex {
 
   /** Inserts or replaces. */
   set(a: number, b: number, c: number, d: number, value: number): void {
-    if ((this.size + 1) * 2 > this.mask + 1) this.grow();
+    if ((this.size + 1) * 2 > this.mask + 1) {
+      // Sized at twice the table's cap: only a caller past its own cap gets here.
+      if (this.shared) throw new Error('KeyIndex: a shared index is full (it never grows)');
+      this.grow();
+    }
     this.put(a >>> 0, b >>> 0, c >>> 0, d >>> 0, value);
   }
 

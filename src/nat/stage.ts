@@ -54,6 +54,8 @@ export interface NatStageOptions {
   stateDir?: string;
   /** Where journal errors (degraded mode) and replay refusals are reported. */
   log?: PersistLog;
+  /** The SA table in shared memory for worker threads (workers: N > 1; this stage then runs on the owner thread). */
+  shared?: boolean;
 }
 
 export class NatStage implements Stage {
@@ -73,13 +75,20 @@ export class NatStage implements Stage {
    * HA standby (src/ha): packets the NAT owns are dropped and counted, nothing is learned, probed or
    * expired here; the records come from the active's replication stream.
    */
-  passive = false;
+  get passive(): boolean { return this.passiveRole; }
+  set passive(on: boolean) {
+    this.passiveRole = on;
+    // Worker threads' fast path reads this too (shared.ts): a standby's workers must not translate.
+    const sh = this.state.sharedLearning;
+    if (sh) Atomics.store(sh.turns, 1, on ? 1 : 0);
+  }
+  private passiveRole = false;
   private sweepCursor = 0;
   private readonly espIdleMs: number;
   private readonly ikeIdleMs: number;
 
   constructor(readonly cfg: NatConfig, private readonly opts: NatStageOptions = {}) {
-    this.state = new NatState(cfg, cfg.public.map(ipv4ToNumber));
+    this.state = new NatState(cfg, cfg.public.map(ipv4ToNumber), { shared: opts.shared });
     this.anyServer = cfg.servers === 'any';
     const servers = cfg.servers === 'any' ? [] : cfg.servers.map(parsePrefix);
     this.serverNet = Uint32Array.from(servers.map((s) => s[0]));

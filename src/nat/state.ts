@@ -8,6 +8,7 @@ import { Journal, type JournalEntry } from './journal';
 import type { NatConfig } from './config';
 import type { Decision, StageServices } from '../engine/stage';
 import { C, COUNTER_DEFS, refusal } from './counters';
+import { sharedLearningMemory, type SharedNatMemory } from './shared';
 
 /** What happened to an SA record (`sluice sa --events`). */
 export type SaEventType = 'new' | 'learned' | 'paired' | 'expired' | 'deleted' | 'replaced';
@@ -16,6 +17,8 @@ export interface RecordObserver {
   put(e: JournalEntry): void;
   del(kind: number, pub: number, server: number, a: number, b: number): void;
 }
+
+let nextSharedId = 1;
 
 export class NatState {
   readonly sas: SaTable;
@@ -33,12 +36,26 @@ export class NatState {
   onSaEvent: ((event: SaEventType, id: number) => void) | null = null;
   observer: RecordObserver | null = null;
 
-  constructor(readonly cfg: NatConfig, publics: number[]) {
-    this.sas = new SaTable(cfg.limits.max_sas);
+  /** Learning's shared mirrors (turns running, links owed) when the tables are shared with workers. */
+  readonly sharedLearning: { turns: Int32Array; linkOwed: Int32Array } | null;
+
+  /** `shared`: the SA table lives in SharedArrayBuffers for worker threads (workers: N > 1). */
+  constructor(readonly cfg: NatConfig, publics: number[], opts: { shared?: boolean } = {}) {
+    const shared = opts.shared ?? false;
+    this.sas = new SaTable(cfg.limits.max_sas, 1024, { shared });
+    this.sharedLearning = shared ? sharedLearningMemory(cfg.limits.max_sas) : null;
     this.hosts = new HostTable(cfg.limits.max_hosts);
     this.publics = Uint32Array.from(publics);
     this.hostsPerPub = new Int32Array(publics.length);
     this.learning = new Learning(this);
+  }
+
+  private readonly sharedId = nextSharedId++;
+
+  /** What worker threads map (throws unless constructed shared). */
+  sharedMemory(): SharedNatMemory {
+    if (!this.sharedLearning) throw new Error('NatState.sharedMemory: the NAT tables are not shared');
+    return { id: this.sharedId, sas: this.sas.sharedArrays(), ...this.sharedLearning, publics: Array.from(this.publics) };
   }
 
   now(): number { return this.services?.now() ?? 0; }

@@ -7,7 +7,29 @@
  * stable (free list), so windows, pins and the journal can name them. Memory: ~60 bytes per record
  * plus 40 bytes of index per record at worst (load 0.5).
  */
-import { KeyIndex } from './keyindex';
+import { KeyIndex, type KeyIndexMemory } from './keyindex';
+
+/**
+ * Where a table's arrays live. `shared`: every array sits in its own SharedArrayBuffer, sized for the
+ * table's cap at once (a shared table never grows: readers in other threads hold views of the arrays);
+ * pages the table never touches are never committed by the kernel.
+ */
+export interface TableMemory { shared: boolean }
+
+/** The arrays of a shared SaTable, as they travel to a worker thread (postMessage keeps the memory shared). */
+export interface SharedSaArrays {
+  index: KeyIndexMemory;
+  kind: Uint8Array; pub: Uint8Array; flags: Uint8Array; server: Uint32Array; host: Uint32Array; a: Uint32Array;
+  b: Uint32Array; rh: Uint32Array; rl: Uint32Array; pkts: Float64Array; bytes: Float64Array; created: Float64Array;
+  last: Float64Array; pair: Int32Array; via: Uint8Array; link: Int32Array; m1: Uint32Array; m2: Uint32Array;
+  seq: Int32Array;
+}
+
+/** A typed array of n elements, in a SharedArrayBuffer when shared. */
+export function typed<T extends Uint8Array | Uint32Array | Int32Array | Float64Array>(
+  C: { new(b: ArrayBufferLike): T; new(n: number): T; BYTES_PER_ELEMENT: number }, n: number, shared: boolean): T {
+  return shared ? new C(new SharedArrayBuffer(n * C.BYTES_PER_ELEMENT)) : new C(n);
+}
 
 export const enum SaKind { FREE = 0, ESP_IN = 1, ESP_OUT = 2, IKE = 3 }
 
@@ -67,41 +89,62 @@ export class SaTable {
   /** IKE: last request message IDs counted (v2: host's and server's, +1; v1: the last two Quick Modes). */
   m1: Uint32Array;
   m2: Uint32Array;
+  /**
+   * Per record, a seqlock for readers in other threads (docs/nat.md "Memory model"): odd while add()
+   * or remove() rewrites the record, bumped by 2 per lifetime change. A reader that sees the same even
+   * value before and after reading a record's fields read one lifetime of it, never a mix.
+   */
+  seq: Int32Array;
   private nextFree: Int32Array;
   private freeHead = -1;
   /** Records ever used (ids below this may be live). */
   top = 0;
   count = 0;
+  readonly shared: boolean;
 
-  constructor(private readonly maxRecords: number, initial = 1024) {
-    const n = Math.max(16, Math.min(initial, maxRecords));
-    this.index = new KeyIndex(n * 2);
-    this.kind = new Uint8Array(n);
-    this.pub = new Uint8Array(n);
-    this.flags = new Uint8Array(n);
-    this.server = new Uint32Array(n);
-    this.host = new Uint32Array(n);
-    this.a = new Uint32Array(n);
-    this.b = new Uint32Array(n);
-    this.rh = new Uint32Array(n);
-    this.rl = new Uint32Array(n);
-    this.pkts = new Float64Array(n);
-    this.bytes = new Float64Array(n);
-    this.created = new Float64Array(n);
-    this.last = new Float64Array(n);
-    this.pair = new Int32Array(n);
-    this.via = new Uint8Array(n);
-    this.link = new Int32Array(n);
-    this.m1 = new Uint32Array(n);
-    this.m2 = new Uint32Array(n);
+  constructor(private readonly maxRecords: number, initial = 1024, mem: TableMemory = { shared: false }) {
+    this.shared = mem.shared;
+    const sh = mem.shared;
+    // A shared table is allocated at its cap: readers keep views, so its arrays may never be replaced.
+    const n = sh ? Math.max(16, maxRecords) : Math.max(16, Math.min(initial, maxRecords));
+    this.index = new KeyIndex(n * 2, mem);
+    this.kind = typed(Uint8Array, n, sh);
+    this.pub = typed(Uint8Array, n, sh);
+    this.flags = typed(Uint8Array, n, sh);
+    this.server = typed(Uint32Array, n, sh);
+    this.host = typed(Uint32Array, n, sh);
+    this.a = typed(Uint32Array, n, sh);
+    this.b = typed(Uint32Array, n, sh);
+    this.rh = typed(Uint32Array, n, sh);
+    this.rl = typed(Uint32Array, n, sh);
+    this.pkts = typed(Float64Array, n, sh);
+    this.bytes = typed(Float64Array, n, sh);
+    this.created = typed(Float64Array, n, sh);
+    this.last = typed(Float64Array, n, sh);
+    this.pair = typed(Int32Array, n, sh);
+    this.via = typed(Uint8Array, n, sh);
+    this.link = typed(Int32Array, n, sh);
+    this.m1 = typed(Uint32Array, n, sh);
+    this.m2 = typed(Uint32Array, n, sh);
+    this.seq = typed(Int32Array, n, sh);
     this.nextFree = new Int32Array(n);
+  }
+
+  /** The shared arrays, for a worker's SharedSaView (throws on a table that is not shared). */
+  sharedArrays(): SharedSaArrays {
+    if (!this.shared) throw new Error('SaTable.sharedArrays: the table was not created shared');
+    return {
+      index: this.index.memory(), kind: this.kind, pub: this.pub, flags: this.flags, server: this.server, host: this.host,
+      a: this.a, b: this.b, rh: this.rh, rl: this.rl, pkts: this.pkts, bytes: this.bytes, created: this.created,
+      last: this.last, pair: this.pair, via: this.via, link: this.link, m1: this.m1, m2: this.m2, seq: this.seq,
+    };
   }
 
   get capacity(): number { return this.kind.length; }
 
   /** Approximate bytes held by the table's arrays. */
   get byteLength(): number {
-    return this.index.byteLength + this.capacity * (4 + 10 * 4 + 4 * 8 + 4);
+    return this.index.byteLength + this.capacity * (4 + 10 * 4 + 4 * 8 + 4 + 4);
   }
 
   find(kind: SaKind, pub: number, server: number, a: number, b: number): number {
@@ -120,6 +163,7 @@ export class SaTable {
       if (this.top >= this.capacity) this.grow(Math.min(this.maxRecords, this.capacity * 2));
       id = this.top++;
     }
+    Atomics.add(this.seq, id, 1); // odd: the record is being rewritten
     this.kind[id] = kind;
     this.pub[id] = pub;
     this.flags[id] = flags;
@@ -138,6 +182,7 @@ export class SaTable {
     this.link[id] = -1;
     this.m1[id] = 0;
     this.m2[id] = 0;
+    Atomics.add(this.seq, id, 1); // even again: a complete record, before the index names it
     this.index.set(server, a, b, (pub << 8) | kind, id);
     this.count++;
     return id;
@@ -147,13 +192,16 @@ export class SaTable {
     const kind = this.kind[id];
     if (kind === SaKind.FREE) return;
     this.index.delete(this.server[id], this.a[id], this.b[id], (this.pub[id] << 8) | kind);
+    Atomics.add(this.seq, id, 1);
     this.kind[id] = SaKind.FREE;
+    Atomics.add(this.seq, id, 1);
     this.nextFree[id] = this.freeHead;
     this.freeHead = id;
     this.count--;
   }
 
   private grow(n: number): void {
+    this.seq = grownI32(this.seq, n);
     this.kind = grownU8(this.kind, n);
     this.pub = grownU8(this.pub, n);
     this.flags = grownU8(this.flags, n);

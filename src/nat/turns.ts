@@ -91,6 +91,7 @@ export abstract class Turns extends Books {
     this.turnOut[p] = -1;
     this.placedInTurn[p].length = 0;
     this.turns++;
+    if (this.s.sharedLearning) Atomics.store(this.s.sharedLearning.turns, 0, this.turns);
     const h = this.linkHost[l];
     this.turnsOfHost.set(h, (this.turnsOfHost.get(h) ?? 0) + 1);
     this.busy.add(p);
@@ -109,6 +110,7 @@ export abstract class Turns extends Books {
     this.turn[p] = Turn.NONE;
     this.turnLink[p] = -1;
     this.turns--;
+    if (this.s.sharedLearning) Atomics.store(this.s.sharedLearning.turns, 0, this.turns);
     const h = this.linkHost[l];
     const n = (this.turnsOfHost.get(h) ?? 1) - 1;
     if (n <= 0) this.turnsOfHost.delete(h); else this.turnsOfHost.set(h, n);

@@ -27,7 +27,8 @@ test('each iptables argument has its nft translation', () => {
     'meta nfproto ipv4 meta l4proto icmp icmp type 8 ip length 0-128 meta mark & 0x1 == 0x1 return');
   assert.equal(body(['-m', 'mark', '!', '--mark', '0x5/0xf', '-m', 'conntrack', '--ctstate', 'UNTRACKED', '-j', 'ACCEPT']),
     'meta nfproto ipv4 meta mark & 0xf != 0x5 ct state untracked accept');
-  assert.equal(body(['-j', 'NFQUEUE', '--queue-balance', '2:5', '--queue-bypass']), 'meta nfproto ipv4 queue flags bypass,fanout to 2-5');
+  assert.equal(body(['-j', 'NFQUEUE', '--queue-balance', '2:5', '--queue-bypass']), 'meta nfproto ipv4 queue flags bypass to 2-5');
+  assert.equal(body(['-j', 'NFQUEUE', '--queue-balance', '2:5', '--queue-bypass', '--queue-cpu-fanout']), 'meta nfproto ipv4 queue flags bypass,fanout to 2-5');
   assert.equal(body(['-j', 'MARK', '--set-xmark', '0x800/0xf00']), 'meta nfproto ipv4 meta mark set meta mark and 0xfffff0ff xor 0x800');
   // A comment is at most 128 bytes in nft and holds no double quote.
   const long = nftRule({ ...rule(['-j', 'ACCEPT']), comment: 'x'.repeat(300) });
@@ -77,7 +78,7 @@ test('every example config renders: one nft rule per iptables rule, same queue n
     // The same queue numbers, as many times (rules are grouped by table and hook, so not in order).
     const nftQueues = nftRules.map((l) => / queue (?:flags \S+ )?to (\S+)/.exec(l)?.[1]).filter(Boolean).sort();
     const iptQueues = rs.iptables.map((r) => r.args.join(' ')).filter((a) => a.includes('NFQUEUE'))
-      .map((a) => /--queue-num (\d+)/.exec(a)![1]).sort();
+      .map((a) => /--queue-num (\d+)/.exec(a)?.[1] ?? /--queue-balance (\d+):(\d+)/.exec(a)!.slice(1).join('-')).sort();
     assert.deepEqual(nftQueues, iptQueues, f);
     assert.equal(nftRules.filter((l) => / notrack comment/.test(l)).length, rs.iptables.filter((r) => r.args.includes('--notrack')).length, f);
   }

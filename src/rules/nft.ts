@@ -140,14 +140,18 @@ function target(t: string[], all: string[]): string {
       return `meta mark set meta mark and 0x${keep} xor ${value}`;
     }
     case 'NFQUEUE': {
-      const known = new Set(['--queue-num', '--queue-balance', '--queue-bypass']);
+      const known = new Set(['--queue-num', '--queue-balance', '--queue-bypass', '--queue-cpu-fanout']);
       for (let k = 0; k < opts.length; k++) {
         if (!known.has(opts[k]!)) throw new NftTranslateError(`${all.join(' ')}: no nft translation for NFQUEUE ${opts[k]}`);
         if (opts[k] === '--queue-num' || opts[k] === '--queue-balance') k++;
       }
       const balance = opt('--queue-balance');
+      // iptables spreads a balance by a hash of the addresses unless --queue-cpu-fanout picks by CPU
+      // (nft: `fanout`); the CPU option means nothing without a range.
+      const fanout = opts.includes('--queue-cpu-fanout');
+      if (fanout && !balance) throw new NftTranslateError(`${all.join(' ')}: --queue-cpu-fanout needs --queue-balance`);
       const num = balance ? balance.replace(':', '-') : (opt('--queue-num') ?? '0');
-      const flags = [...(opts.includes('--queue-bypass') ? ['bypass'] : []), ...(balance ? ['fanout'] : [])];
+      const flags = [...(opts.includes('--queue-bypass') ? ['bypass'] : []), ...(fanout ? ['fanout'] : [])];
       return `queue ${flags.length ? `flags ${flags.join(',')} ` : ''}to ${num}`;
     }
   }

@@ -1,0 +1,109 @@
+/**
+ * One packet-deciding thread of bench/workers.bench.ts, on the fake binding: feeds batches of the
+ * bench's mix to a queue for a fixed wall time and reports how many packets it decided.
+ *   mode 'single': today's one-thread sluice (Engine + the whole pipeline, NAT tables private).
+ *   mode 'worker': a WorkerCore as `workers: N` runs it (src/cli/worker-thread.ts), NAT over the
+ *                  owner's shared table, forwarding to the main thread over postMessage.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { readFileSync } from 'node:fs';
+import { setImmediate as yieldLoop } from 'node:timers/promises';
+import type { Config } from '../src/config/schema';
+import { Engine } from '../src/engine/engine';
+import { FakeBinding } from '../src/io/fake';
+import { Interfaces } from '../src/io/interfaces';
+import { NfQueue } from '../src/io/nfqueue';
+import { V_ACCEPT, V_DROP } from '../src/io/batch-layout';
+import type { NatStage } from '../src/nat/stage';
+import type { SharedNatMemory } from '../src/nat/shared';
+import { createLogger } from '../src/obs/log';
+import { buildStages } from '../src/cli/pipeline';
+import { WorkerCore, type FromWorker, type ToWorker } from '../src/cli/worker-thread';
+import { benchMix, flowQueue, populateNat, type MixPacket } from './workers-mix';
+
+export interface DriverInit {
+  mode: 'single' | 'worker';
+  index: number;
+  cfg: Config;
+  nat: SharedNatMemory | null;
+  ms: number;
+  batch: number;
+  seed: number;
+  /** Worker threads in this run: worker `index` gets the packets whose flow hashes to it, as --queue-balance does. */
+  of: number;
+}
+
+export interface DriverResult {
+  packets: number; ms: number;
+  /** CPU time of this thread alone (/proc/thread-self/stat, 10 ms ticks). */
+  threadCpuMs: number;
+  forwarded: number; accepted: number; dropped: number;
+}
+
+/** utime + stime of the calling thread, ms (Node 20 has no per-thread cpuUsage). */
+export function threadCpuMs(): number {
+  const st = readFileSync('/proc/thread-self/stat', 'utf8');
+  const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / TICKS;
+}
+const TICKS = 100; // USER_HZ: /proc times are in 1/100 s on Linux
+
+async function run(init: DriverInit): Promise<void> {
+  const port = parentPort!;
+  const fake = new FakeBinding();
+  const log = createLogger('silent');
+  const interfaces = Interfaces.fromList([]);
+  let engine: Engine;
+  let queue: number;
+  let core: WorkerCore | null = null;
+  if (init.mode === 'worker') {
+    core = new WorkerCore({ index: init.index, cfg: init.cfg, nat: init.nat, stateDir: '/nonexistent' }, fake, log,
+      (m: FromWorker) => port.postMessage(m), interfaces);
+    port.on('message', (m: ToWorker) => { if (m.t === 'replies') core!.replies(m.rs); });
+    [queue] = core.openQueues() as [number];
+    engine = core.engine;
+  } else {
+    const cfg = init.cfg;
+    engine = new Engine({ held: { max: cfg.held.max, timeoutMs: cfg.held.timeout_ms, defaultVerdict: cfg.held.default_verdict }, interfaces });
+    const stages = buildStages(cfg, { log, stateDir: '/nonexistent' });
+    engine.setPipeline(stages.map((s) => s.stage));
+    populateNat((stages.find((s) => s.key === 'nat')!.stage as NatStage).state);
+    const q = cfg.queues[0]!;
+    queue = q.num;
+    let source = -1;
+    const nq = NfQueue.open({ queue, batchSize: init.batch, defaultVerdict: V_ACCEPT, invalidVerdict: V_DROP }, (b) => engine.handleBatch(source, b), fake);
+    source = engine.addSource(nq, queue, { defaultVerdict: q.default_verdict, onInvalid: q.on_invalid });
+  }
+  const fq = fake.queue(queue);
+  const mix: MixPacket[] = init.mode === 'worker' ? benchMix(init.seed, 6400 * init.of * 2).filter((p) => flowQueue(p.bytes, init.of) === init.index).slice(0, 6400) : benchMix(init.seed);
+  const batches: { bytes: Uint8Array; hook: number; indev: number }[][] = [];
+  for (let i = 0; i + init.batch <= mix.length; i += init.batch) batches.push(mix.slice(i, i + init.batch).map((p) => ({ bytes: p.bytes, hook: p.hook, indev: p.indev })));
+  // Warm-up (JIT), then the timed run; the event loop turns every few ms for the owner's answers.
+  for (let i = 0; i < 200; i++) fq.feed(batches[i % batches.length]!);
+  await yieldLoop();
+  fq.sent.length = 0;
+  port.postMessage({ t: 'warm' });
+  await new Promise<void>((r) => port.once('message', () => r()));
+  const c0 = threadCpuMs();
+  const t0 = performance.now();
+  let packets = 0, b = 0, accepted = 0, dropped = 0;
+  for (;;) {
+    const t = performance.now();
+    if (t - t0 >= init.ms) break;
+    for (let k = 0; k < 50; k++) {
+      const sent = fq.feed(batches[b]!);
+      packets += batches[b]!.length;
+      for (const v of sent) { if (v.verdict === V_ACCEPT) accepted++; else dropped++; }
+      if (++b === batches.length) b = 0;
+    }
+    fq.sent.length = 0;
+    if ((packets & 0x3fff) < 50 * init.batch) await yieldLoop();
+  }
+  const ms = performance.now() - t0;
+  const cpu = threadCpuMs() - c0;
+  const natStats = core ? (core.stats().stages.nat?.state as { worker?: { forwarded: number } } | undefined) : undefined;
+  const result: DriverResult = { packets, ms, threadCpuMs: cpu, forwarded: natStats?.worker?.forwarded ?? 0, accepted, dropped };
+  port.postMessage({ t: 'result', result });
+}
+
+if (parentPort && (workerData as { benchDriver?: boolean } | null)?.benchDriver) void run((workerData as { init: DriverInit }).init);

@@ -1,0 +1,204 @@
+/**
+ * workers: 2 against one thread, in process on the fake binding (no kernel): NAT + 100 steer rules
+ * on the realistic mix of bench/workers-mix.ts, paired round by round (median of per-round ratios).
+ *   single: one thread runs today's sluice (Engine + policy/steer/NAT, private tables) — the baseline;
+ *   workers: two threads run WorkerCore (src/cli/worker-thread.ts) on queues 5 and 6, NAT over the
+ *            shared table owned by this (main) thread, which answers forwarded packets.
+ * Each side feeds batches of 64 for the same wall time; pps = packets decided / wall time. Each worker
+ * gets the mix's packets whose address pair hashes to its queue (as --queue-balance splits them).
+ * On a loaded machine the wall rate depends on how much CPU the threads get; the capacity ratio
+ * (packets per CPU-second of each thread, /proc/thread-self/stat) does not.
+ * Then the shared table: a 1M-SA table's memory, and lookups per second of 1 and 2 reader threads.
+ *   node dist/bench/workers.bench.js [--rounds 5] [--ms 2000] [--table-only] [--no-table]
+ */
+import { Worker } from 'node:worker_threads';
+import { cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { configSchema, type Config } from '../src/config/schema';
+import { Engine } from '../src/engine/engine';
+import { ForwardedSource, type OwnerReply } from '../src/engine/forward';
+import { Interfaces } from '../src/io/interfaces';
+import { NatStage } from '../src/nat/stage';
+import { SaKind, SaTable } from '../src/nat/table';
+import { SharedSaView } from '../src/nat/shared';
+import type { FromWorker } from '../src/cli/worker-thread';
+import { populateNat, steerRules, PUB } from './workers-mix';
+import { threadCpuMs, type DriverInit, type DriverResult } from './workers-driver';
+import { numArg } from './args';
+
+const ROUNDS = numArg('--rounds', 5);
+const MS = numArg('--ms', 2000);
+const median = (xs: number[]): number => { const a = [...xs].sort((x, y) => x - y); return a.length % 2 ? a[a.length >> 1]! : (a[a.length / 2 - 1]! + a[a.length / 2]!) / 2; };
+
+function config(workers: number): Config {
+  return configSchema.parse({
+    workers,
+    queues: [{ num: 5, batch: 64, fail_open: false }],
+    steer: { rules: steerRules(100) },
+    nat: { public: [PUB], wan_interface: 'wan0', servers: ['198.51.100.0/24'], queue: 5, journal: { path: null } },
+  });
+}
+
+interface Driver { worker: Worker; result: Promise<DriverResult>; warm: Promise<void> }
+
+function driver(init: DriverInit, onFwd?: (m: FromWorker) => void): Driver {
+  const worker = new Worker(join(__dirname, 'workers-driver.js'), { workerData: { benchDriver: true, init } });
+  let warmed!: () => void;
+  const warm = new Promise<void>((r) => { warmed = r; });
+  const result = new Promise<DriverResult>((resolve, reject) => {
+    worker.on('message', (m: FromWorker | { t: 'warm' } | { t: 'result'; result: DriverResult }) => {
+      if (m.t === 'warm') warmed();
+      else if (m.t === 'result') resolve(m.result);
+      else onFwd?.(m);
+    });
+    worker.on('error', reject);
+  });
+  return { worker, result, warm };
+}
+
+async function single(seed: number): Promise<{ pps: number; r: DriverResult }> {
+  const d = driver({ mode: 'single', index: 0, cfg: config(1), nat: null, ms: MS, batch: 64, seed, of: 1 });
+  await d.warm;
+  d.worker.postMessage('go');
+  const r = await d.result;
+  await d.worker.terminate();
+  return { pps: r.packets / (r.ms / 1000), r };
+}
+
+async function workers(seed: number, n = 2): Promise<{ pps: number; rs: DriverResult[]; ownerAnswered: number; ownerCpuMs: number }> {
+  const cfg = config(2); // queues 5 and 6 (with n = 1, only worker 0 runs, on queue 5)
+  const owner = new Engine({ held: { max: 4096, timeoutMs: 5000, defaultVerdict: 'accept' }, interfaces: Interfaces.fromList([]) });
+  const nat = new NatStage(cfg.nat!, { shared: true });
+  owner.setPipeline([nat]);
+  populateNat(nat.state);
+  let answered = 0;
+  const ds: Driver[] = [];
+  for (let index = 0; index < n; index++) {
+    let src!: ForwardedSource;
+    const d = driver({ mode: 'worker', index, cfg, nat: nat.state.sharedMemory(), ms: MS, batch: 64, seed, of: n },
+      (m) => { if (m.t === 'fwd') for (const p of m.ps) src.receive(p); });
+    src = new ForwardedSource(owner, (r: OwnerReply) => { answered++; d.worker.postMessage({ t: 'replies', rs: [r] }); });
+    src.addQueue(5 + index, { defaultVerdict: 'accept', onInvalid: 'drop' });
+    ds.push(d);
+  }
+  await Promise.all(ds.map((d) => d.warm));
+  const o0 = threadCpuMs();
+  for (const d of ds) d.worker.postMessage('go');
+  const rs = await Promise.all(ds.map((d) => d.result));
+  const ownerCpuMs = threadCpuMs() - o0;
+  for (const d of ds) await d.worker.terminate();
+  await owner.close();
+  const ms = Math.max(...rs.map((r) => r.ms));
+  return { pps: rs.reduce((n, r) => n + r.packets, 0) / (ms / 1000), rs, ownerAnswered: answered, ownerCpuMs };
+}
+
+async function throughput(): Promise<void> {
+  console.log(`# workers: ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}; ${ROUNDS} paired rounds of ${MS} ms per side`);
+  const ratios: number[] = [];
+  const cpuRatios: number[] = [];
+  // CPU per packet of each thread: what a thread costs with a core to itself, whatever else runs.
+  const nsPer = (r: DriverResult): number => (r.threadCpuMs * 1e6) / r.packets;
+  for (let round = 0; round < ROUNDS; round++) {
+    // Alternate which side runs first, so a drift in machine load does not favour one.
+    const first = round % 2 === 0;
+    const a = first ? await single(1000 + round) : null;
+    const w = await workers(1000 + round);
+    const s = a ?? await single(1000 + round);
+    ratios.push(w.pps / s.pps);
+    // Capacity with a core per thread: packets per CPU-second of each worker, summed, against the single thread's.
+    const cap = w.rs.reduce((n, r) => n + r.packets / r.threadCpuMs, 0) / (s.r.packets / s.r.threadCpuMs);
+    cpuRatios.push(cap);
+    console.log(`round ${round + 1}: single ${(s.pps / 1e3).toFixed(0)} kpps, ${nsPer(s.r).toFixed(0)} ns CPU/pkt, ${(s.r.threadCpuMs / s.r.ms * 100).toFixed(0)}% of a core (${s.r.dropped} dropped) | ` +
+      `workers:2 ${(w.pps / 1e3).toFixed(0)} kpps = ${w.rs.map((r) => (r.packets / r.ms).toFixed(0)).join(' + ')} kpps, ${w.rs.map((r) => `${nsPer(r).toFixed(0)} ns/pkt at ${(r.threadCpuMs / r.ms * 100).toFixed(0)}%`).join(' and ')}; ` +
+      `owner thread ${w.ownerCpuMs.toFixed(0)} ms CPU, forwarded ${w.rs.map((r) => r.forwarded).join('+')} | wall ratio ${(w.pps / s.pps).toFixed(2)}, capacity ratio ${cap.toFixed(2)}`);
+  }
+  console.log(`workers:2 / single, median of ${ROUNDS} paired rounds: wall ${median(ratios).toFixed(2)}x (rounds: ${ratios.map((r) => r.toFixed(2)).join(' ')}); ` +
+    `capacity (packets per CPU-second, summed over the workers) ${median(cpuRatios).toFixed(2)}x (rounds: ${cpuRatios.map((r) => r.toFixed(2)).join(' ')})`);
+}
+
+/**
+ * A 1M-SA shared table: memory, and lookups (find + the fields the NAT reads) per CPU-second: by
+ * the owner thread through SaTable.find (today's path), then by 1 and by 2 reader threads at once
+ * through SharedSaView (seqlock + key check), random keys over the whole table.
+ */
+async function table(): Promise<void> {
+  const rss0 = process.memoryUsage().rss;
+  const N = 1 << 20;
+  const t = new SaTable(N, 1024, { shared: true });
+  for (let i = 0; i < N; i++) t.add(SaKind.ESP_IN, 0, (0xc6336400 + (i & 255)) >>> 0, 0x0a010000 + i, (0xc0000000 + i) >>> 0, 0, 0, 0, 0);
+  const rss1 = process.memoryUsage().rss;
+  console.log(`# shared table: ${N} SAs; table arrays ${(t.byteLength / 1048576).toFixed(0)} MiB; RSS ${(rss0 / 1048576).toFixed(0)} → ${(rss1 / 1048576).toFixed(0)} MiB after filling it (+${((rss1 - rss0) / 1048576).toFixed(0)} MiB)`);
+  // In this thread: SaTable.find + host (a single-threaded sluice's lookup), then SharedSaView.lookup
+  // (seqlock, key check, the fields the NAT reads) over the same table: what the checks cost.
+  const view = new SharedSaView(t.sharedArrays());
+  const local = (name: string, f: (k: number) => boolean): void => {
+    let x = 7, ok = 0, n = 0;
+    const c0 = threadCpuMs(), t0 = performance.now();
+    while (performance.now() - t0 < 1500) {
+      for (let i = 0; i < 65536; i++) {
+        x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+        if (f(x & (N - 1))) ok++;
+      }
+      n += 65536;
+    }
+    const cpu = threadCpuMs() - c0;
+    if (ok !== n) throw new Error(`${name}: lookups missed`);
+    console.log(`  this thread, ${name}: ${(n / cpu / 1e3).toFixed(2)} M lookups per CPU-second (${(cpu / (performance.now() - t0) * 100).toFixed(0)}% of a core)`);
+  };
+  local('SaTable.find', (k) => { const id = t.find(SaKind.ESP_IN, 0, (0xc6336400 + (k & 255)) >>> 0, (0xc0000000 + k) >>> 0, 0); return id >= 0 && t.host[id] === 0x0a010000 + k; });
+  local('SharedSaView.lookup', (k) => view.lookup(SaKind.ESP_IN, 0, (0xc6336400 + (k & 255)) >>> 0, (0xc0000000 + k) >>> 0, 0) >= 0 && view.host === 0x0a010000 + k);
+  const readers = async (n: number): Promise<number[]> => {
+    const ws = Array.from({ length: n }, (_, k) => new Worker(`
+      const { parentPort, workerData } = require('node:worker_threads');
+      const { readFileSync } = require('node:fs');
+      const { SharedSaView } = require(workerData.shared);
+      const cpuMs = () => { const s = readFileSync('/proc/thread-self/stat', 'utf8'); const f = s.slice(s.lastIndexOf(')') + 2).split(' '); return (Number(f[11]) + Number(f[12])) * 10; };
+      const v = new SharedSaView(workerData.sas);
+      let x = workerData.seed, hits = 0, n = 0;
+      const c0 = cpuMs(), t0 = performance.now();
+      while (performance.now() - t0 < 1500) {
+        for (let i = 0; i < 65536; i++) {
+          x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+          const k = x & ${N - 1};
+          if (v.lookup(1, 0, (0xc6336400 + (k & 255)) >>> 0, (0xc0000000 + k) >>> 0, 0) >= 0 && v.host === 0x0a010000 + k) hits++;
+        }
+        n += 65536;
+      }
+      const cpu = cpuMs() - c0;
+      parentPort.postMessage({ rate: n / cpu * 1000, share: cpu / (performance.now() - t0), ok: hits === n, rss: process.memoryUsage().rss });
+    `, { eval: true, workerData: { shared: join(__dirname, '../src/nat/shared.js'), sas: t.sharedArrays(), seed: 7 + k } }));
+    const rs = await Promise.all(ws.map((w) => new Promise<{ rate: number; share: number; ok: boolean; rss: number }>((r) => w.once('message', r))));
+    if (!rs.every((r) => r.ok)) throw new Error('a reader missed a record');
+    console.log(`  ${n} reader thread(s), SharedSaView.lookup: ${rs.map((r) => `${(r.rate / 1e6).toFixed(2)} M lookups per CPU-second (${(r.share * 100).toFixed(0)}% of a core)`).join(', ')}; process RSS ${(Math.max(...rs.map((r) => r.rss)) / 1048576).toFixed(0)} MiB`);
+    await Promise.all(ws.map((w) => w.terminate()));
+    return rs.map((r) => r.rate);
+  };
+  const one = await readers(1);
+  const two = await readers(2);
+  console.log(`  per reader, 2 at once / 1 alone: ${(two.reduce((a, b) => a + b, 0) / 2 / one[0]!).toFixed(2)}`);
+}
+
+/**
+ * The worker's NAT path alone: one worker thread (NAT over the shared table, owner in this thread)
+ * against one single-threaded sluice, same packets: what the shared-table path costs per packet
+ * without a second thread (no cache lines shared between workers).
+ */
+async function oneWorker(): Promise<void> {
+  const ratios: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const s = await single(2000 + round);
+    const w = await workers(2000 + round, 1);
+    const ns = (r: DriverResult): number => (r.threadCpuMs * 1e6) / r.packets;
+    ratios.push(ns(w.rs[0]!) / ns(s.r));
+    console.log(`one worker: single ${ns(s.r).toFixed(0)} ns CPU/pkt | 1 worker ${ns(w.rs[0]!).toFixed(0)} ns CPU/pkt (forwarded ${w.rs[0]!.forwarded}) | ratio ${ratios.at(-1)!.toFixed(2)}`);
+  }
+  console.log(`1 worker / single, CPU per packet, median of ${ROUNDS}: ${median(ratios).toFixed(2)}`);
+}
+
+async function main(): Promise<void> {
+  if (process.argv.includes('--one-worker')) { await oneWorker(); return; }
+  if (!process.argv.includes('--table-only')) await throughput();
+  if (!process.argv.includes('--no-table')) await table();
+}
+
+void main().catch((e: unknown) => { console.error(e); process.exit(1); });

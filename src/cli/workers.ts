@@ -1,0 +1,159 @@
+/**
+ * The main thread's side of `workers: N` (N > 1): starts the worker threads (worker-thread.ts),
+ * answers their forwarded NAT packets through the owner's engine (engine/forward.ts), gathers their
+ * stats, passes reloads on, and stops them. A worker that dies takes the process with it (onFatal):
+ * a gateway deciding only part of its queues is worse than one that restarts.
+ */
+import { Worker } from 'node:worker_threads';
+import { join } from 'node:path';
+import type { Config } from '../config/schema';
+import type { Engine } from '../engine/engine';
+import { ForwardedSource, type OwnerReply } from '../engine/forward';
+import type { SharedNatMemory } from '../nat/shared';
+import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from './worker-thread';
+
+/** How long a stopping worker may take to decide its held packets and close its queues. */
+const STOP_TIMEOUT_MS = 3000;
+/** Worker stats kept for metrics scrapes (which must answer synchronously) are refreshed this often. */
+const STATS_REFRESH_MS = 1000;
+
+interface Slot {
+  index: number;
+  worker: Worker;
+  source: ForwardedSource;
+  outbox: OwnerReply[];
+  queues: number[];
+  exited: boolean;
+}
+
+export class WorkerPool {
+  private readonly slots: Slot[] = [];
+  private nextId = 1;
+  private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private stopping = false;
+  private started = false;
+  private refresh: NodeJS.Timeout | null = null;
+  /** The last stats of each worker (metrics). */
+  latest: WorkerStats[] = [];
+
+  constructor(private readonly cfg: Config, private readonly owner: Engine, private nat: SharedNatMemory | null,
+    private readonly stateDir: string, private readonly onFatal: (index: number, why: string) => void) {}
+
+  /** Starts every worker and resolves once all have bound their queues; rejects (all stopped) if one cannot. */
+  async start(): Promise<void> {
+    const n = this.cfg.workers;
+    const ready: Promise<void>[] = [];
+    for (let index = 0; index < n; index++) {
+      const init: WorkerInit = { index, cfg: this.cfg, nat: this.nat, stateDir: this.stateDir };
+      const worker = new Worker(join(__dirname, 'worker-thread.js'), { workerData: { sluiceWorker: true, init } });
+      const slot: Slot = { index, worker, outbox: [], queues: [], exited: false,
+        source: new ForwardedSource(this.owner, (r) => this.reply(slot, r)) };
+      for (const q of this.cfg.queues) {
+        slot.source.addQueue(q.num + index, { defaultVerdict: q.default_verdict, onInvalid: q.on_invalid });
+      }
+      this.slots.push(slot);
+      ready.push(new Promise<void>((resolve, reject) => {
+        const onStart = (m: FromWorker): void => {
+          if (m.t === 'ready') { slot.queues = m.queues; worker.off('message', onStart); resolve(); }
+          if (m.t === 'fatal') { worker.off('message', onStart); reject(new Error(`worker ${index}: ${m.error}`)); }
+        };
+        worker.on('message', onStart);
+        worker.once('exit', (code) => reject(new Error(`worker ${index} exited (code ${code}) before its queues were bound`)));
+      }));
+      worker.on('message', (m: FromWorker) => this.onMessage(slot, m));
+      worker.on('error', (e) => { if (this.started && !this.stopping) this.onFatal(index, e.stack ?? e.message); });
+      worker.on('exit', (code) => {
+        slot.exited = true;
+        if (this.started && !this.stopping) this.onFatal(index, `exited with code ${code}`);
+      });
+    }
+    try {
+      await Promise.all(ready);
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+    this.started = true;
+    this.refresh = setInterval(() => { this.stats().then((s) => { this.latest = s; }, () => {}); }, STATS_REFRESH_MS);
+    this.refresh.unref();
+  }
+
+  get workerQueues(): number[][] {
+    return this.slots.map((s) => s.queues);
+  }
+
+  private onMessage(slot: Slot, m: FromWorker): void {
+    switch (m.t) {
+      case 'fwd': for (const p of m.ps) slot.source.receive(p); break;
+      case 'stats': this.settle(m.id, m.data); break;
+      case 'done': if (m.error) this.fail(m.id, new Error(`worker ${slot.index}: ${m.error}`)); else this.settle(m.id, null); break;
+      default: break;
+    }
+  }
+
+  /** Owner answers leave in one message per worker per turn of the event loop. */
+  private reply(slot: Slot, r: OwnerReply): void {
+    if (slot.exited) return;
+    if (slot.outbox.length === 0) queueMicrotask(() => this.flush(slot));
+    slot.outbox.push(r);
+  }
+
+  private flush(slot: Slot): void {
+    if (slot.outbox.length === 0 || slot.exited) return;
+    const rs = slot.outbox;
+    slot.outbox = [];
+    this.send(slot, { t: 'replies', rs });
+  }
+
+  private send(slot: Slot, m: ToWorker): void {
+    slot.worker.postMessage(m);
+  }
+
+  private request<T>(slot: Slot, make: (id: number) => ToWorker, timeoutMs = 10000): Promise<T> {
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => this.fail(id, new Error(`worker ${slot.index} did not answer within ${timeoutMs} ms`)), timeoutMs);
+      timer.unref();
+      this.waiting.set(id, {
+        resolve: (v) => { clearTimeout(timer); resolve(v as T); },
+        reject: (e) => { clearTimeout(timer); reject(e); },
+      });
+      this.send(slot, make(id));
+    });
+  }
+
+  private settle(id: number, v: unknown): void {
+    const w = this.waiting.get(id);
+    this.waiting.delete(id);
+    w?.resolve(v);
+  }
+
+  private fail(id: number, e: Error): void {
+    const w = this.waiting.get(id);
+    this.waiting.delete(id);
+    w?.reject(e);
+  }
+
+  stats(): Promise<WorkerStats[]> {
+    return Promise.all(this.slots.filter((s) => !s.exited).map((s) => this.request<WorkerStats>(s, (id) => ({ t: 'stats', id }))));
+  }
+
+  /** Every worker rebuilds its stages from cfg (unchanged sections keep theirs); nat: the owner's shared NAT now. */
+  async reload(cfg: Config, nat: SharedNatMemory | null): Promise<void> {
+    this.nat = nat;
+    await Promise.all(this.slots.map((s) => this.request<void>(s, (id) => ({ t: 'reload', id, cfg, nat }), 60000)));
+  }
+
+  /** Workers decide their held packets and close their queues, then end. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.refresh) clearInterval(this.refresh);
+    await Promise.all(this.slots.map(async (s) => {
+      if (s.exited) return;
+      try {
+        await this.request<void>(s, (id) => ({ t: 'stop', id }), STOP_TIMEOUT_MS);
+      } catch { /* terminated below */ }
+      await s.worker.terminate();
+    }));
+  }
+}
