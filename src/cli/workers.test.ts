@@ -107,6 +107,18 @@ test('workers: 2 on the fake binding: negotiation across both workers through th
   // An SPI nobody negotiated, outside any window: the owner drops it, the worker says so.
   v = await send(w0, 5, esp(S, PUB, 0xc0000099), HOOK_PREROUTING);
   assert.equal(v.verdict, V_DROP); assert.ok(v.forwarded);
+  // HA standby (src/ha sets the owner's NatStage passive): the workers' fast path stops at once; the
+  // owner drops what the NAT owns (nat.ha_standby). Active again: the fast path resumes.
+  nat.passive = true;
+  for (const [fake, q] of [[w0, 5], [w1, 6]] as const) {
+    const o = await send(fake, q, esp(H, S, 0xd0000001, 40), HOOK_POSTROUTING);
+    assert.equal(o.verdict, V_DROP, 'a standby translates nothing, in any worker'); assert.ok(o.forwarded);
+    const n = await send(fake, q, esp(S, PUB, 0xc0000001, 40), HOOK_PREROUTING);
+    assert.equal(n.verdict, V_DROP); assert.ok(n.forwarded);
+  }
+  nat.passive = false;
+  v = await send(w1, 6, esp(S, PUB, 0xc0000001, 41), HOOK_PREROUTING);
+  assert.equal(v.verdict, V_ACCEPT); assert.ok(!v.forwarded); assert.equal(dstOf(v.payload!), H);
   // The owner's table counts the fast path's packets too (shared activity fields).
   const sas = nat.state.sas;
   const inId = sas.find(1 /* ESP_IN */, 0, S, 0xc0000001, 0);
@@ -115,13 +127,13 @@ test('workers: 2 on the fake binding: negotiation across both workers through th
   const m = mergeStats({ counters: owner.counters.snapshot(true), drops: owner.counters.dropSnapshot(), natState: nat.stats() as Record<string, unknown>, held: owner.held.size },
     cores.map((c) => c.stats()));
   const get = (name: string): number => m.counters.find((c) => c.name === name)?.value ?? 0;
-  assert.equal(get('engine.packets'), 47);
-  assert.equal(get('nat.owner_dropped'), 1);
+  assert.equal(get('engine.packets'), 52);
+  assert.equal(get('nat.owner_dropped'), 5);
   assert.ok(get('nat.esp.unknown_spi') + get('nat.unknown') >= 1 || m.drops.some((d) => d.name.startsWith('nat.') && d.name !== 'nat.owner_dropped'), JSON.stringify(m.drops));
   const workers = m.stages.nat!.state!.workers as Record<string, number>;
-  assert.equal(workers.in, 20);
+  assert.equal(workers.in, 21);
   assert.equal(workers.out, 20);
-  assert.equal(workers.forwarded, 7);
+  assert.equal(workers.forwarded, 11);
   assert.equal(workers.lost, 0);
   assert.equal(m.queues.length, 2);
   // A reload that changes steering but not the NAT keeps the worker's NAT stage (and what waits on
