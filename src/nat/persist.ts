@@ -2,7 +2,9 @@
  * The NAT stage's durable state: replays the journal into the tables at start-up (every record
  * validated, refusals counted by reason, a cap hit is an error naming the cap), and keeps the file
  * compact afterwards without ever running long on the packet thread: compaction walks the SA table
- * in slices of at most SLICE_MS between event-loop turns and writes asynchronously (journal.ts).
+ * in slices of at most SLICE_MS between event-loop turns, formats each record's line straight from
+ * the table's arrays into a reused buffer (no object per record: the garbage collector's pauses were
+ * the stalls) and writes asynchronously (rewrite.ts).
  *
  * A degraded journal (ENOSPC, EROFS, EIO) is retried every RETRY_MS by a full rewrite from the
  * tables, which also restores everything that was lost meanwhile.
