@@ -3,7 +3,8 @@
  * network filesystem does; fixtures/fuse_hang.py speaks FUSE on /dev/fuse): a running sluice refuses
  * the reload after the 5 s read timeout with an error naming the file, answers `sluice stats`
  * meanwhile, keeps its running config, and reloads normally once the path is a regular file again.
- * Also the config worker alone (loadConfigOffThread) with a shorter timeout. Everything runs in a
+ * Also the config worker alone (loadConfigOffThread) with a shorter timeout, and `sluice check`
+ * (which reads with the same timeout). Everything runs in a
  * private mount and network namespace (unshare), so the mount and the tun device go with it.
  */
 import { test } from 'node:test';
@@ -78,6 +79,24 @@ loadConfigOffThread(process.argv[2], 1500).then(() => { console.log('{"loaded":t
     assert.equal(r.config, true, 'a ConfigError (exit 2 for the CLI)');
     assert.match(r.message, /mnt\/config\.yaml: reading took longer than 1500 ms; refused/);
     assert.ok(r.ms >= 1400 && r.ms < 6000, `after ${r.ms} ms`);
+    assert.match(lines.at(-1)!, /^read-requests [1-9]/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('sluice check on a file whose read hangs: exit 2 after the 5 s read timeout, with the error', { skip, timeout: 60000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-hang-'));
+  try {
+    const script = join(dir, 'check.sh');
+    // The exit code and the time on one line after the CLI's own output (its error comes first).
+    writeFileSync(script, `t0=$(date +%s%N); "$1" "$2" check -c "$3" 2>&1; rc=$?; echo "exit $rc after $(( ($(date +%s%N) - t0) / 1000000 )) ms"\n`);
+    const lines = underHungFs(dir, ['sh', script, process.execPath, resolve(__dirname, '../../src/cli/main.js'), join(dir, 'mnt', 'config.yaml')]);
+    assert.match(lines[0]!, /sluice: .*mnt\/config\.yaml: reading took longer than 5000 ms; refused/, lines.join('\n'));
+    const m = /^exit (\d+) after (\d+) ms$/.exec(lines.find((l) => l.startsWith('exit')) ?? '');
+    assert.ok(m, lines.join('\n'));
+    assert.equal(Number(m[1]), 2);
+    assert.ok(Number(m[2]) >= 4500, `exit after ${m[2]} ms`);
     assert.match(lines.at(-1)!, /^read-requests [1-9]/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
