@@ -320,7 +320,7 @@ export class NatStage implements Stage {
     s.journal?.beginBatch();
     try {
       for (; i < end; i++) {
-        if ((i & 63) === 63 && performance.now() > deadline) break; // a removal is a few µs
+        if ((i & 15) === 15 && performance.now() > deadline) break; // a removal is µs (tens before the JIT)
         const k = sas.kind[i];
         if (k === SaKind.FREE || (sas.flags[i] & F_PINNED) !== 0) continue;
         const idle = k === SaKind.IKE ? this.ikeIdleMs : this.espIdleMs;
