@@ -1,5 +1,5 @@
 /** `sluice check -c FILE`: validate a config without touching the kernel. */
-import { configLocator, loadConfig } from '../config/load';
+import { configLocator, loadConfigAsync } from '../config/load';
 import { configFile, parse } from './args';
 import { buildStages, checkWarnings } from './pipeline';
 
@@ -17,7 +17,8 @@ export async function checkCommand(argv: string[]): Promise<number> {
   const a = parse(argv, { config: { type: 'string', short: 'c' }, quiet: { type: 'boolean', short: 'q' }, strict: { type: 'boolean' } }, HELP);
   if (!a) return 0;
   a.values.config = configFile(a.values.config);
-  const cfg = loadConfig(a.values.config);
+  // Read with the 5 s timeout (a hung network filesystem is an error, not a hang).
+  const cfg = await loadConfigAsync(a.values.config);
   // Building the stages catches what a schema cannot (unknown named sets, conflicting marks...).
   const quietLog = { info() {}, warn() {} };
   const stages = buildStages(cfg, { log: quietLog, stateDir: '/nonexistent' });

@@ -85,7 +85,9 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.problems.map((p) => `sluice: ${p}`).join('\n')}\n`);
-      process.exitCode = 2;
+      // At once: a config read that timed out is still pending in the thread pool and would keep
+      // the process waiting for it.
+      process.exit(2);
     } else if (err instanceof UsageError) {
       process.stderr.write(`sluice: ${err.message}\n`);
       process.exitCode = 2;

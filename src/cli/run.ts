@@ -1,5 +1,5 @@
 /** `sluice run -c FILE`: run until SIGINT/SIGTERM; SIGHUP reloads. */
-import { loadConfig } from '../config/load';
+import { loadConfigAsync } from '../config/load';
 import { configFile, parse } from './args';
 import { Runtime } from './runtime';
 
@@ -16,7 +16,8 @@ export async function runCommand(argv: string[]): Promise<number> {
   const a = parse(argv, { config: { type: 'string', short: 'c' } }, HELP);
   if (!a) return 0;
   a.values.config = configFile(a.values.config);
-  const cfg = loadConfig(a.values.config);
+  // Read with the 5 s timeout (a hung network filesystem is an error, not a hang).
+  const cfg = await loadConfigAsync(a.values.config);
   const rt = new Runtime(cfg, a.values.config);
   await rt.start();
   await new Promise<void>((resolve) => {

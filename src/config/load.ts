@@ -105,14 +105,18 @@ export function loadConfig(file: string): Config {
   return parseConfigText(text, file);
 }
 
-/** The same for a running sluice (reload): the read is asynchronous and has a timeout. */
-export async function loadConfigAsync(file: string): Promise<Config> {
+/**
+ * The same for a running sluice (reload): the read is asynchronous and has a timeout
+ * (CONFIG_READ_TIMEOUT_MS unless `readTimeoutMs`); `onRead` is called between reading and parsing.
+ */
+export async function loadConfigAsync(file: string, opts: { readTimeoutMs?: number; onRead?: () => void } = {}): Promise<Config> {
   let text: string;
   try {
-    text = await readConfigFile(file);
+    text = await readConfigFile(file, opts.readTimeoutMs);
   } catch (e) {
     throw readError(file, e);
   }
+  opts.onRead?.();
   return parseConfigText(text, file);
 }
 

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from './load';
@@ -26,6 +27,20 @@ test('loadConfigOffThread: the same Config as loadConfig, set files included; Co
     assert.ok(want.length > 0 && /nets\.txt:2/.test(want.join('\n')));
     await assert.rejects(loadConfigOffThread(file), (e: unknown) => e instanceof ConfigError && JSON.stringify(e.problems) === JSON.stringify(want));
     await assert.rejects(loadConfigOffThread(join(dir, 'missing.yaml')), /cannot read/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('loadConfigOffThread: a FIFO (nobody writing) is refused at once with a ConfigError naming it, not a hang', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-offthread-'));
+  try {
+    const fifo = join(dir, 'fifo.yaml');
+    execFileSync('mkfifo', [fifo]);
+    const t0 = Date.now();
+    await assert.rejects(loadConfigOffThread(fifo), (e: unknown) => e instanceof ConfigError
+      && /fifo\.yaml: is a FIFO; sluice reads its config only from a regular file/.test(e.message));
+    assert.ok(Date.now() - t0 < 5000, `refused in ${Date.now() - t0} ms`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -147,13 +147,20 @@ function isAsyncIterable(v: unknown): v is AsyncIterable<unknown> {
  * A streamed result (a large listing produced in slices): `{"ok":true,"stream":true}`, then one
  * `{"chunk":...}` line per chunk, then `{"end":true}` (or `{"ok":false,"error":...}`). The producer
  * waits while the socket's buffer is full, so a slow reader holds memory to one chunk.
+ * A chunk that is a Uint8Array is JSON text already (made without objects, e.g. nat/listjson.ts):
+ * it is sent as is, and the producer is resumed only once the socket has taken it (it may reuse
+ * the buffer).
  */
 async function streamTo(sock: Socket, it: AsyncIterable<unknown>): Promise<void> {
   sock.write(`${JSON.stringify({ ok: true, stream: true })}\n`);
   try {
     for await (const chunk of it) {
       if (sock.destroyed) return; // leaving the loop ends the producer (its return() runs)
-      if (!sock.write(`${JSON.stringify({ chunk })}\n`)) {
+      if (chunk instanceof Uint8Array) {
+        sock.write('{"chunk":');
+        sock.write(chunk);
+        await written(sock, '}\n');
+      } else if (!sock.write(`${JSON.stringify({ chunk })}\n`)) {
         await new Promise<void>((r) => { sock.once('drain', r); sock.once('close', r); });
       }
     }
@@ -161,6 +168,15 @@ async function streamTo(sock: Socket, it: AsyncIterable<unknown>): Promise<void>
   } catch (e) {
     if (!sock.destroyed) sock.write(`${JSON.stringify({ ok: false, error: (e as Error).message })}\n`);
   }
+}
+
+/** Resolves when the socket has handed `data` (and everything before it) to the kernel, or closed. */
+function written(sock: Socket, data: string): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => { sock.off('close', done); resolve(); };
+    sock.once('close', done);
+    sock.write(data, () => done());
+  });
 }
 
 async function answer(line: string, handler: ControlHandler): Promise<ControlResponse> {

@@ -9,6 +9,7 @@ import { C, refused } from './counters';
 import type { NatState } from './state';
 import { saDelete, saFilter, saMatches, saRemove } from './admin';
 import { saEvents } from './events';
+import { saListText, type ListAt } from './listjson';
 
 /** What the commands read: the stage's state (NatStage passes itself; no import back into stage.ts). */
 type NatStage = { readonly state: NatState };
@@ -89,44 +90,18 @@ function newGroup(stage: NatStage, id: number): SaListEntry {
   return { host: numberToIpv4(sas.host[id]), public: numberToIpv4(stage.state.publics[sas.pub[id]]), server: numberToIpv4(sas.server[id]), ike: [], esp_in: [], esp_out: [] };
 }
 
-/** Whole listing at once, for small tables and tests; `sluice sa` streams (saListChunks). */
-export function saList(stage: NatStage, args: Record<string, unknown>): SaListEntry[] {
-  const out: SaListEntry[] = [];
-  const it = saListSteps(stage, args, Infinity);
-  for (let r = it.next(); !r.done; r = it.next()) out.push(...r.value);
-  return out;
-}
-
-/** Longest run of listing work between two event-loop turns. */
-const LIST_SLICE_MS = 2;
-const LIST_CHUNK_GROUPS = 512;
-
 /**
- * The listing in chunks of host/server groups, ordered by host then server (numerically), each
- * chunk after a turn of the event loop so that listing 1M SAs never holds the packet path for more
- * than ~LIST_SLICE_MS. Records that change meanwhile show as they are when their group is formatted.
+ * The whole listing at once as objects (small tables, `sa-list` without streaming, tests); `sluice
+ * sa` streams it as text made straight from the tables (saListChunks, listjson.ts), which gives the
+ * same JSON byte for byte.
  */
-export async function* saListChunks(stage: NatStage, args: Record<string, unknown>): AsyncGenerator<SaListEntry[]> {
-  const it = saListSteps(stage, args, LIST_SLICE_MS);
-  for (;;) {
-    const r = it.next();
-    if (r.done) return;
-    if (r.value.length > 0) yield r.value;
-    await new Promise<void>((res) => setImmediate(res));
-  }
-}
-
-/** The listing as a generator of steps, each at most `sliceMs` long (Infinity: one step per chunk). */
-function* saListSteps(stage: NatStage, args: Record<string, unknown>, sliceMs: number): Generator<SaListEntry[]> {
+export function saList(stage: NatStage, args: Record<string, unknown>, at?: ListAt): SaListEntry[] {
   const s = stage.state;
   const sas = s.sas;
   const flt = saFilter(args);
-  // Pass 1: record ids by host, then by (server, public). Sliced.
+  // Record ids by host, then by (server, public).
   const byHost = new Map<number, Map<number, number[]>>();
-  const top = sas.top;
-  let t0 = performance.now();
-  for (let id = 0; id < top; id++) {
-    if ((id & 1023) === 1023 && performance.now() - t0 >= sliceMs) { yield []; t0 = performance.now(); }
+  for (let id = 0; id < sas.top; id++) {
     if (sas.kind[id] === SaKind.FREE) continue;
     const host = sas.host[id];
     if (!saMatches(s, id, flt)) continue;
@@ -137,35 +112,40 @@ function* saListSteps(stage: NatStage, args: Record<string, unknown>, sliceMs: n
     if (!ids) { ids = []; m.set(key, ids); }
     ids.push(id);
   }
+  const now = at?.now ?? s.services?.now() ?? 0;
+  const wall = at?.wall ?? Date.now();
+  const out: SaListEntry[] = [];
   // Hosts in numeric order (at most limits.max_hosts of them: one typed-array sort).
-  const hosts = Uint32Array.from(byHost.keys()).sort();
-  yield [];
-  // Pass 2: groups, formatted in chunks.
-  const now = s.services?.now() ?? 0;
-  const wall = Date.now();
-  let chunk: SaListEntry[] = [];
-  t0 = performance.now();
-  for (const host of hosts) {
+  for (const host of Uint32Array.from(byHost.keys()).sort()) {
     const m = byHost.get(host)!;
-    const keys = [...m.keys()].sort((x, y) => x - y);
-    for (const key of keys) {
-      let g: SaListEntry | null = null;
-      for (const id of m.get(key)!) {
-        // Still the same record? (the table may have changed between slices)
-        if (sas.kind[id] === SaKind.FREE || sas.host[id] !== host || sas.server[id] * 256 + sas.pub[id] !== key) continue;
-        g ??= newGroup(stage, id);
-        addRow(g, sas.kind[id], rowOf(stage, id, now, wall));
-      }
-      if (g) chunk.push(g);
-    }
-    byHost.delete(host);
-    if (chunk.length >= LIST_CHUNK_GROUPS || performance.now() - t0 >= sliceMs) {
-      yield chunk;
-      chunk = [];
-      t0 = performance.now();
+    for (const key of [...m.keys()].sort((x, y) => x - y)) {
+      const ids = m.get(key)!;
+      const g = newGroup(stage, ids[0]!);
+      for (const id of ids) addRow(g, sas.kind[id], rowOf(stage, id, now, wall));
+      out.push(g);
     }
   }
-  if (chunk.length > 0) yield chunk;
+  return out;
+}
+
+/** Longest run of listing work between two event-loop turns. */
+const LIST_SLICE_MS = 0.5;
+
+/**
+ * The listing as JSON text in chunks (each a JSON array of host/server groups, ordered by host then
+ * server), made in slices of ~LIST_SLICE_MS between event-loop turns so that listing 1M SAs never
+ * holds the packet path. A chunk is a view into a reused buffer: the consumer is done with it
+ * before it asks for the next (control/server.ts waits for the socket write). Records that change
+ * meanwhile show as they are when their group is formatted.
+ */
+export async function* saListChunks(stage: NatStage, args: Record<string, unknown>, at?: ListAt): AsyncGenerator<Buffer> {
+  const it = saListText(stage.state, saFilter(args), LIST_SLICE_MS, at);
+  for (;;) {
+    const r = it.next();
+    if (r.done) return;
+    if (r.value !== null) yield r.value;
+    await new Promise<void>((res) => setImmediate(res));
+  }
 }
 
 export function natCommand(stage: NatStage, name: string, args: Record<string, unknown>): unknown {

@@ -7,9 +7,11 @@
  * `D kind public server a b` (delete); numbers in decimal, addresses as uint32.
  *
  * put()/del() hand their line to the kernel at the moment of the change (one write into the page
- * cache, microseconds; the mass changes of an idle sweep come in slices of at most 1 ms), so a
- * killed process loses nothing. Nothing slow runs on the packet thread: fsyncs run in the libuv
- * thread pool and compaction is incremental (below). What a power cut can lose depends on `sync`:
+ * cache, microseconds), so a killed process loses nothing. Between beginBatch() and endBatch() (an
+ * idle sweep's slice of at most 1 ms) lines collect in a buffer and go out in one write at its end.
+ * Lines are formatted as bytes into a preallocated buffer (lines.ts): no string per change. Nothing
+ * slow runs on the packet thread: fsyncs run in the libuv thread pool and compaction is incremental
+ * (rewrite.ts). What a power cut can lose depends on `sync`:
  * - `batch` (default): the file is fdatasync'ed every `interval_ms` when something was written;
  *   a power cut loses at most the changes of the last interval_ms (plus the fsync's own time).
  * - `always`: every write is followed by fdatasync before the next write starts; a power cut loses
@@ -21,15 +23,19 @@
  * the tables (rewrite()/beginRewrite()) is what brings the file back in line.
  *
  * Compaction writes a temp file, fdatasyncs it, renames it over the journal and fsyncs the
- * directory (so the rename itself survives a power cut). beginRewrite() does it incrementally and
- * asynchronously; every change made meanwhile is also kept in a tail that is appended to the new
- * file before it is adopted (replaying a change twice gives the same state).
+ * directory (so the rename itself survives a power cut): rewrite() synchronously, beginRewrite()
+ * incrementally and asynchronously (rewrite.ts).
  */
 import * as fs from 'node:fs';
 import { openPrivate } from '../state/private';
 import { dirname } from 'node:path';
 import { SaKind } from './table';
 import { type ReplayStats, parseJournal } from './replay';
+import { Ascii } from './ascii';
+import { MAX_LINE_BYTES, delLineTo, putLineTo } from './lines';
+import { Rewrite, syncDirSync, writeAllSync, type Tail } from './rewrite';
+
+export { Rewrite } from './rewrite';
 
 export { REPLAY_REASONS, type ReplayReason, type ReplayStats } from './replay';
 
@@ -69,6 +75,10 @@ export class Journal {
   private syncTimer: NodeJS.Timeout | null = null;
   private idleWaiters: Cb[] = [];
   private rw: Rewrite | null = null;
+  /** Lines formatted and not yet written (one write per change, or per batch). */
+  private readonly out = new Ascii(1 << 16);
+  private outLines = 0;
+  private batching = 0;
   private readonly opts: Required<Omit<JournalOptions, 'onError'>> & Pick<JournalOptions, 'onError'>;
   /** Replay result of the last load(). */
   replay: ReplayStats = { lines: 0, records: 0, refused: {} };
@@ -142,13 +152,13 @@ export class Journal {
     const fd = openPrivate(tmp, 'w', { temp: true });
     let n = 0;
     try {
-      let chunk = '';
+      const o = new Ascii(1 << 16);
       for (const e of entries) {
-        chunk += Journal.putLine(e);
+        if (o.room() < MAX_LINE_BYTES) { writeAllSync(fd, o.buf, 0, o.n); o.reset(); }
+        putLineTo(o, e.kind, e.pub, e.server, e.host, e.a, e.b, e.rh, e.rl, e.flags, e.created);
         n++;
-        if (chunk.length > 65536) { fs.writeSync(fd, chunk); chunk = ''; }
       }
-      if (chunk !== '') fs.writeSync(fd, chunk);
+      writeAllSync(fd, o.buf, 0, o.n);
       fs.fdatasyncSync(fd);
       fs.renameSync(tmp, this.path);
       syncDirSync(dirname(this.path));
@@ -156,19 +166,34 @@ export class Journal {
       fs.closeSync(fd);
       throw e;
     }
-    this.adopt(fd, n, []);
+    this.adopt(fd, n, null);
   }
 
+  /** One put line as a string (the reference format; appends format bytes, lines.ts). */
   static putLine(e: JournalEntry): string {
     return `P ${e.kind} ${e.pub >>> 0} ${e.server >>> 0} ${e.host >>> 0} ${e.a >>> 0} ${e.b >>> 0} ${e.rh >>> 0} ${e.rl >>> 0} ${e.flags & 0xff} ${Math.max(0, Math.round(e.created))}\n`;
   }
 
   put(e: JournalEntry): void {
-    this.append(Journal.putLine(e));
+    if (this.closed) return;
+    putLineTo(this.out, e.kind, e.pub, e.server, e.host, e.a, e.b, e.rh, e.rl, e.flags, e.created);
+    this.appended();
   }
 
   del(kind: number, pub: number, server: number, a: number, b: number): void {
-    this.append(`D ${kind} ${pub >>> 0} ${server >>> 0} ${a >>> 0} ${b >>> 0}\n`);
+    if (this.closed) return;
+    delLineTo(this.out, kind, pub, server, a, b);
+    this.appended();
+  }
+
+  /**
+   * From here to endBatch(), changes collect in the buffer and go out in one write (a mass change:
+   * an idle sweep's slice). The caller ends the batch before it yields the event loop.
+   */
+  beginBatch(): void { this.batching++; }
+
+  endBatch(): void {
+    if (this.batching > 0 && --this.batching === 0) this.flushOut();
   }
 
   /** True when the caller should rewrite the file from its live entries. */
@@ -178,22 +203,35 @@ export class Journal {
 
   get rewriting(): boolean { return this.rw !== null; }
 
-  private append(line: string): void {
-    if (this.closed) return;
-    if (this.rw) this.rw.tail.push(line);
-    if (this.degraded || this.fd < 0) { this.lost++; return; }
-    // One write into the page cache (microseconds), at the moment of the change: a process killed
-    // right after loses nothing, and the learning books replayed after a restart are exact.
+  private appended(): void {
+    this.outLines++;
+    if (this.batching === 0 || this.out.room() < MAX_LINE_BYTES) this.flushOut();
+  }
+
+  private flushOut(): void {
+    const o = this.out;
+    const lines = this.outLines;
+    if (lines === 0) return;
+    this.outLines = 0;
     try {
-      fs.writeSync(this.fd, line);
-    } catch (e) {
-      this.lost++;
-      this.degrade(e as NodeJS.ErrnoException, 'write');
-      return;
+      if (this.rw) this.rw.tail.push(o.view(), lines);
+      if (this.degraded || this.fd < 0) { this.lost += lines; return; }
+      // One write into the page cache (microseconds), at the moment of the change (or the end of the
+      // batch): a process killed right after loses nothing, and the learning books replayed after a
+      // restart are exact.
+      try {
+        writeAllSync(this.fd, o.buf, 0, o.n);
+      } catch (e) {
+        this.lost += lines;
+        this.degrade(e as NodeJS.ErrnoException, 'write');
+        return;
+      }
+      this.lines += lines;
+      this.dirty = true;
+      if (this.opts.sync === 'always') this.syncSoon();
+    } finally {
+      o.reset();
     }
-    this.lines++;
-    this.dirty = true;
-    if (this.opts.sync === 'always') this.syncSoon();
   }
 
   /** `always`: one fdatasync in flight at a time (libuv thread pool), again while changes came meanwhile. */
@@ -263,18 +301,20 @@ export class Journal {
   }
 
   /** @internal The rewrite is on disk under the journal's name: append to it from now on. */
-  adopt(fd: number, lines: number, rest: string[]): void {
+  adopt(fd: number, lines: number, rest: ReturnType<Tail['take']> | null): void {
     const old = this.fd;
     this.fd = fd;
-    if (old >= 0 && !this.inflight) fs.closeSync(old);
+    // Asynchronously: the old file was renamed over, so this close frees it (tens of MB of blocks
+    // at 1M SAs: milliseconds of truncation in the kernel, not on the packet thread).
+    if (old >= 0 && !this.inflight) fs.close(old, () => {});
     this.rw = null;
-    this.lines = lines + rest.length;
+    this.lines = lines + (rest?.lines ?? 0);
     this.degraded = false;
     this.dirty = true;
     this.startSyncTimer();
     // Changes made during the rename and directory sync, in order, before anything later.
-    if (rest.length > 0) {
-      try { fs.writeSync(fd, rest.join('')); } catch (e) { this.lost += rest.length; this.degrade(e as NodeJS.ErrnoException, 'write'); }
+    if (rest && rest.data.length > 0) {
+      try { writeAllSync(fd, rest.data); } catch (e) { this.lost += rest.lines; this.degrade(e as NodeJS.ErrnoException, 'write'); }
     }
     if (this.opts.sync === 'always') this.syncSoon();
   }
@@ -284,6 +324,7 @@ export class Journal {
 
   /** Syncs (this is shutdown) and closes the file. */
   close(): void {
+    this.flushOut();
     this.closed = true;
     if (this.syncTimer) clearInterval(this.syncTimer);
     this.syncTimer = null;
@@ -299,118 +340,6 @@ export class Journal {
     if (!this.inflight) fs.closeSync(fd); // else done() closes it when the write in flight returns
     this.notifyIdle();
   }
-}
-
-/** An asynchronous compaction in progress (see Journal.beginRewrite). */
-export class Rewrite {
-  /** Changes made since the rewrite began (appended to the new file before it is adopted). */
-  tail: string[] = [];
-  private fd = -1;
-  private opening: Promise<void>;
-  private buf: string[] = [];
-  private bufBytes = 0;
-  private count = 0;
-  private failed: NodeJS.ErrnoException | null = null;
-  private aborted = false;
-
-  constructor(private readonly j: Journal, private readonly tmp: string) {
-    this.opening = new Promise((resolve) => {
-      // Never through whatever sits at the temp name (a symlink planted there): remove it, then
-      // create the file afresh, refusing to follow a link.
-      try { fs.unlinkSync(tmp); } catch { /* absent */ }
-      const c = fs.constants;
-      fs.open(tmp, c.O_WRONLY | c.O_CREAT | c.O_EXCL | c.O_NOFOLLOW, 0o600, (err, fd) => {
-        if (err) this.failed = err;
-        else if (this.aborted) { try { fs.closeSync(fd); fs.unlinkSync(tmp); } catch { /* gone */ } }
-        else this.fd = fd;
-        resolve();
-      });
-    });
-  }
-
-  add(e: JournalEntry): void {
-    const l = Journal.putLine(e);
-    this.buf.push(l);
-    this.bufBytes += l.length;
-    this.count++;
-  }
-
-  get buffered(): number { return this.bufBytes; }
-
-  /** Writes what add() queued; rejects on a write error. */
-  async drain(): Promise<void> {
-    await this.opening;
-    this.check();
-    if (this.buf.length === 0) return;
-    const data = Buffer.from(this.buf.join(''));
-    this.buf = [];
-    this.bufBytes = 0;
-    await new Promise<void>((resolve, reject) => writeAll(this.fd, data, (e) => (e ? reject(e) : resolve())));
-  }
-
-  private check(): void {
-    if (this.failed) throw this.failed;
-    if (this.aborted) throw Object.assign(new Error('rewrite aborted (journal closed)'), { code: 'EABORTED' });
-  }
-
-  /** Appends the tail, syncs, renames over the journal, fsyncs the directory and hands the file over. */
-  async finish(): Promise<void> {
-    try {
-      await this.drain();
-      // The tail once (it keeps growing while we write: what comes later goes through adopt()).
-      const t = this.tail;
-      this.tail = [];
-      const tailWritten = t.length;
-      for (const l of t) this.buf.push(l);
-      await this.drain();
-      await new Promise<void>((res, rej) => fs.fdatasync(this.fd, (e) => (e ? rej(e) : res())));
-      this.check();
-      await fs.promises.rename(this.tmp, this.j.path);
-      this.check();
-      await syncDir(dirname(this.j.path));
-      this.check();
-      // Changes that came during the rename and directory sync are still in the tail: the journal
-      // writes them to the new file, in order, before anything later.
-      const rest = this.tail;
-      this.tail = [];
-      this.j.adopt(this.fd, this.count + tailWritten, rest);
-    } catch (e) {
-      this.abort();
-      throw e;
-    }
-  }
-
-  abort(): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    this.j.endRewrite();
-    // Synchronously (an error path, two quick syscalls): an asynchronous unlink could remove the
-    // temp file of the next attempt.
-    if (this.fd >= 0) {
-      const fd = this.fd;
-      this.fd = -1;
-      try { fs.closeSync(fd); fs.unlinkSync(this.tmp); } catch { /* already gone */ }
-    }
-  }
-}
-
-function writeAll(fd: number, buf: Buffer, cb: (err: NodeJS.ErrnoException | null) => void, off = 0): void {
-  if (off >= buf.length) { cb(null); return; }
-  fs.write(fd, buf, off, buf.length - off, null, (err, n) => {
-    if (err) cb(err);
-    else if (n === 0) cb(Object.assign(new Error('short write'), { code: 'EIO' }));
-    else writeAll(fd, buf, cb, off + n);
-  });
-}
-
-function syncDirSync(dir: string): void {
-  const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-  try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const h = await fs.promises.open(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-  try { await h.sync(); } finally { await h.close(); }
 }
 
 /** Journaled record kinds (outbound ESP is relearned from cleartext and never journaled). */

@@ -31,7 +31,8 @@ test('150k SAs (past the old Math.max(...rows) stack overflow): streamed chunks 
   let rows = 0, chunks = 0, text = 0;
   let prev = -1;
   const seen = new Set<string>();
-  for await (const chunk of saListChunks(st, {})) {
+  for await (const bytes of saListChunks(st, {})) {
+    const chunk = JSON.parse(bytes.toString('latin1')) as SaListEntry[];
     chunks++;
     for (const g of chunk) {
       const h = ip(g.host);

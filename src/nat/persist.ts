@@ -2,12 +2,15 @@
  * The NAT stage's durable state: replays the journal into the tables at start-up (every record
  * validated, refusals counted by reason, a cap hit is an error naming the cap), and keeps the file
  * compact afterwards without ever running long on the packet thread: compaction walks the SA table
- * in slices of at most SLICE_MS between event-loop turns and writes asynchronously (journal.ts).
+ * in slices of at most SLICE_MS between event-loop turns, formats each record's line straight from
+ * the table's arrays into a reused buffer (no object per record: the garbage collector's pauses were
+ * the stalls) and writes asynchronously (rewrite.ts).
  *
  * A degraded journal (ENOSPC, EROFS, EIO) is retried every RETRY_MS by a full rewrite from the
  * tables, which also restores everything that was lost meanwhile.
  */
 import { Journal, type JournalOptions, type Rewrite } from './journal';
+import { REWRITE_BUFFER } from './rewrite';
 import type { NatConfig } from './config';
 import type { NatState } from './state';
 import { SaKind, F_RESTORED } from './table';
@@ -134,15 +137,17 @@ export class NatPersistence {
 
   private async walkSlices(rw: Rewrite): Promise<void> {
     const sas = this.state.sas;
+    const publics = this.state.publics;
     // Records created after this point (at any id) are in the rewrite's tail.
     const top = sas.top;
     let id = 0;
     while (id < top) {
       const t0 = performance.now();
-      // A slice: records until SLICE_MS passed (checked every 128) or 256 KiB of text is queued.
-      while (id < top && rw.buffered < (1 << 18)) {
+      // A slice: records until SLICE_MS passed (checked every 128) or the buffer is full. Lines are
+      // formatted straight from the table's arrays: no object or string per record (lines.ts).
+      while (id < top && rw.buffered < REWRITE_BUFFER) {
         const k = sas.kind[id];
-        if (k !== SaKind.FREE && k !== SaKind.ESP_OUT) rw.add(this.state.journalEntry(id));
+        if (k !== SaKind.FREE && k !== SaKind.ESP_OUT) rw.addRecord(sas, publics, id);
         id++;
         if ((id & 127) === 0 && performance.now() - t0 >= SLICE_MS) break;
       }

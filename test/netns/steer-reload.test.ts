@@ -5,12 +5,13 @@
  * 100` sends B's packets out wan1 instead of wan0, so the interface counters show which compiled
  * matcher handled each packet. 20 reloads (A, B, A, ...) during 3000 packets at 400 pps: every packet
  * arrives and both links carried traffic. Then an invalid config: `sluice reload` is refused, and the
- * running matcher (B) keeps steering.
+ * running matcher (B) keeps steering; and a FIFO in place of the config file: refused at once with a
+ * clear error (the reload reads only regular files, with a 5 s read timeout), the matcher kept.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { unlinkSync, writeFileSync } from 'node:fs';
 import { labSkipReason, sleep } from './lab';
 import { SluiceProcess, SLUICE_MAIN } from '../../src/lab/sluice';
 import { UdpSink, sendUdp } from '../../src/lab/traffic';
@@ -82,6 +83,25 @@ test('20 reloads under a steady UDP stream lose nothing; an invalid reload keeps
     assert.equal((await sink2.finish()).received, 200, 'still forwarding');
     assert.ok((await g.gw.counters('wan1')).tx - b1.tx < 10, 'still mark 0x10 (main table, wan0): the old matcher stayed');
     assert.equal(await s.counter('engine.marked'), 3200);
+    assert.ok(s.proc.running, 'sluice kept running');
+
+    // A FIFO at the config path that nobody writes to (it used to block a SIGHUP reload forever):
+    // refused at once, well within the 5 s read timeout, with a clear error; the old matcher stays.
+    unlinkSync(file);
+    execFileSync('mkfifo', [file]);
+    const t0 = Date.now();
+    const fifo = await reloadCli(socket);
+    const took = Date.now() - t0;
+    assert.notEqual(fifo.code, 0, 'the reload from a FIFO is refused');
+    assert.match(fifo.out, /is a FIFO; sluice reads its config only from a regular file/, fifo.out);
+    assert.ok(took < 5000, `refused in ${took} ms`);
+    const sink3 = await UdpSink.start(g.server, 9100);
+    const b2 = await g.gw.counters('wan1');
+    await sendUdp(g.client, '192.0.2.10', 9100, 200, { pps: 1000 });
+    await sleep(300);
+    assert.equal((await sink3.finish()).received, 200, 'still forwarding after the FIFO reload');
+    assert.ok((await g.gw.counters('wan1')).tx - b2.tx < 10, 'still the old matcher');
+    assert.equal(await s.counter('engine.marked'), 3400);
     assert.ok(s.proc.running, 'sluice kept running');
   } finally {
     await s.stop();

@@ -1,0 +1,104 @@
+/**
+ * A reload whose config read hangs (a file on a filesystem that never answers a read, as a hung
+ * network filesystem does; fixtures/fuse_hang.py speaks FUSE on /dev/fuse): a running sluice refuses
+ * the reload after the 5 s read timeout with an error naming the file, answers `sluice stats`
+ * meanwhile, keeps its running config, and reloads normally once the path is a regular file again.
+ * Also the config worker alone (loadConfigOffThread) with a shorter timeout, and `sluice check`
+ * (which reads with the same timeout). Everything runs in a
+ * private mount and network namespace (unshare), so the mount and the tun device go with it.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { isRoot } from './lab';
+
+const FUSE = resolve(__dirname, '../../../test/netns/fixtures/fuse_hang.py');
+
+function skipReason(): string | false {
+  if (!isRoot()) return 'needs root (mount namespace, FUSE mount, tun device)';
+  if (!existsSync('/dev/fuse')) return '/dev/fuse missing (no FUSE in this kernel)';
+  for (const t of ['unshare', 'python3']) {
+    try { execFileSync(t, ['--version'], { stdio: 'ignore' }); } catch { return `${t} missing`; }
+  }
+  return false;
+}
+const skip = skipReason();
+if (skip) {
+  console.log(`# skipping config-hang: ${skip}`);
+  if (process.env.CI === 'true') throw new Error(`config-hang test cannot run under CI: ${skip}`);
+}
+
+function underHungFs(dir: string, cmd: string[]): string[] {
+  const mnt = join(dir, 'mnt');
+  mkdirSync(mnt);
+  const out = execFileSync('unshare', ['--mount', '--net', '--propagation', 'private', 'python3', FUSE, mnt, ...cmd],
+    { encoding: 'utf8', timeout: 60000 });
+  return out.trim().split('\n');
+}
+
+test('reload from a file whose read hangs: refused after the 5 s timeout, stats answer meanwhile, the running config stays', { skip, timeout: 90000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-hang-'));
+  try {
+    const lines = underHungFs(dir, [process.execPath, resolve(__dirname, 'config-hang-child.js'), join(dir, 'mnt', 'config.yaml'), dir]);
+    type Cli = { code: number; out: string; ms: number };
+    const r = JSON.parse(lines[0]!) as { before: Cli; during: Cli; refused: Cli; again: Cli; after: Cli; running: boolean };
+    assert.equal(r.before.code, 0, r.before.out);
+    assert.match(lines.at(-1)!, /^read-requests [1-9]/, 'the read reached the filesystem and hung there');
+    assert.notEqual(r.refused.code, 0, 'the reload is refused');
+    assert.match(r.refused.out, /sluice\.yaml: reading took longer than 5000 ms; refused/, r.refused.out);
+    assert.ok(r.refused.ms >= 4500 && r.refused.ms < 15000, `refused after ${r.refused.ms} ms`);
+    assert.equal(r.during.code, 0, `stats answered while the read hung: ${r.during.out}`);
+    assert.ok(r.during.ms < 3000, `stats took ${r.during.ms} ms`);
+    assert.ok(r.running, 'sluice kept running');
+    assert.equal(r.again.code, 0, `a reload from the regular file works again: ${r.again.out}`);
+    assert.equal(r.after.code, 0);
+    const stages = (s: Cli): string => JSON.stringify(Object.keys((JSON.parse(s.out) as { stages: object }).stages));
+    assert.equal(stages(r.after), stages(r.before), 'the same pipeline');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the config worker alone: a hung read is given up after its timeout, with a ConfigError naming the file', { skip, timeout: 60000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-hang-'));
+  try {
+    const script = join(dir, 'load.js');
+    writeFileSync(script, `
+const { loadConfigOffThread } = require(${JSON.stringify(resolve(__dirname, '../../src/config/offthread.js'))});
+const { ConfigError } = require(${JSON.stringify(resolve(__dirname, '../../src/config/load.js'))});
+const t0 = Date.now();
+loadConfigOffThread(process.argv[2], 1500).then(() => { console.log('{"loaded":true}'); },
+  (e) => { console.log(JSON.stringify({ ms: Date.now() - t0, config: e instanceof ConfigError, message: e.message })); });
+`);
+    const lines = underHungFs(dir, [process.execPath, script, join(dir, 'mnt', 'config.yaml')]);
+    const r = JSON.parse(lines[0]!) as { ms: number; config: boolean; message: string; loaded?: boolean };
+    assert.equal(r.loaded, undefined, 'nothing was loaded');
+    assert.equal(r.config, true, 'a ConfigError (exit 2 for the CLI)');
+    assert.match(r.message, /mnt\/config\.yaml: reading took longer than 1500 ms; refused/);
+    assert.ok(r.ms >= 1400 && r.ms < 6000, `after ${r.ms} ms`);
+    assert.match(lines.at(-1)!, /^read-requests [1-9]/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('sluice check on a file whose read hangs: exit 2 after the 5 s read timeout, with the error', { skip, timeout: 60000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-hang-'));
+  try {
+    const script = join(dir, 'check.sh');
+    // The exit code and the time on one line after the CLI's own output (its error comes first).
+    writeFileSync(script, `t0=$(date +%s%N); "$1" "$2" check -c "$3" 2>&1; rc=$?; echo "exit $rc after $(( ($(date +%s%N) - t0) / 1000000 )) ms"\n`);
+    const lines = underHungFs(dir, ['sh', script, process.execPath, resolve(__dirname, '../../src/cli/main.js'), join(dir, 'mnt', 'config.yaml')]);
+    assert.match(lines[0]!, /sluice: .*mnt\/config\.yaml: reading took longer than 5000 ms; refused/, lines.join('\n'));
+    const m = /^exit (\d+) after (\d+) ms$/.exec(lines.find((l) => l.startsWith('exit')) ?? '');
+    assert.ok(m, lines.join('\n'));
+    assert.equal(Number(m[1]), 2);
+    assert.ok(Number(m[2]) >= 4500, `exit after ${m[2]} ms`);
+    assert.match(lines.at(-1)!, /^read-requests [1-9]/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
