@@ -97,15 +97,20 @@ export class NatPersistence {
       + `raise nat.${cap} or move the journal aside (the file was left untouched)`);
   }
 
-  /** Housekeeping, from the stage's tick(): compaction when due, retry when degraded. */
-  tick(): void {
+  /**
+   * Housekeeping, from the stage's tick(): compaction when due, retry when degraded. True when it
+   * started one (its first slice ran in this turn: the caller leaves other housekeeping to the next).
+   */
+  tick(): boolean {
     const j = this.journal;
-    if (this.compaction) return;
+    if (this.compaction) return false;
     if (j.degraded) {
-      if (Date.now() - Math.max(this.lastAttempt, j.degradedAt) >= RETRY_MS) this.compact();
-    } else if (j.needsCompaction(this.state.sas.count)) {
-      this.compact();
+      if (Date.now() - Math.max(this.lastAttempt, j.degradedAt) < RETRY_MS) return false;
+    } else if (!j.needsCompaction(this.state.sas.count)) {
+      return false;
     }
+    this.compact();
+    return this.compaction !== null;
   }
 
   get compacting(): boolean { return this.compaction !== null; }
