@@ -132,18 +132,9 @@ function ipShow(c: Ctx, what: 'rule' | 'route', args: string[]): boolean {
 export function applyRuleSet(rs: RuleSet, opts: ApplyOptions = {}): ApplyReport {
   const c = ctxOf(opts);
   const rep: ApplyReport = { changed: [], unchanged: 0, notes: [] };
-  const undo: { what: string; fn: () => void }[] = [];
+  const undo: UndoStep[] = [];
   try {
-    const rtPath = rtTablesPath(opts);
-    const rt = renderRuleSet(rs).rtTables;
-    if (rtPath !== null && rt) {
-      const had = existsSync(rtPath) ? readFileSync(rtPath, 'utf8') : null;
-      if (had !== rt) {
-        writeFileSync(rtPath, rt);
-        rep.changed.push(`write ${rtPath}`);
-        undo.push({ what: `${rtPath} put back`, fn: () => (had === null ? rmSync(rtPath, { force: true }) : writeFileSync(rtPath, had)) });
-      } else rep.unchanged++;
-    }
+    writeRtTables(rs, opts, rep, undo);
     for (const table of IPT_TABLES) {
       const st = readTable(c, table);
       const target = wantedTarget(table, rs.iptables, st, c.cfg.chain_prefix, c.cfg.position);
@@ -177,7 +168,22 @@ export function applyRuleSet(rs: RuleSet, opts: ApplyOptions = {}): ApplyReport 
 }
 
 /** Runs the undo steps in reverse; every one is tried even if one fails. */
-export function rollback(undo: { what: string; fn: () => void }[]): string {
+/** An undo step of a transactional apply (run in reverse order when a later step fails). */
+export type UndoStep = { what: string; fn: () => void };
+
+/** The routing table names file (first step of both backends' apply), with its undo step. */
+export function writeRtTables(rs: RuleSet, opts: ApplyOptions, rep: ApplyReport, undo: UndoStep[]): void {
+  const rtPath = rtTablesPath(opts);
+  const rt = renderRuleSet(rs).rtTables;
+  if (rtPath === null || !rt) return;
+  const had = existsSync(rtPath) ? readFileSync(rtPath, 'utf8') : null;
+  if (had === rt) { rep.unchanged++; return; }
+  writeFileSync(rtPath, rt);
+  rep.changed.push(`write ${rtPath}`);
+  undo.push({ what: `${rtPath} put back`, fn: () => (had === null ? rmSync(rtPath, { force: true }) : writeFileSync(rtPath, had)) });
+}
+
+export function rollback(undo: UndoStep[]): string {
   if (undo.length === 0) return 'nothing had been changed yet';
   const done: string[] = [];
   const failed: string[] = [];

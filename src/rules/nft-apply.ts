@@ -9,14 +9,13 @@
  * the ruleset (a check-only transaction first: where nft_queue is missing, the queue statements
  * cannot load, and auto falls back to iptables, whose NFQUEUE target goes through the xt compat layer).
  */
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { ApplyError, checkRouting, defaultRun, must, rollback, rtTablesPath, type ApplyOptions, type ApplyReport, type Runner } from './apply';
+import { readFileSync } from 'node:fs';
+import { ApplyError, checkRouting, defaultRun, must, rollback, writeRtTables, type ApplyOptions, type UndoStep, type ApplyReport, type Runner } from './apply';
 import { DEFAULT_RULES_CONFIG } from './config';
 import type { Drift } from './ipt-plan';
 import { ruleTag } from './ipt-state';
 import { hostShadows } from './nft-host';
 import { nftChainName, renderNft } from './nft';
-import { renderRuleSet } from './render';
 import type { RuleSet } from './types';
 
 export function nftTableName(prefix: string): string {
@@ -83,19 +82,10 @@ function sameTags(a: Map<string, string[]>, b: Map<string, string[]>): boolean {
 export function applyNft(rs: RuleSet, opts: ApplyOptions = {}): ApplyReport {
   const { run, table } = opts2(opts);
   const rep: ApplyReport = { changed: [], unchanged: 0, notes: [] };
-  const undo: { what: string; fn: () => void }[] = [];
+  const undo: UndoStep[] = [];
   const nft = renderNft(rs, table);
   try {
-    const rtPath = rtTablesPath(opts);
-    const rt = renderRuleSet(rs).rtTables;
-    if (rtPath !== null && rt) {
-      const had = existsSync(rtPath) ? readFileSync(rtPath, 'utf8') : null;
-      if (had !== rt) {
-        writeFileSync(rtPath, rt);
-        rep.changed.push(`write ${rtPath}`);
-        undo.push({ what: `${rtPath} put back`, fn: () => (had === null ? rmSync(rtPath, { force: true }) : writeFileSync(rtPath, had)) });
-      } else rep.unchanged++;
-    }
+    writeRtTables(rs, opts, rep, undo);
     const before = listNftTable(run, table);
     const want = wantedNftTags(rs);
     if (before !== null && sameTags(nftTags(before), want)) rep.unchanged++;
