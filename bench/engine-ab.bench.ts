@@ -8,43 +8,17 @@
  * batches (64-byte UDP, three pass-through stages and a deciding fourth) through both engines, in
  * alternating order; ratio = this build's ns per packet / the base's (> 1: slower).
  */
-import { resolve } from 'node:path';
 import { cpus, loadavg } from 'node:os';
-import { M_CAPACITY, M_ID, M_LENGTH, M_OFFSET, META_STRIDE, type Batch } from '../src/io/batch-layout';
 import { Interfaces } from '../src/io/interfaces';
 import * as mine from '../src/engine/engine';
+import { loadBase, batch, stages, BATCH, type EngineModule } from './ab-rig';
 
-type EngineModule = typeof mine;
 const baseDist = process.argv[2];
 if (!baseDist) { process.stderr.write('usage: engine-ab.bench.js BASE_DIST [--rounds N]\n'); process.exit(2); }
 const roundsArg = process.argv.indexOf('--rounds');
 const ROUNDS = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : 15;
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const base = require(resolve(baseDist, 'src/engine/engine.js')) as EngineModule;
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const baseIfs = require(resolve(baseDist, 'src/io/interfaces.js')) as { Interfaces: typeof Interfaces };
+const { base, baseIfs } = loadBase(baseDist);
 
-const BATCH = 64, SLOT = 2048;
-
-function batch(): Batch {
-  const slab = new Uint8Array(SLOT * BATCH);
-  const meta = new Uint32Array(META_STRIDE * BATCH);
-  for (let i = 0; i < BATCH; i++) {
-    const o = i * SLOT + 64;
-    slab.set([0x45, 0, 0, 50, 0, 1, 0x40, 0, 64, 17, 0, 0, 10, 1, 0, 2, 10, 2, 0, 2, 0x9c, 0x40, 0, 9, 0, 30, 0, 0], o);
-    const m = i * META_STRIDE;
-    meta[m + M_ID] = i + 1; meta[m + M_OFFSET] = o; meta[m + M_LENGTH] = 50; meta[m + M_CAPACITY] = SLOT - 64;
-  }
-  return { slab, meta, count: BATCH };
-}
-
-/** Three stages that look and pass, a fourth that accepts (stage objects satisfy both Stage shapes). */
-function stages(): { name: string; failure: 'open' | 'closed'; process(p: { info: { dport: number } }, d: { accept(): void }): void }[] {
-  let x = 0;
-  const look = (name: string, failure: 'open' | 'closed') => ({ name, failure, process(p: { info: { dport: number } }) { x += p.info.dport; } });
-  return [look('a', 'closed'), look('b', 'open'), look('c', 'open'),
-    { name: 'd', failure: 'closed', process(_p, d) { if (x >= 0) d.accept(); } }];
-}
 
 function runner(mod: EngineModule, ifs: typeof Interfaces): () => void {
   const e = new mod.Engine({ held: { max: 1024, timeoutMs: 1000, defaultVerdict: 'accept' }, interfaces: ifs.fromList([]) });
