@@ -6,14 +6,14 @@
  *                  owner's shared table, forwarding to the main thread over postMessage.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { setImmediate as yieldLoop } from 'node:timers/promises';
 import type { Config } from '../src/config/schema';
 import { Engine } from '../src/engine/engine';
 import { FakeBinding } from '../src/io/fake';
 import { Interfaces } from '../src/io/interfaces';
 import { NfQueue } from '../src/io/nfqueue';
-import { V_ACCEPT, V_DROP } from '../src/io/batch-layout';
+import { M_VERDICT, META_STRIDE, V_ACCEPT, V_DROP, V_HOLD } from '../src/io/batch-layout';
 import type { NatStage } from '../src/nat/stage';
 import type { SharedNatMemory } from '../src/nat/shared';
 import { createLogger } from '../src/obs/log';
@@ -38,6 +38,8 @@ export interface DriverResult {
   /** CPU time of this thread alone (/proc/thread-self/stat, 10 ms ticks). */
   threadCpuMs: number;
   forwarded: number; accepted: number; dropped: number;
+  /** This thread's kernel id (the bench tells the deciding threads from the rest of the process). */
+  tid: number;
 }
 
 /** utime + stime of the calling thread, ms (Node 20 has no per-thread cpuUsage). */
@@ -47,6 +49,24 @@ export function threadCpuMs(): number {
   return ((Number(f[11]) + Number(f[12])) * 1000) / TICKS;
 }
 const TICKS = 100; // USER_HZ: /proc times are in 1/100 s on Linux
+
+/** The calling thread's kernel id (first field of /proc/thread-self/stat). */
+export function threadId(): number {
+  return Number(readFileSync('/proc/thread-self/stat', 'utf8').split(' ', 1)[0]);
+}
+
+/** utime + stime of every thread of this process (tid → ms): who besides the deciding threads uses CPU. */
+export function processThreadsCpuMs(): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const st = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(tid), ((Number(f[11]) + Number(f[12])) * 1000) / TICKS);
+    } catch { /* the thread ended */ }
+  }
+  return out;
+}
 
 async function run(init: DriverInit): Promise<void> {
   const port = parentPort!;
@@ -79,7 +99,8 @@ async function run(init: DriverInit): Promise<void> {
   const batches: { bytes: Uint8Array; hook: number; indev: number }[][] = [];
   for (let i = 0; i + init.batch <= mix.length; i += init.batch) batches.push(mix.slice(i, i + init.batch).map((p) => ({ bytes: p.bytes, hook: p.hook, indev: p.indev })));
   // Warm-up (JIT), then the timed run; the event loop turns every few ms for the owner's answers.
-  for (let i = 0; i < 200; i++) fq.feed(batches[i % batches.length]!);
+  for (let i = 0; i < 200; i++) fq.drive(batches[i % batches.length]!);
+  const meta = fq.meta;
   await yieldLoop();
   fq.sent.length = 0;
   port.postMessage({ t: 'warm' });
@@ -91,9 +112,13 @@ async function run(init: DriverInit): Promise<void> {
     const t = performance.now();
     if (t - t0 >= init.ms) break;
     for (let k = 0; k < 50; k++) {
-      const sent = fq.feed(batches[b]!);
-      packets += batches[b]!.length;
-      for (const v of sent) { if (v.verdict === V_ACCEPT) accepted++; else dropped++; }
+      // As the addon: the verdicts are read out of meta, nothing is built per packet.
+      const n = fq.drive(batches[b]!);
+      packets += n;
+      for (let i = 0; i < n; i++) {
+        const v = meta[i * META_STRIDE + M_VERDICT];
+        if (v === V_ACCEPT) accepted++; else if (v !== V_HOLD) dropped++;
+      }
       if (++b === batches.length) b = 0;
     }
     fq.sent.length = 0;
@@ -102,7 +127,7 @@ async function run(init: DriverInit): Promise<void> {
   const ms = performance.now() - t0;
   const cpu = threadCpuMs() - c0;
   const natStats = core ? (core.stats().stages.nat?.state as { worker?: { forwarded: number } } | undefined) : undefined;
-  const result: DriverResult = { packets, ms, threadCpuMs: cpu, forwarded: natStats?.worker?.forwarded ?? 0, accepted, dropped };
+  const result: DriverResult = { packets, ms, threadCpuMs: cpu, forwarded: natStats?.worker?.forwarded ?? 0, accepted, dropped, tid: threadId() };
   port.postMessage({ t: 'result', result });
 }
 

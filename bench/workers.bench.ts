@@ -23,7 +23,7 @@ import { SaKind, SaTable } from '../src/nat/table';
 import { SharedSaView } from '../src/nat/shared';
 import type { FromWorker } from '../src/cli/worker-thread';
 import { populateNat, steerRules, PUB } from './workers-mix';
-import { threadCpuMs, type DriverInit, type DriverResult } from './workers-driver';
+import { processThreadsCpuMs, threadCpuMs, type DriverInit, type DriverResult } from './workers-driver';
 import { numArg } from './args';
 
 const ROUNDS = numArg('--rounds', 5);
@@ -41,6 +41,22 @@ function config(workers: number): Config {
 
 interface Driver { worker: Worker; result: Promise<DriverResult>; warm: Promise<void> }
 
+/**
+ * CPU of the process's threads other than the deciding ones over a timed run, ms: the main thread
+ * (the NAT owner with workers) and the rest (V8's garbage-collector and compiler threads, libuv).
+ * On 2 cores, whatever these use is taken from the 2 workers.
+ */
+interface OtherCpu { mainMs: number; otherMs: number }
+function otherCpu(before: Map<number, number>, after: Map<number, number>, deciding: number[]): OtherCpu {
+  let mainMs = 0, otherMs = 0;
+  for (const [tid, ms] of after) {
+    if (deciding.includes(tid)) continue;
+    const d = ms - (before.get(tid) ?? 0);
+    if (tid === process.pid) mainMs += d; else otherMs += d;
+  }
+  return { mainMs, otherMs };
+}
+
 function driver(init: DriverInit, onFwd?: (m: FromWorker) => void): Driver {
   const worker = new Worker(join(__dirname, 'workers-driver.js'), { workerData: { benchDriver: true, init } });
   let warmed!: () => void;
@@ -56,16 +72,18 @@ function driver(init: DriverInit, onFwd?: (m: FromWorker) => void): Driver {
   return { worker, result, warm };
 }
 
-async function single(seed: number): Promise<{ pps: number; r: DriverResult }> {
+async function single(seed: number): Promise<{ pps: number; r: DriverResult; other: OtherCpu }> {
   const d = driver({ mode: 'single', index: 0, cfg: config(1), nat: null, ms: MS, batch: 64, seed, of: 1 });
   await d.warm;
+  const t0 = processThreadsCpuMs();
   d.worker.postMessage('go');
   const r = await d.result;
+  const other = otherCpu(t0, processThreadsCpuMs(), [r.tid]);
   await d.worker.terminate();
-  return { pps: r.packets / (r.ms / 1000), r };
+  return { pps: r.packets / (r.ms / 1000), r, other };
 }
 
-async function workers(seed: number, n = 2): Promise<{ pps: number; rs: DriverResult[]; ownerAnswered: number; ownerCpuMs: number }> {
+async function workers(seed: number, n = 2): Promise<{ pps: number; rs: DriverResult[]; ownerAnswered: number; ownerCpuMs: number; other: OtherCpu }> {
   const cfg = config(2); // queues 5 and 6 (with n = 1, only worker 0 runs, on queue 5)
   const owner = new Engine({ held: { max: 4096, timeoutMs: 5000, defaultVerdict: 'accept' }, interfaces: Interfaces.fromList([]) });
   const nat = new NatStage(cfg.nat!, { shared: true });
@@ -83,13 +101,15 @@ async function workers(seed: number, n = 2): Promise<{ pps: number; rs: DriverRe
   }
   await Promise.all(ds.map((d) => d.warm));
   const o0 = threadCpuMs();
+  const t0 = processThreadsCpuMs();
   for (const d of ds) d.worker.postMessage('go');
   const rs = await Promise.all(ds.map((d) => d.result));
+  const other = otherCpu(t0, processThreadsCpuMs(), rs.map((r) => r.tid));
   const ownerCpuMs = threadCpuMs() - o0;
   for (const d of ds) await d.worker.terminate();
   await owner.close();
   const ms = Math.max(...rs.map((r) => r.ms));
-  return { pps: rs.reduce((n, r) => n + r.packets, 0) / (ms / 1000), rs, ownerAnswered: answered, ownerCpuMs };
+  return { pps: rs.reduce((n, r) => n + r.packets, 0) / (ms / 1000), rs, ownerAnswered: answered, ownerCpuMs, other };
 }
 
 async function throughput(): Promise<void> {
@@ -98,6 +118,7 @@ async function throughput(): Promise<void> {
   const cpuRatios: number[] = [];
   // CPU per packet of each thread: what a thread costs with a core to itself, whatever else runs.
   const nsPer = (r: DriverResult): number => (r.threadCpuMs * 1e6) / r.packets;
+  const pct = (cpuMs: number, ms: number): string => `${((cpuMs / ms) * 100).toFixed(0)}%`;
   for (let round = 0; round < ROUNDS; round++) {
     // Alternate which side runs first, so a drift in machine load does not favour one.
     const first = round % 2 === 0;
@@ -110,7 +131,8 @@ async function throughput(): Promise<void> {
     cpuRatios.push(cap);
     console.log(`round ${round + 1}: single ${(s.pps / 1e3).toFixed(0)} kpps, ${nsPer(s.r).toFixed(0)} ns CPU/pkt, ${(s.r.threadCpuMs / s.r.ms * 100).toFixed(0)}% of a core (${s.r.dropped} dropped) | ` +
       `workers:2 ${(w.pps / 1e3).toFixed(0)} kpps = ${w.rs.map((r) => (r.packets / r.ms).toFixed(0)).join(' + ')} kpps, ${w.rs.map((r) => `${nsPer(r).toFixed(0)} ns/pkt at ${(r.threadCpuMs / r.ms * 100).toFixed(0)}%`).join(' and ')}; ` +
-      `owner thread ${w.ownerCpuMs.toFixed(0)} ms CPU, forwarded ${w.rs.map((r) => r.forwarded).join('+')} | wall ratio ${(w.pps / s.pps).toFixed(2)}, capacity ratio ${cap.toFixed(2)}`);
+      `forwarded ${w.rs.map((r) => r.forwarded).join('+')} | other threads, % of a core: single: main ${pct(s.other.mainMs, s.r.ms)}, rest ${pct(s.other.otherMs, s.r.ms)}; ` +
+      `workers: main (owner) ${pct(w.other.mainMs, w.rs[0]!.ms)}, rest ${pct(w.other.otherMs, w.rs[0]!.ms)} | wall ratio ${(w.pps / s.pps).toFixed(2)}, capacity ratio ${cap.toFixed(2)}`);
   }
   console.log(`workers:2 / single, median of ${ROUNDS} paired rounds: wall ${median(ratios).toFixed(2)}x (rounds: ${ratios.map((r) => r.toFixed(2)).join(' ')}); ` +
     `capacity (packets per CPU-second, summed over the workers) ${median(cpuRatios).toFixed(2)}x (rounds: ${cpuRatios.map((r) => r.toFixed(2)).join(' ')})`);

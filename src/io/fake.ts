@@ -62,13 +62,48 @@ class FakeSource {
 
   /** Runs one batch (at most batchSize packets) and returns the verdicts it produced. */
   feed(packets: FakePacket[]): SentVerdict[] {
+    this.run(packets);
+    const m = this.meta;
+    const out: SentVerdict[] = [];
+    for (let i = 0; i < packets.length; i++) {
+      const b = i * META_STRIDE;
+      const v = m[b + M_VERDICT]!;
+      const f = m[b + M_OUT_FLAGS]!;
+      if (v === V_HOLD) {
+        this.held.add(m[b + M_ID]!);
+        continue;
+      }
+      const payload = f & OUT_REWRITTEN
+        ? this.slab.slice(m[b + M_OFFSET]!, m[b + M_OFFSET]! + Math.min(m[b + M_NEW_LENGTH]!, m[b + M_CAPACITY]!))
+        : null;
+      out.push({ id: m[b + M_ID]!, verdict: v, mark: f & OUT_SET_MARK ? m[b + M_VMARK]! : -1, payload, released: false });
+    }
+    this.sent.push(...out);
+    return out;
+  }
+
+  /**
+   * Runs one batch as the addon does and keeps nothing: the verdicts stay in meta (read them there),
+   * nothing is recorded or allocated per packet (benchmarks: the addon sends verdicts and rewritten
+   * bytes straight from meta and slab, so a fake that builds objects would charge the benchmark's
+   * threads, and the garbage collector's, for work a deployment never does). Held packets are not
+   * tracked. Returns the packet count.
+   */
+  drive(packets: readonly FakePacket[]): number {
+    this.run(packets);
+    return packets.length;
+  }
+
+  /** Lays packets into the slab and meta as the addon would, then calls the batch handler. */
+  private run(packets: readonly FakePacket[]): void {
     if (this.closed) throw new Error('fake source is closed');
     if (packets.length > this.batchSize) throw new Error(`feed: ${packets.length} packets > batch size ${this.batchSize}`);
     const m = this.meta;
-    packets.forEach((p, i) => {
+    for (let i = 0; i < packets.length; i++) {
+      const p = packets[i]!;
       const off = i * this.slotSize + HEADROOM;
       const len = Math.min(p.bytes.length, this.slotSize - HEADROOM);
-      this.slab.set(p.bytes.subarray(0, len), off);
+      this.slab.set(len === p.bytes.length ? p.bytes : p.bytes.subarray(0, len), off);
       const b = i * META_STRIDE;
       m[b + M_ID] = p.id ?? this.nextId;
       this.nextId = m[b + M_ID]! + 1;
@@ -87,26 +122,10 @@ class FakeSource {
       m[b + M_VMARK] = 0;
       m[b + M_OUT_FLAGS] = 0;
       m[b + M_NEW_LENGTH] = len;
-    });
+    }
     this.received += packets.length;
     this.batches++;
     this.onBatch(packets.length);
-    const out: SentVerdict[] = [];
-    for (let i = 0; i < packets.length; i++) {
-      const b = i * META_STRIDE;
-      const v = m[b + M_VERDICT]!;
-      const f = m[b + M_OUT_FLAGS]!;
-      if (v === V_HOLD) {
-        this.held.add(m[b + M_ID]!);
-        continue;
-      }
-      const payload = f & OUT_REWRITTEN
-        ? this.slab.slice(m[b + M_OFFSET]!, m[b + M_OFFSET]! + Math.min(m[b + M_NEW_LENGTH]!, m[b + M_CAPACITY]!))
-        : null;
-      out.push({ id: m[b + M_ID]!, verdict: v, mark: f & OUT_SET_MARK ? m[b + M_VMARK]! : -1, payload, released: false });
-    }
-    this.sent.push(...out);
-    return out;
   }
 
   release(id: number, verdict: number, mark: number, payload?: Uint8Array | null): boolean {
