@@ -31,38 +31,52 @@ export interface DriverInit {
   seed: number;
   /** Worker threads in this run: worker `index` gets the packets whose flow hashes to it, as --queue-balance does. */
   of: number;
+  /**
+   * A control: feed through FakeQueue.feed(), which builds a verdict object per packet and copies
+   * every rewritten payload (what the bench did before: garbage a deployment never makes).
+   */
+  recording: boolean;
 }
 
 export interface DriverResult {
   packets: number; ms: number;
-  /** CPU time of this thread alone (/proc/thread-self/stat, 10 ms ticks). */
-  threadCpuMs: number;
+  /** CPU time of this thread alone, and time it was runnable but waited for a CPU (schedstat). */
+  threadCpuMs: number; threadWaitMs: number;
   forwarded: number; accepted: number; dropped: number;
   /** This thread's kernel id (the bench tells the deciding threads from the rest of the process). */
   tid: number;
 }
 
-/** utime + stime of the calling thread, ms (Node 20 has no per-thread cpuUsage). */
-export function threadCpuMs(): number {
-  const st = readFileSync('/proc/thread-self/stat', 'utf8');
-  const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1000) / TICKS;
+/**
+ * Time a thread ran on a CPU and time it was runnable but waited for one, ms, from schedstat
+ * (nanoseconds; Node 20 has no per-thread cpuUsage, and /proc/.../stat counts 10 ms ticks).
+ */
+function sched(path: string): { runMs: number; waitMs: number } {
+  const [run, wait] = readFileSync(path, 'utf8').split(' ');
+  return { runMs: Number(run) / 1e6, waitMs: Number(wait) / 1e6 };
 }
-const TICKS = 100; // USER_HZ: /proc times are in 1/100 s on Linux
+
+/** CPU time of the calling thread, ms. */
+export function threadCpuMs(): number {
+  return sched('/proc/thread-self/schedstat').runMs;
+}
+
+/** Time the calling thread waited for a CPU while runnable, ms (other threads had the cores). */
+export function threadWaitMs(): number {
+  return sched('/proc/thread-self/schedstat').waitMs;
+}
 
 /** The calling thread's kernel id (first field of /proc/thread-self/stat). */
 export function threadId(): number {
   return Number(readFileSync('/proc/thread-self/stat', 'utf8').split(' ', 1)[0]);
 }
 
-/** utime + stime of every thread of this process (tid → ms): who besides the deciding threads uses CPU. */
+/** CPU time of every thread of this process (tid → ms): who besides the deciding threads uses CPU. */
 export function processThreadsCpuMs(): Map<number, number> {
   const out = new Map<number, number>();
   for (const tid of readdirSync('/proc/self/task')) {
     try {
-      const st = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-      out.set(Number(tid), ((Number(f[11]) + Number(f[12])) * 1000) / TICKS);
+      out.set(Number(tid), sched(`/proc/self/task/${tid}/schedstat`).runMs);
     } catch { /* the thread ended */ }
   }
   return out;
@@ -95,7 +109,7 @@ async function run(init: DriverInit): Promise<void> {
     source = engine.addSource(nq, queue, { defaultVerdict: q.default_verdict, onInvalid: q.on_invalid });
   }
   const fq = fake.queue(queue);
-  const mix: MixPacket[] = init.mode === 'worker' ? benchMix(init.seed, 6400 * init.of * 2).filter((p) => flowQueue(p.bytes, init.of) === init.index).slice(0, 6400) : benchMix(init.seed);
+  const mix: MixPacket[] = init.of > 1 ? benchMix(init.seed, 6400 * init.of * 2).filter((p) => flowQueue(p.bytes, init.of) === init.index).slice(0, 6400) : benchMix(init.seed);
   const batches: { bytes: Uint8Array; hook: number; indev: number }[][] = [];
   for (let i = 0; i + init.batch <= mix.length; i += init.batch) batches.push(mix.slice(i, i + init.batch).map((p) => ({ bytes: p.bytes, hook: p.hook, indev: p.indev })));
   // Warm-up (JIT), then the timed run; the event loop turns every few ms for the owner's answers.
@@ -106,6 +120,7 @@ async function run(init: DriverInit): Promise<void> {
   port.postMessage({ t: 'warm' });
   await new Promise<void>((r) => port.once('message', () => r()));
   const c0 = threadCpuMs();
+  const w0 = threadWaitMs();
   const t0 = performance.now();
   let packets = 0, b = 0, accepted = 0, dropped = 0;
   for (;;) {
@@ -113,7 +128,9 @@ async function run(init: DriverInit): Promise<void> {
     if (t - t0 >= init.ms) break;
     for (let k = 0; k < 50; k++) {
       // As the addon: the verdicts are read out of meta, nothing is built per packet.
-      const n = fq.drive(batches[b]!);
+      const batch = batches[b]!;
+      if (init.recording) fq.feed(batch); else fq.drive(batch);
+      const n = batch.length;
       packets += n;
       for (let i = 0; i < n; i++) {
         const v = meta[i * META_STRIDE + M_VERDICT];
@@ -126,8 +143,9 @@ async function run(init: DriverInit): Promise<void> {
   }
   const ms = performance.now() - t0;
   const cpu = threadCpuMs() - c0;
+  const waited = threadWaitMs() - w0;
   const natStats = core ? (core.stats().stages.nat?.state as { worker?: { forwarded: number } } | undefined) : undefined;
-  const result: DriverResult = { packets, ms, threadCpuMs: cpu, forwarded: natStats?.worker?.forwarded ?? 0, accepted, dropped, tid: threadId() };
+  const result: DriverResult = { packets, ms, threadCpuMs: cpu, threadWaitMs: waited, forwarded: natStats?.worker?.forwarded ?? 0, accepted, dropped, tid: threadId() };
   port.postMessage({ t: 'result', result });
 }
 

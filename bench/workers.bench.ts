@@ -28,6 +28,10 @@ import { numArg } from './args';
 
 const ROUNDS = numArg('--rounds', 5);
 const MS = numArg('--ms', 2000);
+/** Control: the fake queue's recording feed() (an object per verdict, a copy per rewritten packet), as before. */
+const RECORDING = process.argv.includes('--recording-fake');
+/** Also run 2 single-threaded sluices at once, nothing shared: what 2 threads can reach here. */
+const CONTROL = process.argv.includes('--control');
 const median = (xs: number[]): number => { const a = [...xs].sort((x, y) => x - y); return a.length % 2 ? a[a.length >> 1]! : (a[a.length / 2 - 1]! + a[a.length / 2]!) / 2; };
 
 function config(workers: number): Config {
@@ -72,15 +76,22 @@ function driver(init: DriverInit, onFwd?: (m: FromWorker) => void): Driver {
   return { worker, result, warm };
 }
 
-async function single(seed: number): Promise<{ pps: number; r: DriverResult; other: OtherCpu }> {
-  const d = driver({ mode: 'single', index: 0, cfg: config(1), nat: null, ms: MS, batch: 64, seed, of: 1 });
-  await d.warm;
+/**
+ * n single-threaded sluices, each in its own thread with private tables (n = 1: the baseline). With
+ * n = 2 (--control) each gets the flows hashing to it: two processes' worth of work with nothing
+ * shared, the most two threads can give on this machine (cores, caches, clock under load).
+ */
+async function single(seed: number, n = 1): Promise<{ pps: number; rs: DriverResult[]; r: DriverResult; other: OtherCpu }> {
+  const ds = Array.from({ length: n }, (_, index) =>
+    driver({ mode: 'single', index, cfg: config(1), nat: null, ms: MS, batch: 64, seed, of: n, recording: RECORDING }));
+  await Promise.all(ds.map((d) => d.warm));
   const t0 = processThreadsCpuMs();
-  d.worker.postMessage('go');
-  const r = await d.result;
-  const other = otherCpu(t0, processThreadsCpuMs(), [r.tid]);
-  await d.worker.terminate();
-  return { pps: r.packets / (r.ms / 1000), r, other };
+  for (const d of ds) d.worker.postMessage('go');
+  const rs = await Promise.all(ds.map((d) => d.result));
+  const other = otherCpu(t0, processThreadsCpuMs(), rs.map((r) => r.tid));
+  for (const d of ds) await d.worker.terminate();
+  const ms = Math.max(...rs.map((r) => r.ms));
+  return { pps: rs.reduce((k, r) => k + r.packets, 0) / (ms / 1000), rs, r: rs[0]!, other };
 }
 
 async function workers(seed: number, n = 2): Promise<{ pps: number; rs: DriverResult[]; ownerAnswered: number; ownerCpuMs: number; other: OtherCpu }> {
@@ -93,7 +104,7 @@ async function workers(seed: number, n = 2): Promise<{ pps: number; rs: DriverRe
   const ds: Driver[] = [];
   for (let index = 0; index < n; index++) {
     let src!: ForwardedSource;
-    const d = driver({ mode: 'worker', index, cfg, nat: nat.state.sharedMemory(), ms: MS, batch: 64, seed, of: n },
+    const d = driver({ mode: 'worker', index, cfg, nat: nat.state.sharedMemory(), ms: MS, batch: 64, seed, of: n, recording: RECORDING },
       (m) => { if (m.t === 'fwd') for (const p of m.ps) src.receive(p); });
     src = new ForwardedSource(owner, (r: OwnerReply) => { answered++; d.worker.postMessage({ t: 'replies', rs: [r] }); });
     src.addQueue(5 + index, { defaultVerdict: 'accept', onInvalid: 'drop' });
@@ -116,6 +127,7 @@ async function throughput(): Promise<void> {
   console.log(`# workers: ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}; ${ROUNDS} paired rounds of ${MS} ms per side`);
   const ratios: number[] = [];
   const cpuRatios: number[] = [];
+  const controlRatios: number[] = [], controlCap: number[] = [];
   // CPU per packet of each thread: what a thread costs with a core to itself, whatever else runs.
   const nsPer = (r: DriverResult): number => (r.threadCpuMs * 1e6) / r.packets;
   const pct = (cpuMs: number, ms: number): string => `${((cpuMs / ms) * 100).toFixed(0)}%`;
@@ -129,13 +141,21 @@ async function throughput(): Promise<void> {
     // Capacity with a core per thread: packets per CPU-second of each worker, summed, against the single thread's.
     const cap = w.rs.reduce((n, r) => n + r.packets / r.threadCpuMs, 0) / (s.r.packets / s.r.threadCpuMs);
     cpuRatios.push(cap);
-    console.log(`round ${round + 1}: single ${(s.pps / 1e3).toFixed(0)} kpps, ${nsPer(s.r).toFixed(0)} ns CPU/pkt, ${(s.r.threadCpuMs / s.r.ms * 100).toFixed(0)}% of a core (${s.r.dropped} dropped) | ` +
-      `workers:2 ${(w.pps / 1e3).toFixed(0)} kpps = ${w.rs.map((r) => (r.packets / r.ms).toFixed(0)).join(' + ')} kpps, ${w.rs.map((r) => `${nsPer(r).toFixed(0)} ns/pkt at ${(r.threadCpuMs / r.ms * 100).toFixed(0)}%`).join(' and ')}; ` +
+    let control = '';
+    if (CONTROL) {
+      const c = await single(1000 + round, 2);
+      const cc = c.rs.reduce((n, r) => n + r.packets / r.threadCpuMs, 0) / (s.r.packets / s.r.threadCpuMs);
+      controlRatios.push(c.pps / s.pps); controlCap.push(cc);
+      control = ` | control, 2 private singles: ${(c.pps / 1e3).toFixed(0)} kpps, ${c.rs.map((r) => `${nsPer(r).toFixed(0)} ns/pkt at ${pct(r.threadCpuMs, r.ms)} (waited ${pct(r.threadWaitMs, r.ms)})`).join(' and ')}, wall ratio ${(c.pps / s.pps).toFixed(2)}, capacity ratio ${cc.toFixed(2)}`;
+    }
+    console.log(`round ${round + 1}: single ${(s.pps / 1e3).toFixed(0)} kpps, ${nsPer(s.r).toFixed(0)} ns CPU/pkt, ${pct(s.r.threadCpuMs, s.r.ms)} of a core, waited ${pct(s.r.threadWaitMs, s.r.ms)} (${s.r.dropped} dropped) | ` +
+      `workers:2 ${(w.pps / 1e3).toFixed(0)} kpps = ${w.rs.map((r) => (r.packets / r.ms).toFixed(0)).join(' + ')} kpps, ${w.rs.map((r) => `${nsPer(r).toFixed(0)} ns/pkt at ${pct(r.threadCpuMs, r.ms)} (waited ${pct(r.threadWaitMs, r.ms)})`).join(' and ')}; ` +
       `forwarded ${w.rs.map((r) => r.forwarded).join('+')} | other threads, % of a core: single: main ${pct(s.other.mainMs, s.r.ms)}, rest ${pct(s.other.otherMs, s.r.ms)}; ` +
-      `workers: main (owner) ${pct(w.other.mainMs, w.rs[0]!.ms)}, rest ${pct(w.other.otherMs, w.rs[0]!.ms)} | wall ratio ${(w.pps / s.pps).toFixed(2)}, capacity ratio ${cap.toFixed(2)}`);
+      `workers: main (owner) ${pct(w.other.mainMs, w.rs[0]!.ms)}, rest ${pct(w.other.otherMs, w.rs[0]!.ms)} | wall ratio ${(w.pps / s.pps).toFixed(2)}, capacity ratio ${cap.toFixed(2)}${control}`);
   }
   console.log(`workers:2 / single, median of ${ROUNDS} paired rounds: wall ${median(ratios).toFixed(2)}x (rounds: ${ratios.map((r) => r.toFixed(2)).join(' ')}); ` +
     `capacity (packets per CPU-second, summed over the workers) ${median(cpuRatios).toFixed(2)}x (rounds: ${cpuRatios.map((r) => r.toFixed(2)).join(' ')})`);
+  if (CONTROL) console.log(`control, 2 private singles / single: wall ${median(controlRatios).toFixed(2)}x (rounds: ${controlRatios.map((r) => r.toFixed(2)).join(' ')}); capacity ${median(controlCap).toFixed(2)}x`);
 }
 
 /**
