@@ -82,6 +82,13 @@ export function processThreadsCpuMs(): Map<number, number> {
   return out;
 }
 
+/** CPU time all processes used so far, ms (/proc/stat: user, nice, system, irq, softirq, steal). */
+export function machineBusyMs(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return ((f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!) * 1000) / TICKS;
+}
+const TICKS = 100; // USER_HZ: /proc/stat counts in 1/100 s
+
 async function run(init: DriverInit): Promise<void> {
   const port = parentPort!;
   const fake = new FakeBinding();

@@ -23,7 +23,7 @@ import { SaKind, SaTable } from '../src/nat/table';
 import { SharedSaView } from '../src/nat/shared';
 import type { FromWorker } from '../src/cli/worker-thread';
 import { populateNat, steerRules, PUB } from './workers-mix';
-import { processThreadsCpuMs, threadCpuMs, type DriverInit, type DriverResult } from './workers-driver';
+import { machineBusyMs, processThreadsCpuMs, threadCpuMs, type DriverInit, type DriverResult } from './workers-driver';
 import { numArg } from './args';
 
 const ROUNDS = numArg('--rounds', 5);
@@ -50,15 +50,18 @@ interface Driver { worker: Worker; result: Promise<DriverResult>; warm: Promise<
  * (the NAT owner with workers) and the rest (V8's garbage-collector and compiler threads, libuv).
  * On 2 cores, whatever these use is taken from the 2 workers.
  */
-interface OtherCpu { mainMs: number; otherMs: number }
-function otherCpu(before: Map<number, number>, after: Map<number, number>, deciding: number[]): OtherCpu {
-  let mainMs = 0, otherMs = 0;
-  for (const [tid, ms] of after) {
+interface OtherCpu { mainMs: number; otherMs: number; /** CPU other processes used meanwhile. */ outsideMs: number }
+interface CpuMark { threads: Map<number, number>; busy: number }
+const cpuMark = (): CpuMark => ({ threads: processThreadsCpuMs(), busy: machineBusyMs() });
+function otherCpu(before: CpuMark, after: CpuMark, deciding: number[]): OtherCpu {
+  let mainMs = 0, otherMs = 0, ours = 0;
+  for (const [tid, ms] of after.threads) {
+    const d = ms - (before.threads.get(tid) ?? 0);
+    ours += d;
     if (deciding.includes(tid)) continue;
-    const d = ms - (before.get(tid) ?? 0);
     if (tid === process.pid) mainMs += d; else otherMs += d;
   }
-  return { mainMs, otherMs };
+  return { mainMs, otherMs, outsideMs: Math.max(0, after.busy - before.busy - ours) };
 }
 
 function driver(init: DriverInit, onFwd?: (m: FromWorker) => void): Driver {
@@ -85,10 +88,10 @@ async function single(seed: number, n = 1): Promise<{ pps: number; rs: DriverRes
   const ds = Array.from({ length: n }, (_, index) =>
     driver({ mode: 'single', index, cfg: config(1), nat: null, ms: MS, batch: 64, seed, of: n, recording: RECORDING }));
   await Promise.all(ds.map((d) => d.warm));
-  const t0 = processThreadsCpuMs();
+  const t0 = cpuMark();
   for (const d of ds) d.worker.postMessage('go');
   const rs = await Promise.all(ds.map((d) => d.result));
-  const other = otherCpu(t0, processThreadsCpuMs(), rs.map((r) => r.tid));
+  const other = otherCpu(t0, cpuMark(), rs.map((r) => r.tid));
   for (const d of ds) await d.worker.terminate();
   const ms = Math.max(...rs.map((r) => r.ms));
   return { pps: rs.reduce((k, r) => k + r.packets, 0) / (ms / 1000), rs, r: rs[0]!, other };
@@ -112,10 +115,10 @@ async function workers(seed: number, n = 2): Promise<{ pps: number; rs: DriverRe
   }
   await Promise.all(ds.map((d) => d.warm));
   const o0 = threadCpuMs();
-  const t0 = processThreadsCpuMs();
+  const t0 = cpuMark();
   for (const d of ds) d.worker.postMessage('go');
   const rs = await Promise.all(ds.map((d) => d.result));
-  const other = otherCpu(t0, processThreadsCpuMs(), rs.map((r) => r.tid));
+  const other = otherCpu(t0, cpuMark(), rs.map((r) => r.tid));
   const ownerCpuMs = threadCpuMs() - o0;
   for (const d of ds) await d.worker.terminate();
   await owner.close();
@@ -150,7 +153,7 @@ async function throughput(): Promise<void> {
     }
     console.log(`round ${round + 1}: single ${(s.pps / 1e3).toFixed(0)} kpps, ${nsPer(s.r).toFixed(0)} ns CPU/pkt, ${pct(s.r.threadCpuMs, s.r.ms)} of a core, waited ${pct(s.r.threadWaitMs, s.r.ms)} (${s.r.dropped} dropped) | ` +
       `workers:2 ${(w.pps / 1e3).toFixed(0)} kpps = ${w.rs.map((r) => (r.packets / r.ms).toFixed(0)).join(' + ')} kpps, ${w.rs.map((r) => `${nsPer(r).toFixed(0)} ns/pkt at ${pct(r.threadCpuMs, r.ms)} (waited ${pct(r.threadWaitMs, r.ms)})`).join(' and ')}; ` +
-      `forwarded ${w.rs.map((r) => r.forwarded).join('+')} | other threads, % of a core: single: main ${pct(s.other.mainMs, s.r.ms)}, rest ${pct(s.other.otherMs, s.r.ms)}; ` +
+      `forwarded ${w.rs.map((r) => r.forwarded).join('+')} | other processes ${pct(s.other.outsideMs, s.r.ms)} / ${pct(w.other.outsideMs, w.rs[0]!.ms)} of 200% | other threads, % of a core: single: main ${pct(s.other.mainMs, s.r.ms)}, rest ${pct(s.other.otherMs, s.r.ms)}; ` +
       `workers: main (owner) ${pct(w.other.mainMs, w.rs[0]!.ms)}, rest ${pct(w.other.otherMs, w.rs[0]!.ms)} | wall ratio ${(w.pps / s.pps).toFixed(2)}, capacity ratio ${cap.toFixed(2)}${control}`);
   }
   console.log(`workers:2 / single, median of ${ROUNDS} paired rounds: wall ${median(ratios).toFixed(2)}x (rounds: ${ratios.map((r) => r.toFixed(2)).join(' ')}); ` +
