@@ -20,6 +20,7 @@ import { loadConfigOffThread } from '../src/config/offthread';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { steerConfigSchema } from '../src/steer/schema';
 import { SteerStage } from '../src/steer/stage';
+import type { CompiledSteer } from '../src/steer/compile';
 import { BitvectorMatcher } from '../src/select/bitvector';
 import { SMALL_RULE_SET } from '../src/select/match';
 import { Decision, fakeInterfaces, fakeServices } from '../test/kit/steer';
@@ -123,7 +124,7 @@ const mb = (): number => { gc(); gc(); const m = process.memoryUsage(); return (
 /** The same stage with the bit-vector classifier in place of the tuple-space one (same rows for plain rules). */
 function withReference(st: SteerStage): SteerStage {
   const ref = Object.create(st) as SteerStage;
-  (ref as unknown as { matcher: BitvectorMatcher }).matcher = new BitvectorMatcher(st.compiled.sels);
+  (ref as unknown as { matcher: BitvectorMatcher }).matcher = new BitvectorMatcher((st.compiled as CompiledSteer).sels);
   return ref;
 }
 

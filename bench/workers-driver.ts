@@ -17,7 +17,7 @@ import { M_VERDICT, META_STRIDE, V_ACCEPT, V_DROP, V_HOLD } from '../src/io/batc
 import type { NatStage } from '../src/nat/stage';
 import type { SharedNatMemory } from '../src/nat/shared';
 import { createLogger } from '../src/obs/log';
-import { buildStages } from '../src/cli/pipeline';
+import { buildStages, type CompiledImages } from '../src/cli/pipeline';
 import { WorkerCore, type FromWorker, type ToWorker } from '../src/cli/worker-thread';
 import { benchMix, flowQueue, populateNat, type MixPacket } from './workers-mix';
 
@@ -36,6 +36,8 @@ export interface DriverInit {
    * every rewritten payload (what the bench did before: garbage a deployment never makes).
    */
   recording: boolean;
+  /** Workers: the steer classifier compiled once by the main thread, as WorkerPool hands it over. */
+  images?: CompiledImages;
 }
 
 export interface DriverResult {
@@ -98,7 +100,7 @@ async function run(init: DriverInit): Promise<void> {
   let queue: number;
   let core: WorkerCore | null = null;
   if (init.mode === 'worker') {
-    core = new WorkerCore({ index: init.index, cfg: init.cfg, nat: init.nat, stateDir: '/nonexistent' }, fake, log,
+    core = new WorkerCore({ index: init.index, cfg: init.cfg, nat: init.nat, stateDir: '/nonexistent', images: init.images }, fake, log,
       (m: FromWorker) => port.postMessage(m), interfaces);
     port.on('message', (m: ToWorker) => { if (m.t === 'replies') core!.replies(m.rs); });
     [queue] = core.openQueues() as [number];

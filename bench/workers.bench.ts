@@ -22,6 +22,7 @@ import { NatStage } from '../src/nat/stage';
 import { SaKind, SaTable } from '../src/nat/table';
 import { SharedSaView } from '../src/nat/shared';
 import type { FromWorker } from '../src/cli/worker-thread';
+import { compileImages } from '../src/cli/pipeline';
 import { populateNat, steerRules, PUB } from './workers-mix';
 import { machineBusyMs, processThreadsCpuMs, threadCpuMs, type DriverInit, type DriverResult } from './workers-driver';
 import { numArg } from './args';
@@ -103,11 +104,12 @@ async function workers(seed: number, n = 2): Promise<{ pps: number; rs: DriverRe
   const nat = new NatStage(cfg.nat!, { shared: true });
   owner.setPipeline([nat]);
   populateNat(nat.state);
+  const images = await compileImages(cfg); // as WorkerPool does: the steer classifier compiled once, here
   let answered = 0;
   const ds: Driver[] = [];
   for (let index = 0; index < n; index++) {
     let src!: ForwardedSource;
-    const d = driver({ mode: 'worker', index, cfg, nat: nat.state.sharedMemory(), ms: MS, batch: 64, seed, of: n, recording: RECORDING },
+    const d = driver({ mode: 'worker', index, cfg, nat: nat.state.sharedMemory(), ms: MS, batch: 64, seed, of: n, recording: RECORDING, images },
       (m) => { if (m.t === 'fwd') for (const p of m.ps) src.receive(p); });
     src = new ForwardedSource(owner, (r: OwnerReply) => { answered++; d.worker.postMessage({ t: 'replies', rs: [r] }); });
     src.addQueue(5 + index, { defaultVerdict: 'accept', onInvalid: 'drop' });

@@ -8,7 +8,7 @@ import type { CaptureConfig } from '../config/core';
 import type { Stage } from '../engine/stage';
 import { emptyRuleSet, mergeRuleSets, type RuleSet } from '../rules';
 import { createNatStage, natRules } from '../nat';
-import { createSteerStage, createSteerStageSliced, steerCheck, steerRules } from '../steer';
+import { createSteerStage, createSteerStageSliced, steerCheck, steerRules, SteerStage, type SteerImage } from '../steer';
 import { createPolicyStage, policyCheck, policyRules } from '../policy';
 import { createDhcpStage, dhcpRules } from '../dhcp';
 
@@ -18,6 +18,8 @@ export interface StageOptions {
   stateDir: string;
   /** workers: N > 1: the NAT stage keeps its SA table in shared memory for the worker threads. */
   sharedNat?: boolean;
+  /** workers: N > 1, in a worker: sections the main thread compiled once (read-only images); built from these, not compiled again. */
+  images?: CompiledImages;
 }
 
 interface Area {
@@ -39,8 +41,8 @@ export const AREAS: Area[] = [
   },
   {
     key: 'steer',
-    build: (cfg) => (cfg.steer && cfg.steer.enabled ? createSteerStage(cfg.steer) : null),
-    buildSliced: async (cfg) => (cfg.steer && cfg.steer.enabled ? createSteerStageSliced(cfg.steer) : null),
+    build: (cfg, opts) => (cfg.steer && cfg.steer.enabled ? (opts.images?.steer ? SteerStage.fromImage(cfg.steer, opts.images.steer) : createSteerStage(cfg.steer)) : null),
+    buildSliced: async (cfg, opts) => (cfg.steer && cfg.steer.enabled ? (opts.images?.steer ? SteerStage.fromImage(cfg.steer, opts.images.steer) : createSteerStageSliced(cfg.steer)) : null),
     rules: (cfg) => steerRules(cfg.steer!),
     check: (cfg) => steerCheck(cfg.steer!),
   },
@@ -67,6 +69,26 @@ export const AREAS: Area[] = [
     },
   },
 ];
+
+/**
+ * Sections compiled once by the main thread for every worker (workers: N > 1): the steer classifier
+ * today. Policy and DHCP are still compiled by each worker (small; their tables are not one image yet).
+ */
+export interface CompiledImages { steer?: SteerImage }
+
+/**
+ * The images workers build their stages from. `previous`: the images of the running config; a
+ * section that did not change keeps its image (the workers keep their stage), a changed one is
+ * compiled in slices (reload: the main thread's packet loop keeps turning).
+ */
+export async function compileImages(cfg: Config, previous?: { cfg: Config; images: CompiledImages }): Promise<CompiledImages> {
+  const out: CompiledImages = {};
+  if (cfg.steer && cfg.steer.enabled) {
+    const same = previous?.images.steer && JSON.stringify(previous.cfg.steer) === JSON.stringify(cfg.steer);
+    out.steer = same ? previous!.images.steer : (await SteerStage.sliced(cfg.steer)).image();
+  }
+  return out;
+}
 
 /** The section of cfg an area reads, for reload's "unchanged → keep the running stage" test. */
 export function areaSection(cfg: Config, key: string): unknown {

@@ -21,7 +21,7 @@ import { NfQueue } from '../io/nfqueue';
 import { NatWorkerStage } from '../nat/remote';
 import type { SharedNatMemory } from '../nat/shared';
 import { createLogger, type Logger } from '../obs/log';
-import { buildStages, buildStagesSliced } from './pipeline';
+import { buildStages, buildStagesSliced, type CompiledImages } from './pipeline';
 
 export interface WorkerInit {
   index: number;
@@ -29,6 +29,8 @@ export interface WorkerInit {
   /** The owner's shared NAT state (null: no NAT configured). */
   nat: SharedNatMemory | null;
   stateDir: string;
+  /** Sections the main thread compiled once (the steer classifier): run from these, not compiled again (absent: compiled here). */
+  images?: CompiledImages;
 }
 
 /** What a worker reports for `sluice stats` and metrics. */
@@ -44,7 +46,7 @@ export interface WorkerStats {
 export type ToWorker =
   | { t: 'replies'; rs: OwnerReply[] }
   | { t: 'stats'; id: number }
-  | { t: 'reload'; id: number; cfg: Config; nat: SharedNatMemory | null }
+  | { t: 'reload'; id: number; cfg: Config; nat: SharedNatMemory | null; images: CompiledImages }
   | { t: 'stop'; id: number };
 
 export type FromWorker =
@@ -77,7 +79,7 @@ export class WorkerCore {
       held: { max: cfg.held.max, timeoutMs: cfg.held.timeout_ms, defaultVerdict: cfg.held.default_verdict },
       interfaces, injector, log,
     });
-    this.install(buildStages(withoutNat(cfg), { log, stateDir: init.stateDir }, { cfg: withoutNat(cfg), stages: this.stagesByArea }));
+    this.install(buildStages(withoutNat(cfg), { log, stateDir: init.stateDir, images: init.images }, { cfg: withoutNat(cfg), stages: this.stagesByArea }));
   }
 
   /** Opens this worker's queues: q + index for every configured queue q. */
@@ -129,9 +131,10 @@ export class WorkerCore {
     for (const r of rs) this.natStage?.reply(r);
   }
 
-  async reload(cfg: Config, nat: SharedNatMemory | null): Promise<void> {
+  /** New stages from cfg (the main thread's new images); they replace the running ones between two batches. */
+  async reload(cfg: Config, nat: SharedNatMemory | null, images?: CompiledImages): Promise<void> {
     const previous = this.cfg;
-    const built = await buildStagesSliced(withoutNat(cfg), { log: this.log, stateDir: this.init.stateDir }, { cfg: withoutNat(previous), stages: this.stagesByArea });
+    const built = await buildStagesSliced(withoutNat(cfg), { log: this.log, stateDir: this.init.stateDir, images }, { cfg: withoutNat(previous), stages: this.stagesByArea });
     this.cfg = { ...cfg, queues: previous.queues };
     // A NAT whose section did not change keeps the same shared memory: the running stage stays.
     // (Held forwards of a replaced NAT stage get its timeout verdict, drop, as a NAT swap does in one thread.)
@@ -189,7 +192,7 @@ async function main(port: MessagePort, init: WorkerInit): Promise<void> {
       case 'replies': core.replies(m.rs); break;
       case 'stats': post({ t: 'stats', id: m.id, data: core.stats() }); break;
       case 'reload':
-        core.reload(m.cfg, m.nat).then(() => post({ t: 'done', id: m.id }), (e: Error) => post({ t: 'done', id: m.id, error: e.message }));
+        core.reload(m.cfg, m.nat, m.images).then(() => post({ t: 'done', id: m.id }), (e: Error) => post({ t: 'done', id: m.id, error: e.message }));
         break;
       case 'stop':
         core.close().finally(() => {

@@ -11,6 +11,7 @@ import type { Engine } from '../engine/engine';
 import { ForwardedSource, type OwnerReply } from '../engine/forward';
 import type { SharedNatMemory } from '../nat/shared';
 import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from './worker-thread';
+import { compileImages, type CompiledImages } from './pipeline';
 
 /** How long a stopping worker may take to decide its held packets and close its queues. */
 const STOP_TIMEOUT_MS = 3000;
@@ -35,16 +36,23 @@ export class WorkerPool {
   private refresh: NodeJS.Timeout | null = null;
   /** The last stats of each worker (metrics). */
   latest: WorkerStats[] = [];
+  /** What the workers run of the current config, compiled once here (the steer classifier). */
+  private images: CompiledImages = {};
+  /** The config the images were compiled from. */
+  private reloadedCfg: Config;
 
   constructor(private readonly cfg: Config, private readonly owner: Engine, private nat: SharedNatMemory | null,
-    private readonly stateDir: string, private readonly onFatal: (index: number, why: string) => void) {}
+    private readonly stateDir: string, private readonly onFatal: (index: number, why: string) => void) {
+    this.reloadedCfg = cfg;
+  }
 
   /** Starts every worker and resolves once all have bound their queues; rejects (all stopped) if one cannot. */
   async start(): Promise<void> {
     const n = this.cfg.workers;
     const ready: Promise<void>[] = [];
+    this.images = await compileImages(this.cfg);
     for (let index = 0; index < n; index++) {
-      const init: WorkerInit = { index, cfg: this.cfg, nat: this.nat, stateDir: this.stateDir };
+      const init: WorkerInit = { index, cfg: this.cfg, nat: this.nat, stateDir: this.stateDir, images: this.images };
       const worker = new Worker(join(__dirname, 'worker-thread.js'), { workerData: { sluiceWorker: true, init } });
       const slot: Slot = { index, worker, outbox: [], queues: [], exited: false,
         source: new ForwardedSource(this.owner, (r) => this.reply(slot, r)) };
@@ -141,7 +149,11 @@ export class WorkerPool {
   /** Every worker rebuilds its stages from cfg (unchanged sections keep theirs); nat: the owner's shared NAT now. */
   async reload(cfg: Config, nat: SharedNatMemory | null): Promise<void> {
     this.nat = nat;
-    await Promise.all(this.slots.map((s) => this.request<void>(s, (id) => ({ t: 'reload', id, cfg, nat }), 60000)));
+    // Compiled once here; a section that did not change keeps its image (and the workers their stage).
+    const images = await compileImages(cfg, { cfg: this.reloadedCfg, images: this.images });
+    await Promise.all(this.slots.map((s) => this.request<void>(s, (id) => ({ t: 'reload', id, cfg, nat, images }), 60000)));
+    this.images = images;
+    this.reloadedCfg = cfg;
   }
 
   /** Workers decide their held packets and close their queues, then end. */

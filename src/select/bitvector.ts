@@ -10,6 +10,13 @@
 import { addrClass, addrIndex, BitsetPool, setBit, type AddrIndex } from './prefilter';
 import { EMPTY_BITS, F_DPORT, F_HOOK, F_PROTO, flip, IfCache, NR, R_DPORT, SelectorTable, SIGN, unflip, type InterfaceNames, type MatchInput } from './rows';
 import type { NormSelector } from './selector';
+import { shareArray } from './shared';
+
+/** A BitvectorMatcher's compiled fields (src/select/shared.ts), without its selector table. */
+export interface BitvectorImage {
+  count: number; allBits: Uint32Array; words: number; pool: Uint32Array; allOff: number; protoOff: Int32Array;
+  portOff: (Int32Array | null)[]; srcIx: AddrIndex | null; dstIx: AddrIndex | null; hookOff: Int32Array; ids: Int32Array;
+}
 
 export class BitvectorMatcher {
   readonly count: number;
@@ -93,6 +100,22 @@ export class BitvectorMatcher {
   }
 
   bind(ifaces: InterfaceNames): void { this.t.bind(ifaces); }
+
+  /** The compiled fields as a read-only image over SharedArrayBuffers (the table is imaged by its owner). */
+  image(): BitvectorImage {
+    const ix = (x: AddrIndex | null): AddrIndex | null => (x ? { bounds: shareArray(x.bounds), off: shareArray(x.off), nonV4: x.nonV4 } : null);
+    const pool = shareArray(this.pool);
+    return {
+      count: this.count, allBits: pool.subarray(this.allOff, this.allOff + this.words), words: this.words, pool, allOff: this.allOff,
+      protoOff: shareArray(this.protoOff), portOff: this.portOff.map((p) => (p ? shareArray(p) : null)),
+      srcIx: ix(this.srcIx), dstIx: ix(this.dstIx), hookOff: shareArray(this.hookOff), ids: shareArray(this.ids),
+    };
+  }
+
+  /** A classifier over an image's arrays, testing through `table` (see SelectorTable.fromImage). */
+  static fromImage(im: BitvectorImage, table: SelectorTable): BitvectorMatcher {
+    return Object.assign(new BitvectorMatcher([], { table, ids: new Int32Array(0) }), im);
+  }
 
   /** Index of the first rule that matches, or -1. */
   first(ctx: MatchInput): number {

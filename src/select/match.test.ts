@@ -221,3 +221,32 @@ test('Matcher.sliced: the same classifier, built with the event loop turning bet
   clearInterval(tick);
   assert.ok(turns > 0, 'the event loop ran during the build');
 });
+
+/** Every typed array in an image, with its path. */
+function arraysOf(x: unknown, path = 'image', out: [string, ArrayBufferView][] = []): [string, ArrayBufferView][] {
+  if (ArrayBuffer.isView(x)) out.push([path, x]);
+  else if (Array.isArray(x)) x.forEach((v, i) => arraysOf(v, `${path}[${i}]`, out));
+  else if (x !== null && typeof x === 'object' && !(x instanceof RegExp)) for (const [k, v] of Object.entries(x)) arraysOf(v, `${path}.${k}`, out);
+  return out;
+}
+
+test('Matcher.fromImage: every table in a SharedArrayBuffer, not copied, and the same first match as the classifier it came from', () => {
+  for (let seed = 1; seed <= 60; seed++) {
+    const { sels, r } = generate(seed * 131);
+    const m = new Matcher(sels, undefined, { tuples: seed % 2 ? 'always' : 'auto' });
+    const im = m.image();
+    const arrays = arraysOf(im);
+    assert.ok(arrays.length > 20, `seed ${seed}: ${arrays.length} arrays`);
+    for (const [path, a] of arrays) assert.ok(a.buffer instanceof SharedArrayBuffer, `seed ${seed}: ${path} is not shared`);
+    // As postMessage would hand it over: the buffers stay shared, the plain parts are copied.
+    const copy = structuredClone(im);
+    const w = Matcher.fromImage(copy);
+    assert.equal(w.image().rowSel.buffer, copy.rowSel.buffer, 'the new classifier runs on the image, no copy');
+    assert.equal(w.image().t.present.buffer, copy.t.present.buffer);
+    m.bind(ifaces); w.bind(ifaces);
+    for (let i = 0; i < 400; i++) {
+      const ctx = packet(r, sels);
+      assert.equal(w.first(ctx), m.first(ctx), `seed ${seed}: packet ${show(ctx)}`);
+    }
+  }
+});

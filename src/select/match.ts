@@ -19,9 +19,10 @@
  * membership exactly, so 100,000 elements are one tuple probe.
  */
 import { Kind } from '../packet/classify';
-import { BitvectorMatcher } from './bitvector';
+import { BitvectorMatcher, type BitvectorImage } from './bitvector';
+import { shareArray } from './shared';
 import { runSteps, runStepsSliced, type Steps } from './steps';
-import { EMPTY_BITS, SelectorTable, type InterfaceNames, type MatchInput } from './rows';
+import { EMPTY_BITS, SelectorTable, type InterfaceNames, type MatchInput, type SelectorTableImage } from './rows';
 import type { NormSelector } from './selector';
 
 export type { MatchInput, InterfaceNames } from './rows';
@@ -190,6 +191,18 @@ function* fileRows(sels: NormSelector[], rs: MatchRow[], small: boolean): Steps<
   return { builds, wild };
 }
 
+/**
+ * A Matcher's compiled tables as a read-only image over SharedArrayBuffers (src/select/shared.ts):
+ * compiled once, run by every worker thread through Matcher.fromImage.
+ */
+export interface MatcherImage {
+  count: number; t: SelectorTableImage; rowSel: Int32Array; rowGuard: Uint8Array;
+  tK: Int32Array; tCap: Int32Array; tSeed: Int32Array; tMin: Int32Array; tFOff: Int32Array; tSOff: Int32Array; tKOff: Int32Array;
+  tF: Int32Array; tM: Int32Array; sStart: Int32Array; sLen: Int32Array; sKeys: Int32Array;
+  pOff: Int32Array; pLen: Int32Array; pruned: Int32Array; pool: Int32Array;
+  wild: BitvectorImage | null; wildRows: Int32Array; allWild: boolean;
+}
+
 export class Matcher {
   /** Number of rows (first() returns a row index). */
   readonly count: number;
@@ -312,6 +325,28 @@ export class Matcher {
   /** Resolves interface globs against this table (and again whenever it refreshes). */
   bind(ifaces: InterfaceNames): void {
     this.t.bind(ifaces); // the wildcard rules' bit-vector classifier shares this table
+  }
+
+  /** The compiled tables as a read-only image other threads can run (arrays copied into SharedArrayBuffers once). */
+  image(): MatcherImage {
+    const a = shareArray;
+    return {
+      count: this.count, t: this.t.image(), rowSel: a(this.rowSel), rowGuard: a(this.rowGuard),
+      tK: a(this.tK), tCap: a(this.tCap), tSeed: a(this.tSeed), tMin: a(this.tMin), tFOff: a(this.tFOff), tSOff: a(this.tSOff), tKOff: a(this.tKOff),
+      tF: a(this.tF), tM: a(this.tM), sStart: a(this.sStart), sLen: a(this.sLen), sKeys: a(this.sKeys),
+      pOff: a(this.pOff), pLen: a(this.pLen), pruned: a(this.pruned), pool: a(this.pool),
+      wild: this.wild ? this.wild.image() : null, wildRows: a(this.wildRows), allWild: this.allWild,
+    };
+  }
+
+  /**
+   * A classifier over an image's arrays, nothing copied; its interface caches and packet key are its
+   * own. Built through the constructor (no rows) and then given the image's fields, so it has the
+   * shape of every other Matcher of this thread (one inline-cache shape in first()).
+   */
+  static fromImage(im: MatcherImage): Matcher {
+    const t = SelectorTable.fromImage(im.t);
+    return Object.assign(new Matcher([], []), { ...im, t, wild: im.wild ? BitvectorMatcher.fromImage(im.wild, t) : null });
   }
 
   /** Number of tuples (hash tables) a packet may probe; diagnostics and benchmarks. */

@@ -9,7 +9,8 @@
  */
 import { Kind, type Classified } from '../packet/classify';
 import { IpProto } from '../packet/ipv4';
-import type { AddrRanges } from './addr';
+import { AddrRanges, type AddrRangesImage } from './addr';
+import { shareArray } from './shared';
 import { globToRegExp } from './glob';
 import type { NormSelector, Range } from './selector';
 
@@ -53,6 +54,14 @@ export class IfCache {
   private readonly sparse = new Map<number, Uint32Array>();
   get(i: number): Uint32Array | undefined { return i < 4096 ? this.dense[i] : this.sparse.get(i); }
   set(i: number, b: Uint32Array): void { if (i < 4096) this.dense[i] = b; else this.sparse.set(i, b); }
+}
+
+/** A SelectorTable's compiled fields (src/select/shared.ts); the interface caches stay per thread. */
+export interface SelectorTableImage {
+  count: number; present: Uint32Array; neg: Uint32Array; hookMask: Uint32Array; inClass: Int32Array; outClass: Int32Array;
+  srcSet: (AddrRangesImage | null)[]; dstSet: (AddrRangesImage | null)[]; bm: Uint32Array; kindMask: Uint32Array;
+  rStart: Int32Array; rCount: Int32Array; rLo: Int32Array; rHi: Int32Array; markValue: Int32Array; markMask: Int32Array;
+  ipVer: Uint8Array; classes: RegExp[][]; ifWords: number; usesIf: boolean;
 }
 
 export class SelectorTable {
@@ -151,6 +160,28 @@ export class SelectorTable {
     this.rHi = Int32Array.from(hi, flip);
     this.ifWords = Math.max(1, Math.ceil(this.classes.length / 32));
     this.usesIf = this.classes.length > 0;
+  }
+
+  /** The table as a read-only image over SharedArrayBuffers (src/select/shared.ts). */
+  image(): SelectorTableImage {
+    const set = (a: AddrRanges | null): AddrRangesImage | null => (a ? a.image() : null);
+    return {
+      count: this.count, present: shareArray(this.present), neg: shareArray(this.neg), hookMask: shareArray(this.hookMask),
+      inClass: shareArray(this.inClass), outClass: shareArray(this.outClass), srcSet: this.srcSet.map(set), dstSet: this.dstSet.map(set),
+      bm: shareArray(this.bm), kindMask: shareArray(this.kindMask), rStart: shareArray(this.rStart), rCount: shareArray(this.rCount),
+      rLo: shareArray(this.rLo), rHi: shareArray(this.rHi), markValue: shareArray(this.markValue), markMask: shareArray(this.markMask),
+      ipVer: shareArray(this.ipVer), classes: this.classes, ifWords: this.ifWords, usesIf: this.usesIf,
+    };
+  }
+
+  /**
+   * A table over an image's arrays (no copy). Built through the constructor (an empty table) and then
+   * given the image's fields, so that it has the same shape as every other table of this thread.
+   */
+  static fromImage(im: SelectorTableImage): SelectorTable {
+    const t = new SelectorTable([]);
+    const set = (a: AddrRangesImage | null): AddrRanges | null => (a ? AddrRanges.fromImage(a) : null);
+    return Object.assign(t, { ...im, srcSet: im.srcSet.map(set), dstSet: im.dstSet.map(set) });
   }
 
   /** Whether protocol `proto` passes row r's protocol field (a positive row: in the list). */

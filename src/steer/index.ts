@@ -9,7 +9,7 @@ import { SteerStage } from './stage';
 
 export { steerConfigSchema } from './schema';
 export { type SteerConfig, type SteerConfigInput, type SteerRule, type SteerAction } from './config';
-export { SteerStage } from './stage';
+export { SteerStage, type SteerImage } from './stage';
 export { compileSteer, type CompiledSteer, type RouteAlloc } from './compile';
 export { steerRules } from './rules';
 export { steerCheck } from './check';

@@ -8,13 +8,22 @@ import { Verdict } from '../engine/stage';
 import { ActionType, compileSteer, compileSteerSteps, type CompiledSteer } from './compile';
 import { runStepsSliced } from '../select/steps';
 import type { SteerConfig } from './config';
-import { Matcher } from '../select/match';
+import { Matcher, type MatcherImage } from '../select/match';
+
+/** What the stage runs on: the compiled section without its selectors (those are in the classifier). */
+export type SteerTables = Omit<CompiledSteer, 'sels' | 'matchSels' | 'rows'>;
+
+/**
+ * A compiled steer section other threads can run (workers: N): its tables and the classifier's
+ * read-only image over SharedArrayBuffers (src/select/shared.ts). Compiled once by the main thread.
+ */
+export interface SteerImage { compiled: SteerTables; matcher: MatcherImage }
 
 export class SteerStage implements Stage {
   readonly name = 'steer';
   /** Steering fails open: an unsteered packet takes the main routing table. */
   readonly failure = 'open';
-  readonly compiled: CompiledSteer;
+  readonly compiled: SteerTables;
   private readonly matcher: Matcher;
   private readonly type: Uint8Array;
   // int32 (not uint32): values passed to setMark() stay small integers, never boxed.
@@ -27,16 +36,16 @@ export class SteerStage implements Stage {
   private defaultReason = 0;
   private readonly defaultType: ActionType;
 
-  constructor(cfg: SteerConfig, built?: { compiled: CompiledSteer; matcher: Matcher }) {
-    this.compiled = built?.compiled ?? compileSteer(cfg);
-    const c = this.compiled;
+  constructor(cfg: SteerConfig, built?: { compiled: SteerTables; matcher: Matcher }) {
+    const full = built ? null : compileSteer(cfg);
+    const c = this.compiled = built?.compiled ?? full!;
     // Rows: one per plain rule, one per map element (src/steer/compile.ts); hits count per rule.
-    this.matcher = built?.matcher ?? new Matcher(c.matchSels, c.rows);
+    this.matcher = built?.matcher ?? new Matcher(full!.matchSels, full!.rows);
     this.type = Uint8Array.from(c.rowActions.map((a) => a.type));
     this.markValue = Int32Array.from(c.rowActions.map((a) => a.markValue | 0));
     this.markMask = Int32Array.from(c.rowActions.map((a) => a.markMask | 0));
     this.rowRule = Int32Array.from(c.rowRule);
-    this.reasons = new Int32Array(c.rows.length);
+    this.reasons = new Int32Array(c.rowActions.length);
     this.hits = new Float64Array(c.names.length);
     this.defaultType = c.defaultType;
   }
@@ -49,6 +58,17 @@ export class SteerStage implements Stage {
     const compiled = await runStepsSliced(compileSteerSteps(cfg));
     const matcher = await Matcher.sliced(compiled.matchSels, compiled.rows);
     return new SteerStage(cfg, { compiled, matcher });
+  }
+
+  /** This stage's compiled section as an image for worker threads (the classifier's arrays shared, not copied). */
+  image(): SteerImage {
+    const { names, actions, routes, defaultType, rowActions, rowRule } = this.compiled;
+    return { compiled: { names, actions, routes, defaultType, rowActions, rowRule }, matcher: this.matcher.image() };
+  }
+
+  /** A stage over an image made by another thread: nothing compiled here. */
+  static fromImage(cfg: SteerConfig, im: SteerImage): SteerStage {
+    return new SteerStage(cfg, { compiled: im.compiled, matcher: Matcher.fromImage(im.matcher) });
   }
 
   init(services: StageServices): void {
