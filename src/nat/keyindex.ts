@@ -7,38 +7,67 @@
  *
  * Shared (SharedArrayBuffer) indexes have one writer thread; readers in other threads use
  * getShared(), which may miss a key that is being moved or return a stale id: callers check the
- * record the id names (SaTable.seq, docs/nat.md "Memory model"). A shared index never grows.
+ * record the id names (SaTable.seq, docs/nat.md "Memory model"). A shared index's arrays are
+ * allocated once at their largest size (other threads hold views of them), but only a prefix is in
+ * use, doubled in place as entries are added: the slots of a small table stay few and close (cache
+ * lines, pages) instead of spread over the whole allocation, and pages past the prefix are never
+ * touched. A doubling rehashes in place between two increments of a generation count (odd while
+ * it runs); a reader that sees the count odd, or changed by the end of its read, misses.
  */
-export interface KeyIndexMemory { keys: Uint32Array; vals: Int32Array }
+export interface KeyIndexMemory {
+  keys: Uint32Array; vals: Int32Array;
+  /** [0]: generation, odd while the writer rehashes; [1]: the mask (slots in use − 1). */
+  ctl: Int32Array;
+}
+
+/** Slots a shared index starts with (then doubles in place). */
+const SHARED_START = 1024;
 
 export class KeyIndex {
   private keys: Uint32Array;
   private vals: Int32Array;
   private mask: number;
   private readonly shared: boolean;
+  /** Shared: generation and mask (KeyIndexMemory.ctl); a private index has an unused one. */
+  private readonly ctl: Int32Array;
+  /** Shared: slots allocated (the most `mask` may grow to, + 1). */
+  private readonly maxSlots: number;
   size = 0;
 
   constructor(initialCapacity = 1024, mem: { shared: boolean } | KeyIndexMemory = { shared: false }) {
     if ('keys' in mem) {
-      // A reader's view of another thread's index.
+      // A reader's view of another thread's index: the mask is read from ctl at each lookup.
       this.keys = mem.keys;
       this.vals = mem.vals;
+      this.ctl = mem.ctl;
       this.mask = mem.vals.length - 1;
+      this.maxSlots = mem.vals.length;
       this.shared = true;
       return;
     }
     let cap = 16;
     while (cap < initialCapacity) cap *= 2;
     this.shared = mem.shared;
-    this.keys = mem.shared ? new Uint32Array(new SharedArrayBuffer(cap * 16)) : new Uint32Array(cap * 4);
-    this.vals = (mem.shared ? new Int32Array(new SharedArrayBuffer(cap * 4)) : new Int32Array(cap)).fill(-1);
-    this.mask = cap - 1;
+    this.maxSlots = cap;
+    if (mem.shared) {
+      this.keys = new Uint32Array(new SharedArrayBuffer(cap * 16));
+      this.vals = new Int32Array(new SharedArrayBuffer(cap * 4));
+      this.ctl = new Int32Array(new SharedArrayBuffer(8));
+      this.mask = Math.min(cap, SHARED_START) - 1;
+      this.vals.fill(-1, 0, this.mask + 1);
+      Atomics.store(this.ctl, 1, this.mask);
+    } else {
+      this.keys = new Uint32Array(cap * 4);
+      this.vals = new Int32Array(cap).fill(-1);
+      this.ctl = new Int32Array(2);
+      this.mask = cap - 1;
+    }
   }
 
   /** The arrays, for a reader in another thread (a shared index only). */
   memory(): KeyIndexMemory {
     if (!this.shared) throw new Error('KeyIndex.memory: the index is not shared');
-    return { keys: this.keys, vals: this.vals };
+    return { keys: this.keys, vals: this.vals, ctl: this.ctl };
   }
 
   /**
@@ -49,7 +78,10 @@ export class KeyIndex {
   getShared(a: number, b: number, c: number, d: number): number {
     const keys = this.keys;
     const vals = this.vals;
-    const mask = this.mask;
+    const gen = Atomics.load(this.ctl, 0);
+    if ((gen & 1) !== 0) return -1; // the writer is rehashing
+    this.lastGen = gen;
+    const mask = Atomics.load(this.ctl, 1);
     let i = KeyIndex.hash(a, b, c, d) & mask;
     for (let n = 0; n <= mask; n++) {
       const v = vals[i];
@@ -63,6 +95,13 @@ export class KeyIndex {
 
   /** The slot where getShared() last found its key. */
   lastSlot = -1;
+  /** The generation getShared() last read. */
+  private lastGen = 0;
+
+  /** No rehash began since the last getShared(): what it returned and read since is of one layout. */
+  unchangedSinceLookup(): boolean {
+    return Atomics.load(this.ctl, 0) === this.lastGen;
+  }
 
   /** True while slot i still maps exactly this key to value v (a reader's re-check; see SharedSaView). */
   slotHolds(i: number, a: number, b: number, c: number, d: number, v: number): boolean {
@@ -104,9 +143,10 @@ export class KeyIndex {
   /** Inserts or replaces. */
   set(a: number, b: number, c: number, d: number, value: number): void {
     if ((this.size + 1) * 2 > this.mask + 1) {
-      // Sized at twice the table's cap: only a caller past its own cap gets here.
-      if (this.shared) throw new Error('KeyIndex: a shared index is full (it never grows)');
-      this.grow();
+      if (!this.shared) this.grow();
+      // Allocated at twice the table's cap: only a caller past its own cap finds it full.
+      else if (this.mask + 1 < this.maxSlots) this.growShared();
+      else throw new Error('KeyIndex: a shared index is full');
     }
     this.put(a >>> 0, b >>> 0, c >>> 0, d >>> 0, value);
   }
@@ -164,8 +204,32 @@ export class KeyIndex {
   }
 
   clear(): void {
-    this.vals.fill(-1);
+    if (this.shared) Atomics.add(this.ctl, 0, 1); // readers miss until it is done
+    this.vals.fill(-1, 0, this.mask + 1);
     this.size = 0;
+    if (this.shared) Atomics.add(this.ctl, 0, 1);
+  }
+
+  /**
+   * Doubles the slots in use, in place (readers hold views of these arrays): the generation is odd
+   * from before the first slot changes until the new mask is published, so no reader acts on a slot
+   * read meanwhile (getShared() misses, or unchangedSinceLookup() is false).
+   */
+  private growShared(): void {
+    const oldCap = this.mask + 1;
+    const oldKeys = this.keys.slice(0, oldCap * 4);
+    const oldVals = this.vals.slice(0, oldCap);
+    Atomics.add(this.ctl, 0, 1);
+    this.mask = oldCap * 2 - 1;
+    this.vals.fill(-1, 0, this.mask + 1);
+    this.size = 0;
+    for (let i = 0; i < oldCap; i++) {
+      if (oldVals[i]! < 0) continue;
+      const k = i << 2;
+      this.put(oldKeys[k]!, oldKeys[k + 1]!, oldKeys[k + 2]!, oldKeys[k + 3]!, oldVals[i]!);
+    }
+    Atomics.store(this.ctl, 1, this.mask);
+    Atomics.add(this.ctl, 0, 1);
   }
 
   private grow(): void {

@@ -128,3 +128,53 @@ test('SharedSaView misses a record being rewritten; a reused id answers only for
   assert.equal(view.raced, 1);
   assert.throws(() => new SaTable(64).sharedArrays(), /not created shared/);
 });
+
+test('the shared index doubles in place under a reader: no torn read; every key found once the adds are done', async (t) => {
+  const table = new SaTable(1 << 20, 1024, { shared: true });
+  const K = 400_000;
+  const added = new Int32Array(new SharedArrayBuffer(4));
+  const slotsAtStart = table.index.capacity;
+  const worker = new Worker(`
+    const { parentPort, workerData } = require('node:worker_threads');
+    const { SharedSaView } = require(workerData.shared);
+    const view = new SharedSaView(workerData.sas);
+    const expectHost = (k, g) => (Math.imul(k ^ (g << 24), 0x9e3779b1) | 1) >>> 0;
+    let x = 777, reads = 0, hits = 0, torn = 0, missed = 0, example = null;
+    parentPort.postMessage('ready');
+    for (;;) {
+      const n = Atomics.load(workerData.added, 0);
+      if (n < 0) break;
+      if (n === 0) continue;
+      for (let i = 0; i < 1024; i++) {
+        x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+        const k = x % n; // a key added before n was published: present in the table
+        const id = view.lookup(1, 0, (${SERVER} + (k & 255)) >>> 0, k, 0);
+        reads++;
+        if (id < 0) { missed++; continue; }
+        hits++;
+        const h = expectHost(k, 0);
+        if (view.host !== h || view.flags !== (h >>> 24)) { torn++; example ??= { k, id, host: view.host, want: h }; }
+      }
+    }
+    parentPort.postMessage({ reads, hits, torn, missed, raced: view.raced, example });
+  `, { eval: true, workerData: { shared: join(__dirname, 'shared.js'), sas: table.sharedArrays(), added } });
+  assert.equal(await new Promise((r) => worker.once('message', r)), 'ready');
+  const result = new Promise<{ reads: number; hits: number; torn: number; missed: number; raced: number; example: unknown }>((r) => worker.once('message', r));
+  for (let k = 0; k < K; k++) {
+    const h = expectHost(k, 0);
+    assert.ok(table.add(SaKind.ESP_IN, 0, (SERVER + (k & 255)) >>> 0, h, k, 0, 0, 0, h >>> 24) >= 0);
+    Atomics.store(added, 0, k + 1);
+    if ((k & 1023) === 0) await new Promise((r) => setImmediate(r)); // let the reader run between doublings too
+  }
+  Atomics.store(added, 0, -1);
+  const r = await result;
+  await worker.terminate();
+  t.diagnostic(`index ${slotsAtStart} → ${table.index.capacity} slots while ${K} records were added; reader: ${r.reads} lookups, ${r.hits} hits, ${r.missed} misses (${r.raced} raced), ${r.torn} torn`);
+  assert.equal(slotsAtStart, 1024, 'a shared index starts small');
+  assert.equal(table.index.capacity, 1 << 20, 'and doubled in place as records came');
+  assert.equal(r.torn, 0, `torn reads: ${JSON.stringify(r.example)}`);
+  // A reader spinning through a rehash misses (those packets would go to the owner); it hits otherwise.
+  assert.ok(r.hits > 100_000, `the reader found what was there: ${JSON.stringify(r)}`);
+  const view = new SharedSaView(table.sharedArrays());
+  for (let k = 0; k < K; k += 7) assert.ok(view.lookup(SaKind.ESP_IN, 0, (SERVER + (k & 255)) >>> 0, k, 0) >= 0 && view.host === expectHost(k, 0), `key ${k} after the doublings`);
+});

@@ -68,7 +68,7 @@ export class SharedSaView {
 
   constructor(m: SharedSaArrays) {
     this.m = m;
-    this.index = new KeyIndex(0, { keys: m.index.keys, vals: m.index.vals });
+    this.index = new KeyIndex(0, m.index);
     this.seq = m.seq;
     this.hosts = m.host; this.flagsA = m.flags; this.pairs = m.pair; this.links = m.link; this.rhs = m.rh; this.rls = m.rl;
   }
@@ -84,7 +84,7 @@ export class SharedSaView {
     if ((s1 & 1) !== 0) { this.raced++; return -1; }
     if (!this.index.slotHolds(slot, server, a, b, (pub << 8) | kind, id)) { this.raced++; return -1; }
     const host = this.hosts[id], flags = this.flagsA[id], pair = this.pairs[id], link = this.links[id], rh = this.rhs[id], rl = this.rls[id];
-    if (Atomics.load(seq, id) !== s1) { this.raced++; return -1; }
+    if (Atomics.load(seq, id) !== s1 || !this.index.unchangedSinceLookup()) { this.raced++; return -1; }
     this.host = host; this.flags = flags; this.pair = pair; this.link = link; this.rh = rh; this.rl = rl;
     return id;
   }
