@@ -9,7 +9,7 @@ import type { Stage } from '../engine/stage';
 import { emptyRuleSet, mergeRuleSets, type RuleSet } from '../rules';
 import { createNatStage, natRules } from '../nat';
 import { createSteerStage, createSteerStageSliced, steerCheck, steerRules, SteerStage, type SteerImage } from '../steer';
-import { createPolicyStage, policyCheck, policyRules } from '../policy';
+import { createPolicyStage, policyCheck, policyRules, PolicyStage, type PolicyImage } from '../policy';
 import { createDhcpStage, dhcpRules } from '../dhcp';
 
 export interface StageOptions {
@@ -35,7 +35,7 @@ interface Area {
 export const AREAS: Area[] = [
   {
     key: 'policy',
-    build: (cfg, opts) => (cfg.policy ? createPolicyStage(cfg.policy, { log: opts.log }) : null),
+    build: (cfg, opts) => (cfg.policy ? (opts.images?.policy ? new PolicyStage(cfg.policy, { log: opts.log }, opts.images.policy) : createPolicyStage(cfg.policy, { log: opts.log })) : null),
     rules: (cfg) => policyRules(cfg.policy!),
     check: (cfg) => policyCheck(cfg.policy!),
   },
@@ -71,10 +71,10 @@ export const AREAS: Area[] = [
 ];
 
 /**
- * Sections compiled once by the main thread for every worker (workers: N > 1): the steer classifier
- * today. Policy and DHCP are still compiled by each worker (small; their tables are not one image yet).
+ * Sections compiled once by the main thread for every worker (workers: N > 1): the steer and policy
+ * classifiers. DHCP is still built by each worker (option tables, no classifier; small).
  */
-export interface CompiledImages { steer?: SteerImage }
+export interface CompiledImages { steer?: SteerImage; policy?: PolicyImage }
 
 /**
  * The images workers build their stages from. `previous`: the images of the running config; a
@@ -86,6 +86,10 @@ export async function compileImages(cfg: Config, previous?: { cfg: Config; image
   if (cfg.steer && cfg.steer.enabled) {
     const same = previous?.images.steer && JSON.stringify(previous.cfg.steer) === JSON.stringify(cfg.steer);
     out.steer = same ? previous!.images.steer : (await SteerStage.sliced(cfg.steer)).image();
+  }
+  if (cfg.policy) {
+    const same = previous?.images.policy && JSON.stringify(previous.cfg.policy) === JSON.stringify(cfg.policy);
+    out.policy = same ? previous!.images.policy : new PolicyStage(cfg.policy).image();
   }
   return out;
 }

@@ -8,7 +8,7 @@ import { PolicyStage, type PolicyStageOptions } from './stage';
 
 export { policyConfigSchema } from './schema';
 export { type PolicyConfig, type PolicyConfigInput } from './config';
-export { PolicyStage, type PolicyStageOptions, type AuditLog } from './stage';
+export { PolicyStage, type PolicyStageOptions, type AuditLog, type PolicyImage } from './stage';
 export { policyRules } from './rules';
 export { policyCheck } from './check';
 export { compilePolicy, type CompiledPolicy } from './compile';

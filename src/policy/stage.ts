@@ -7,7 +7,7 @@
  */
 import type { Decision, PacketContext, Stage, StageServices } from '../engine/stage';
 import { ipv4ToString as formatIpv4 } from '../packet/bytes';
-import { Matcher } from '../select/match';
+import { Matcher, type MatcherImage } from '../select/match';
 import { HOOKS } from '../select/selector';
 import { compilePolicy, PolicyAction, type CompiledPolicy } from './compile';
 import type { PolicyConfig } from './config';
@@ -17,11 +17,20 @@ export type AuditLog = ((fields: Record<string, unknown>, msg: string) => void) 
 
 export interface PolicyStageOptions { log?: AuditLog }
 
+/** What the stage runs on: the compiled policies without their selectors (those are in the classifiers). */
+export type PolicyTables = Omit<CompiledPolicy, 'sels' | 'tunnelRows'>;
+
+/**
+ * A compiled policy section other threads can run (workers: N): its tables and the two classifiers'
+ * read-only images over SharedArrayBuffers (src/select/shared.ts). Compiled once by the main thread.
+ */
+export interface PolicyImage { compiled: PolicyTables; matcher: MatcherImage; tunnels: MatcherImage }
+
 export class PolicyStage implements Stage {
   readonly name = 'policy';
   /** Policy fails closed: a bug must never pass what the SPD would discard. */
   readonly failure = 'closed';
-  readonly compiled: CompiledPolicy;
+  readonly compiled: PolicyTables;
   private readonly matcher: Matcher;
   private readonly tunnels: Matcher;
   private readonly action: Uint8Array;
@@ -44,11 +53,11 @@ export class PolicyStage implements Stage {
   private auditLines = 0;
   private readonly enabled: boolean;
 
-  constructor(cfg: PolicyConfig, private readonly opts: PolicyStageOptions = {}) {
-    this.compiled = compilePolicy(cfg);
-    const c = this.compiled;
-    this.matcher = new Matcher(c.sels);
-    this.tunnels = new Matcher(c.tunnelRows);
+  constructor(cfg: PolicyConfig, private readonly opts: PolicyStageOptions = {}, image?: PolicyImage) {
+    const full = image ? null : compilePolicy(cfg);
+    const c = this.compiled = image?.compiled ?? full!;
+    this.matcher = image ? Matcher.fromImage(image.matcher) : new Matcher(full!.sels);
+    this.tunnels = image ? Matcher.fromImage(image.tunnels) : new Matcher(full!.tunnelRows);
     this.action = Uint8Array.from(c.actions);
     this.tunnel = Int32Array.from(c.tunnel);
     const n = c.names.length;
@@ -61,6 +70,12 @@ export class PolicyStage implements Stage {
     this.perSecond = cfg.audit.max_per_second;
     this.tokens = this.perSecond;
     this.enabled = cfg.enabled;
+  }
+
+  /** This stage's compiled section as an image for worker threads (the classifiers' arrays shared, not copied). */
+  image(): PolicyImage {
+    const { names, actions, tunnel, tunnelNames } = this.compiled;
+    return { compiled: { names, actions, tunnel, tunnelNames }, matcher: this.matcher.image(), tunnels: this.tunnels.image() };
   }
 
   init(services: StageServices): void {

@@ -1,5 +1,5 @@
 /**
- * The steer classifier compiled once and run by other threads (src/select/shared.ts): a worker thread
+ * The steer (and policy) classifiers compiled once and run by other threads (src/select/shared.ts): a worker thread
  * runs the main thread's image without copying it (a write the main thread makes to the image is
  * what the worker's classifier reads next), and a worker reload swaps to the new image.
  */
@@ -11,7 +11,7 @@ import { configSchema } from '../config/schema';
 import { FakeBinding } from '../io/fake';
 import { Interfaces } from '../io/interfaces';
 import { HOOK_PREROUTING } from '../engine/stage';
-import { V_ACCEPT } from '../io/batch-layout';
+import { V_ACCEPT, V_DROP } from '../io/batch-layout';
 import { createLogger } from '../obs/log';
 import { compileImages } from '../cli/pipeline';
 import { WorkerCore } from '../cli/worker-thread';
@@ -24,7 +24,10 @@ import { ip4 } from '../packet/bytes';
 const rules = (base: number): unknown[] => Array.from({ length: 80 }, (_, i) => ({
   name: `r${i}`, match: { proto: 'tcp', dport: 1000 + i, src: `10.0.${i}.0/24` }, action: { mark: `0x${(base + i).toString(16)}/0xffff` },
 }));
-const config = (base: number) => configSchema.parse({ workers: 2, queues: [{ num: 5 }], steer: { rules: rules(base) } });
+const config = (base: number) => configSchema.parse({
+  workers: 2, queues: [{ num: 5 }], steer: { rules: rules(base) },
+  policy: { default: 'bypass', policies: [{ name: 'no-telnet', match: { proto: 'tcp', dport: 23 }, action: 'discard' }] },
+});
 
 function tcp(src: string, dport: number): Uint8Array {
   const t = { srcPort: 40000, dstPort: dport, flags: ACK_FLAG, payload: new Uint8Array(0) };
@@ -63,7 +66,7 @@ test('a worker thread runs the main thread\'s steer image in place: the main thr
   }
 });
 
-test('WorkerCore runs the steer image it is given and a reload swaps to the new one', async () => {
+test('WorkerCore runs the steer and policy images it is given and a reload swaps to the new ones', async () => {
   const a = config(0x100), b = config(0x200);
   const imA = await compileImages(a), imB = await compileImages(b);
   assert.equal((await compileImages(a, { cfg: a, images: imA })).steer, imA.steer, 'an unchanged section keeps its image');
@@ -78,6 +81,9 @@ test('WorkerCore runs the steer image it is given and a reload swaps to the new 
     return v!.mark;
   };
   assert.equal(matcherOf(steer()).rowSel.buffer, imA.steer!.matcher.rowSel.buffer, 'the worker runs image A, not a copy');
+  const policy = core.engine.pipeline.find((s) => s.name === 'policy')!;
+  assert.equal(matcherOf(policy as unknown as SteerStage).rowSel.buffer, imA.policy!.matcher.rowSel.buffer, 'the policy classifier too');
+  assert.equal(fake.queue(5).feed([{ bytes: tcp('10.0.3.9', 23), hook: HOOK_PREROUTING, indev: 2 }])[0]!.verdict, V_DROP, 'policy from the image discards telnet');
   assert.equal(mark(), 0x103);
   await core.reload(b, null, imB);
   assert.equal(matcherOf(steer()).rowSel.buffer, imB.steer!.matcher.rowSel.buffer, 'after the reload: image B');
