@@ -3,13 +3,19 @@
  * on the realistic mix of bench/workers-mix.ts, paired round by round (median of per-round ratios).
  *   single: one thread runs today's sluice (Engine + policy/steer/NAT, private tables) — the baseline;
  *   workers: two threads run WorkerCore (src/cli/worker-thread.ts) on queues 5 and 6, NAT over the
- *            shared table owned by this (main) thread, which answers forwarded packets.
+ *            shared table owned by this (main) thread, which answers forwarded packets; the steer
+ *            classifier compiled once here, as WorkerPool does.
+ *   --control: also two single-threaded sluices at once, nothing shared: what 2 threads reach here.
  * Each side feeds batches of 64 for the same wall time; pps = packets decided / wall time. Each worker
  * gets the mix's packets whose address pair hashes to its queue (as --queue-balance splits them).
+ * The fake queue is driven as the addon works (FakeQueue.drive: verdicts read from meta, nothing built
+ * per packet); --recording-fake uses feed() instead (an object and a payload copy per packet: garbage
+ * for V8's GC threads, which then compete with the workers for the 2 cores).
  * On a loaded machine the wall rate depends on how much CPU the threads get; the capacity ratio
- * (packets per CPU-second of each thread, /proc/thread-self/stat) does not.
+ * (packets per CPU-second of each thread, schedstat) does not. Each round also says how much CPU the
+ * main thread, the rest of this process (GC, compiler) and other processes used meanwhile.
  * Then the shared table: a 1M-SA table's memory, and lookups per second of 1 and 2 reader threads.
- *   node dist/bench/workers.bench.js [--rounds 5] [--ms 2000] [--table-only] [--no-table]
+ *   node dist/bench/workers.bench.js [--rounds 5] [--ms 2000] [--control] [--recording-fake] [--one-worker] [--table-only] [--no-table]
  */
 import { Worker } from 'node:worker_threads';
 import { cpus, loadavg } from 'node:os';

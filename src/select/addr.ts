@@ -6,7 +6,6 @@
  * from the section's `address_sets:`. Sets may name other sets; cycles are config errors.
  */
 import { ip4 } from '../packet/bytes';
-import { shareArray } from './shared';
 
 export const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
@@ -29,8 +28,6 @@ export function prefixRange(spec: string): [number, number] {
   return [lo, (lo | ~mask) >>> 0];
 }
 
-export interface AddrRangesImage { lo: Uint32Array; hi: Uint32Array; flo: Int32Array; fhi: Int32Array }
-
 /** A compiled address set: disjoint, sorted, merged ranges. */
 export class AddrRanges {
   /** The bounds sign-flipped (x ^ 0x80000000 as int32) for hasFlipped(): see src/select/match.ts. */
@@ -41,13 +38,9 @@ export class AddrRanges {
     this.fhi = flipped?.fhi ?? Int32Array.from(hi, (x) => x ^ 0x80000000);
   }
 
-  /** The set as a read-only image over SharedArrayBuffers (src/select/shared.ts). */
-  image(): AddrRangesImage {
-    return { lo: shareArray(this.lo), hi: shareArray(this.hi), flo: shareArray(this.flo), fhi: shareArray(this.fhi) };
-  }
-
-  static fromImage(im: AddrRangesImage): AddrRanges {
-    return new AddrRanges(im.lo, im.hi, im);
+  /** The sign-flipped bounds (SelectorTable packs them into its shared image). */
+  flipped(): { flo: Int32Array; fhi: Int32Array } {
+    return { flo: this.flo, fhi: this.fhi };
   }
 
   /** has() for a sign-flipped address (a ^ 0x80000000): the hot-path form, no HeapNumber. */

@@ -9,7 +9,7 @@
  */
 import { Kind, type Classified } from '../packet/classify';
 import { IpProto } from '../packet/ipv4';
-import { AddrRanges, type AddrRangesImage } from './addr';
+import { AddrRanges } from './addr';
 import { shareArray } from './shared';
 import { globToRegExp } from './glob';
 import type { NormSelector, Range } from './selector';
@@ -56,10 +56,47 @@ export class IfCache {
   set(i: number, b: Uint32Array): void { if (i < 4096) this.dense[i] = b; else this.sparse.set(i, b); }
 }
 
+/**
+ * Address sets of every row packed into four arrays (one SharedArrayBuffer each, however many rows:
+ * postMessage clones one object per array, and 10,000 rules with their own would take longer to
+ * hand over than to compile); set r is [start[r], start[r] + count[r]), count -1 for none.
+ */
+export interface PackedSets { lo: Uint32Array; hi: Uint32Array; flo: Int32Array; fhi: Int32Array; start: Int32Array; count: Int32Array }
+
+function packSets(sets: readonly (AddrRanges | null)[]): PackedSets {
+  let n = 0;
+  for (const a of sets) if (a) n += a.lo.length;
+  const p: PackedSets = {
+    lo: new Uint32Array(new SharedArrayBuffer(n * 4)), hi: new Uint32Array(new SharedArrayBuffer(n * 4)),
+    flo: new Int32Array(new SharedArrayBuffer(n * 4)), fhi: new Int32Array(new SharedArrayBuffer(n * 4)),
+    start: new Int32Array(new SharedArrayBuffer(sets.length * 4)), count: new Int32Array(new SharedArrayBuffer(sets.length * 4)),
+  };
+  let at = 0;
+  sets.forEach((a, r) => {
+    p.start[r] = at;
+    if (!a) { p.count[r] = -1; return; }
+    const f = a.flipped();
+    p.lo.set(a.lo, at); p.hi.set(a.hi, at); p.flo.set(f.flo, at); p.fhi.set(f.fhi, at);
+    p.count[r] = a.lo.length;
+    at += a.lo.length;
+  });
+  return p;
+}
+
+/** The sets of a PackedSets as AddrRanges over views of its arrays (nothing copied). */
+function unpackSets(p: PackedSets): (AddrRanges | null)[] {
+  const out: (AddrRanges | null)[] = [];
+  for (let r = 0; r < p.start.length; r++) {
+    const s = p.start[r]!, c = p.count[r]!;
+    out.push(c < 0 ? null : new AddrRanges(p.lo.subarray(s, s + c), p.hi.subarray(s, s + c), { flo: p.flo.subarray(s, s + c), fhi: p.fhi.subarray(s, s + c) }));
+  }
+  return out;
+}
+
 /** A SelectorTable's compiled fields (src/select/shared.ts); the interface caches stay per thread. */
 export interface SelectorTableImage {
   count: number; present: Uint32Array; neg: Uint32Array; hookMask: Uint32Array; inClass: Int32Array; outClass: Int32Array;
-  srcSet: (AddrRangesImage | null)[]; dstSet: (AddrRangesImage | null)[]; bm: Uint32Array; kindMask: Uint32Array;
+  sets: PackedSets; bm: Uint32Array; kindMask: Uint32Array;
   rStart: Int32Array; rCount: Int32Array; rLo: Int32Array; rHi: Int32Array; markValue: Int32Array; markMask: Int32Array;
   ipVer: Uint8Array; classes: RegExp[][]; ifWords: number; usesIf: boolean;
 }
@@ -164,10 +201,9 @@ export class SelectorTable {
 
   /** The table as a read-only image over SharedArrayBuffers (src/select/shared.ts). */
   image(): SelectorTableImage {
-    const set = (a: AddrRanges | null): AddrRangesImage | null => (a ? a.image() : null);
     return {
       count: this.count, present: shareArray(this.present), neg: shareArray(this.neg), hookMask: shareArray(this.hookMask),
-      inClass: shareArray(this.inClass), outClass: shareArray(this.outClass), srcSet: this.srcSet.map(set), dstSet: this.dstSet.map(set),
+      inClass: shareArray(this.inClass), outClass: shareArray(this.outClass), sets: packSets([...this.srcSet, ...this.dstSet]),
       bm: shareArray(this.bm), kindMask: shareArray(this.kindMask), rStart: shareArray(this.rStart), rCount: shareArray(this.rCount),
       rLo: shareArray(this.rLo), rHi: shareArray(this.rHi), markValue: shareArray(this.markValue), markMask: shareArray(this.markMask),
       ipVer: shareArray(this.ipVer), classes: this.classes, ifWords: this.ifWords, usesIf: this.usesIf,
@@ -179,9 +215,9 @@ export class SelectorTable {
    * given the image's fields, so that it has the same shape as every other table of this thread.
    */
   static fromImage(im: SelectorTableImage): SelectorTable {
-    const t = new SelectorTable([]);
-    const set = (a: AddrRangesImage | null): AddrRanges | null => (a ? AddrRanges.fromImage(a) : null);
-    return Object.assign(t, { ...im, srcSet: im.srcSet.map(set), dstSet: im.dstSet.map(set) });
+    const { sets, ...fields } = im;
+    const all = unpackSets(sets);
+    return Object.assign(new SelectorTable([]), { ...fields, srcSet: all.slice(0, all.length / 2), dstSet: all.slice(all.length / 2) });
   }
 
   /** Whether protocol `proto` passes row r's protocol field (a positive row: in the list). */
