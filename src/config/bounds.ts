@@ -35,22 +35,12 @@ function checkStat(file: string, st: fs.Stats): void {
 
 const OPEN_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY;
 
-/** Reads a config file: a regular file only (a FIFO is refused without blocking), at most MAX_CONFIG_BYTES. */
-export function readConfigFileSync(file: string): string {
-  const fd = fs.openSync(file, OPEN_FLAGS);
-  try {
-    checkStat(file, fs.fstatSync(fd));
-    const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
-    let n = 0;
-    for (let r; n < buf.length && (r = fs.readSync(fd, buf, n, buf.length - n, null)) > 0;) n += r;
-    if (n > MAX_CONFIG_BYTES) throw new BoundsError(`${file}: grew past ${MAX_CONFIG_BYTES} bytes while being read`);
-    return buf.toString('utf8', 0, n);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/** The same, off the event loop and with a timeout (for a reload in a running sluice). */
+/**
+ * Reads a config file, the one way every command does: a regular file only (a FIFO is refused
+ * without blocking), at most MAX_CONFIG_BYTES, off the event loop and given up after `timeoutMs`
+ * (a hung network filesystem). A read given up on is still pending in libuv's thread pool and keeps
+ * the process alive: a command that fails on it exits at once (cli/main.ts, ConfigError).
+ */
 export async function readConfigFile(file: string, timeoutMs = CONFIG_READ_TIMEOUT_MS): Promise<string> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {

@@ -3,7 +3,7 @@
  * that names the file, line, column and field path (`nat.servers[2]: Invalid IPv4 prefix`).
  */
 import { dirname, resolve } from 'node:path';
-import { BoundsError, MAX_CONFIG_ALIASES, checkDocument, checkText, readConfigFile, readConfigFileSync } from './bounds';
+import { BoundsError, MAX_CONFIG_ALIASES, checkDocument, checkText, readConfigFile } from './bounds';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, type Node } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type Config } from './schema';
@@ -94,41 +94,38 @@ function readError(file: string, e: unknown): ConfigError {
   return new ConfigError([e instanceof BoundsError ? e.message : `${file}: cannot read: ${(e as Error).message}`]);
 }
 
-/** Reads (a regular file only, bounded) and validates a config; every problem is a ConfigError (exit 2). */
-export function loadConfig(file: string): Config {
-  let text: string;
+/**
+ * Reads a config's text (a regular file only, bounded in size, given up after CONFIG_READ_TIMEOUT_MS
+ * unless `timeoutMs`); a problem is a ConfigError naming the file (exit 2). Every command reads its
+ * config through here (or loadConfig), so none of them hangs on a hung filesystem.
+ */
+export async function readConfigText(file: string, timeoutMs?: number): Promise<string> {
   try {
-    text = readConfigFileSync(file);
+    return await readConfigFile(file, timeoutMs);
   } catch (e) {
     throw readError(file, e);
   }
-  return parseConfigText(text, file);
 }
 
 /**
- * The same for a running sluice (reload): the read is asynchronous and has a timeout
- * (CONFIG_READ_TIMEOUT_MS unless `readTimeoutMs`); `onRead` is called between reading and parsing.
+ * Reads (as readConfigText) and validates a config; every problem is a ConfigError (exit 2).
+ * `onRead` is called between reading and parsing.
  */
-export async function loadConfigAsync(file: string, opts: { readTimeoutMs?: number; onRead?: () => void } = {}): Promise<Config> {
-  let text: string;
-  try {
-    text = await readConfigFile(file, opts.readTimeoutMs);
-  } catch (e) {
-    throw readError(file, e);
-  }
+export async function loadConfig(file: string, opts: { readTimeoutMs?: number; onRead?: () => void } = {}): Promise<Config> {
+  const text = await readConfigText(file, opts.readTimeoutMs);
   opts.onRead?.();
   return parseConfigText(text, file);
 }
 
 /**
  * Where a config path is in a file ("file:line:col"), for messages about a config that is valid
- * but questionable (`sluice check` warnings). The file is read again (bounded, as loadConfig does).
+ * but questionable (`sluice check` warnings); `text` is what was read (readConfigText).
  */
-export function configLocator(file: string): (path: (string | number)[]) => string {
+export function configLocator(file: string, text: string): (path: (string | number)[]) => string {
   let doc: ReturnType<typeof parseDocument> | null = null;
   const lineCounter = new LineCounter();
   try {
-    doc = parseDocument(readConfigFileSync(file), { lineCounter, prettyErrors: false });
+    doc = parseDocument(text, { lineCounter, prettyErrors: false });
   } catch {
     doc = null;
   }
