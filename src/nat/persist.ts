@@ -171,7 +171,7 @@ export class NatPersistence {
     const j = this.journal;
     return {
       path: j.path, degraded: j.degraded ? 1 : 0, last_error: j.lastError || undefined, write_errors: j.writeErrors,
-      lost_changes: j.lost, fsyncs: j.fsyncs, compactions: this.compactions, compaction_errors: this.compactionErrors,
+      lost_changes: j.lost, fsyncs: j.fsyncs, append_writes: j.appendWrites, compactions: this.compactions, compaction_errors: this.compactionErrors,
       compacting: this.compacting ? 1 : 0,
       replay: { lines: j.replay.lines, records: j.replay.records, refused: j.replay.refused, not_configured: this.droppedUnconfigured },
     };
