@@ -1,5 +1,5 @@
 /** `sluice check -c FILE`: validate a config without touching the kernel. */
-import { configLocator, parseConfigText, readConfigText } from '../config/load';
+import { configFromText, configLocator, readConfigText } from '../config/load';
 import { configFile, parse } from './args';
 import { buildStages, checkWarnings } from './pipeline';
 
@@ -20,7 +20,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
   // Read with the 5 s timeout (a hung network filesystem is an error, not a hang), once: the
   // warnings' file:line come from the same text.
   const text = await readConfigText(a.values.config);
-  const cfg = parseConfigText(text, a.values.config);
+  const cfg = await configFromText(text, a.values.config);
   // Building the stages catches what a schema cannot (unknown named sets, conflicting marks...).
   const quietLog = { info() {}, warn() {} };
   const stages = buildStages(cfg, { log: quietLog, stateDir: '/nonexistent' });

@@ -4,7 +4,8 @@
  * the reload after the 5 s read timeout with an error naming the file, answers `sluice stats`
  * meanwhile, keeps its running config, and reloads normally once the path is a regular file again.
  * Also the config worker alone (loadConfigOffThread) with a shorter timeout, and every command
- * that reads a config (`check`, `stats -c`, `sa -c`, `rules`, `replay`: the same bounded reader). Everything runs in a
+ * that reads a config (`check`, `stats -c`, `sa -c`, `rules`, `replay`: the same bounded reader),
+ * and a set file (`address_sets: { x: { file } }`) on the hung filesystem. Everything runs in a
  * private mount and network namespace (unshare), so the mount and the tun device go with it.
  */
 import { test } from 'node:test';
@@ -85,28 +86,32 @@ loadConfigOffThread(process.argv[2], 1500).then(() => { console.log('{"loaded":t
   }
 });
 
-/** Every command that reads a config: each must give up after the 5 s read timeout, not hang. */
+/** Every command that reads a config, and a set file a config names: each must give up after the 5 s read timeout, not hang. */
 const COMMANDS: [string, string[]][] = [
   ['check', ['check', '-c', 'CFG']],
   ['stats', ['stats', '-c', 'CFG']],
   ['sa', ['sa', '-c', 'CFG']],
   ['rules', ['rules', '-c', 'CFG']],
   ['replay', ['replay', '-c', 'CFG', 'CAPTURE']],
+  // A regular config whose address set is a file on the hung filesystem.
+  ['set-file', ['check', '-c', 'SETCFG']],
 ];
 
-test('check, stats -c, sa -c, rules and replay on a file whose read hangs: exit 2 after the 5 s read timeout, with the error', { skip, timeout: 60000 }, () => {
+test('check, stats -c, sa -c, rules, replay, and a set file, on a file whose read hangs: exit 2 after the 5 s read timeout, with the error', { skip, timeout: 60000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-hang-'));
   try {
     const capture = join(dir, 'capture.pcap');
     writeFileSync(capture, Buffer.alloc(24)); // replay reads its capture before the config: any regular file
     const script = join(dir, 'all.sh');
     const cfg = join(dir, 'mnt', 'config.yaml');
+    const setCfg = join(dir, 'set.yaml');
+    writeFileSync(setCfg, `queues: [{ num: 4 }]\nsteer:\n  address_sets: { nets: { file: ${cfg} } }\n  rules:\n    - { name: a, match: { src: "@nets" }, action: { mark: "0x10/0xff" } }\n`);
     // All at once (one mount, one 5 s wait). A process whose read hangs on FUSE cannot be reaped
     // until the read is answered, and fuse_hang.py answers once the script prints its first line:
     // so each command's time is taken when its error appears, the script prints when every one has
     // given up, and the exit codes are collected after that.
     const run = COMMANDS.map(([name, args]) => {
-      const argv = args.map((a) => (a === 'CFG' ? cfg : a === 'CAPTURE' ? capture : a)).map((a) => JSON.stringify(a)).join(' ');
+      const argv = args.map((a) => (a === 'CFG' ? cfg : a === 'SETCFG' ? setCfg : a === 'CAPTURE' ? capture : a)).map((a) => JSON.stringify(a)).join(' ');
       const o = `"$3/${name}`;
       return `( t0=$(date +%s%N); "$1" "$2" ${argv} >${o}.out" 2>&1 & p=$!; `
         + `while [ ! -s ${o}.out" ]; do sleep 0.05; done; echo "gave up after $(( ($(date +%s%N) - t0) / 1000000 )) ms" >${o}.time"; `
