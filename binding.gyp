@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/nfqueue.cc",
+        "native/nfqueue_msg.cc",
         "native/verdict_sender.cc",
         "native/tun.cc",
         "native/inject.cc",

@@ -3,18 +3,26 @@
  * expiry, and a 1M-SA `sa-list` (streamed), each against a baseline with no housekeeping measured in
  * the same run: by the same rig, right after the housekeeping ends, for as long as it took (a rare
  * stall of the machine is as likely to land in either).
- *   node dist/bench/stall.bench.js [--sas N] [--expire N] [--list N]
+ *   node dist/bench/stall.bench.js [--sas N] [--expire N] [--list N] [--rounds R] [--fifo PRIO]
+ * (N are SA counts; 0 skips that measurement; R paired rounds of each: operation, then baseline.)
  * Batches of 64 inbound ESP packets (pinned SPIs, so every one is translated) go through
  * Engine.handleBatch, one offered every millisecond (a timer: 64 k packets/s), as the addon's
  * uv_poll would hand them over. The figure is the longest interval between two consecutive batch
  * returns (the moment the addon sends verdicts; ~1.1 ms when nothing is in the way): everything the
  * event loop did in between (compaction slices, I/O callbacks, ticks inside handleBatch) is in it.
  * The listing goes through the real control socket to a reader in another process (as `sluice sa`).
- * Run it under `chrt -f 10` on a shared machine, so that other processes' load is not measured; the
- * timer pacing lets the process sleep, so the kernel's real-time throttling never kicks in.
+ * Real-time scheduling (`--fifo 10`, the default; root), so that other processes' load on a shared
+ * machine is not what is measured: every thread of the process at SCHED_FIFO 10, the main thread at
+ * 11; the timer pacing lets the process sleep, so the kernel's real-time throttling never kicks in.
+ * Not `chrt -f 10 node ...` alone: with every thread at one priority, two of V8's background
+ * TurboFan compile jobs (optimising code that just got hot) hold both CPUs of a 2-core machine for
+ * 10-30 ms while the main thread waits in the run queue without a time slice (perf sched: the
+ * 12.6 ms gap of a 1,000-SA listing). Nor the main thread alone: it then waits for V8's GC helper
+ * threads, which other processes' load starves (gaps with no run-queue wait, slices of 6 ms). Each
+ * gap says how much of it the main thread spent waiting for a CPU (gaps.ts).
  * The journal is on the machine's disk (os.tmpdir()).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { M_CAPACITY, M_ID, M_LENGTH, M_OFFSET, META_STRIDE, type Batch } from '../src/io/batch-layout';
@@ -24,13 +32,16 @@ import { natConfigSchema } from '../src/nat/config';
 import { NatStage } from '../src/nat/stage';
 import { esp, ip } from '../test/kit/nat';
 import { startControlServer } from '../src/control/server';
-import { spawn } from 'node:child_process';
-import { Gaps } from './gaps';
+import { execFileSync, spawn } from 'node:child_process';
+import { stat } from 'node:fs/promises';
+import { Gaps, ThreadClock, type LongGap } from './gaps';
 import { numArg } from './args';
 
 const SAS = numArg('--sas', 1_000_000);
 const EXPIRE = numArg('--expire', 200_000);
 const LIST = numArg('--list', 1_000_000);
+const ROUNDS = numArg('--rounds', 1);
+const FIFO = numArg('--fifo', 10);
 const PUB = ip('203.0.113.1');
 const S = ip('198.51.100.10');
 const BATCH = 64;
@@ -98,22 +109,35 @@ function populate(st: NatStage, n: number): void {
 }
 
 /** Runs batches back to back until `done()` (checked every batch) and returns the gaps (ms). */
-interface GapStats { max: number; p999: number; batches: number; ms: number; over5: number[]; start: number }
+interface GapStats {
+  max: number; p50: number; p99: number; p999: number; batches: number; ms: number; over5: number[]; start: number;
+  /** Longest gap less the main thread's run-queue wait in it, and the gaps over 5 ms (gaps.ts). */
+  maxOwn: number; long: LongGap[];
+}
+
+const clock = new ThreadClock();
+/** performance.now() + MONO = CLOCK_MONOTONIC in ms (to line gaps up with `perf record -k CLOCK_MONOTONIC`). */
+const MONO = Number(process.hrtime.bigint()) / 1e6 - performance.now();
 
 function drive(r: Rig, done: () => boolean, minMs = 300): Promise<GapStats> {
   return new Promise((resolve) => {
     const gaps = new Gaps();
     const t0 = performance.now();
     let last = t0;
+    clock.read();
+    let wait = clock.waitMs;
     const step = (): void => {
       // The verdict slots are rewritten by every batch: restore the original packets first.
       r.batch.slab.set(r.fresh.slab);
       r.engine.handleBatch(r.src, r.batch);
       const t = performance.now();
-      gaps.add(t - last, t - t0);
+      clock.read();
+      gaps.add(t - last, t - t0, clock.waitMs - wait);
       last = t;
+      wait = clock.waitMs;
       if (done() && t - t0 >= minMs) {
-        resolve({ max: gaps.max, p999: gaps.quantile(0.999), batches: gaps.count, ms: t - t0, over5: gaps.over5, start: t0 });
+        resolve({ max: gaps.max, p50: gaps.quantile(0.5), p99: gaps.quantile(0.99), p999: gaps.quantile(0.999), batches: gaps.count,
+          ms: t - t0, over5: gaps.over5, start: t0, maxOwn: gaps.maxOwn, long: gaps.long });
       } else {
         setTimeout(step, 1);
       }
@@ -122,72 +146,110 @@ function drive(r: Rig, done: () => boolean, minMs = 300): Promise<GapStats> {
   });
 }
 
+const f2 = (x: number): string => x.toFixed(2);
 const fmt = (x: GapStats): string =>
-  `longest gap ${x.max.toFixed(2)} ms, p99.9 ≤ ${x.p999.toFixed(2)} ms over ${x.batches} batches in ${(x.ms / 1000).toFixed(1)} s${x.over5.length ? ` (gaps > 5 ms at ${x.over5.join(', ')} ms; run started ${Math.round(x.start)} ms after process start, for --trace-gc)` : ''}`;
+  `longest gap ${f2(x.max)} ms (p50 ${f2(x.p50)}, p99 ${f2(x.p99)}, p99.9 ${f2(x.p999)}) over ${x.batches} batches in ${(x.ms / 1000).toFixed(1)} s; `
+  + `longest gap less run-queue wait ${f2(x.maxOwn)} ms`
+  + (x.long.length ? `; gaps > 5 ms [at ms: gap / run-queue wait in it]: ${x.long.map((g) => `${g.at}: ${f2(g.ms)}/${f2(g.wait)}`).join(', ')} (run started ${Math.round(x.start)} ms after process start, for --trace-gc; CLOCK_MONOTONIC ${(x.start + MONO).toFixed(1)} ms, for perf -k CLOCK_MONOTONIC)` : '');
+
+interface Round { during: GapStats; base: GapStats; tookMs: number; note: string }
+
+/** Runs `rounds` rounds of one housekeeping operation, each with a baseline as long right after it. */
+async function paired(name: string, once: () => Promise<Round>): Promise<void> {
+  const rs: Round[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    const r = await once();
+    rs.push(r);
+    console.log(`${name}, round ${i + 1}/${ROUNDS} (load ${loadavg()[0]!.toFixed(2)}): took ${(r.tookMs / 1000).toFixed(2)} s${r.note}`);
+    console.log(`  during:   ${fmt(r.during)}`);
+    console.log(`  baseline: ${fmt(r.base)}`);
+  }
+  const med = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[(s.length - 1) >> 1]! / 2 + s[s.length >> 1]! / 2; };
+  console.log(`${name}: longest gap during ${rs.map((r) => f2(r.during.max)).join(' / ')} ms, baseline ${rs.map((r) => f2(r.base.max)).join(' / ')} ms; `
+    + `median of per-round ratios ${f2(med(rs.map((r) => r.during.max / r.base.max)))}; longest gap less run-queue wait: during ${f2(Math.max(...rs.map((r) => r.during.maxOwn)))}, `
+    + `baseline ${f2(Math.max(...rs.map((r) => r.base.maxOwn)))} ms; rounds over 5 ms: during ${rs.filter((r) => r.during.max > 5).length}, baseline ${rs.filter((r) => r.base.max > 5).length} of ${rs.length}`);
+}
+
+async function compactionRound(): Promise<Round> {
+  const r = rig();
+  populate(r.stage, SAS);
+  await r.stage.state.journal!.flushed();
+  await r.stage.compact();
+  let finished = false;
+  const t0 = performance.now();
+  r.stage.persist!.slice.longestMs = 0;
+  void r.stage.compact().then(() => { finished = true; });
+  const during = await drive(r, () => finished);
+  const tookMs = performance.now() - t0;
+  const base = await drive(r, () => true, during.ms);
+  await r.stage.close();
+  rmSync(r.dir, { recursive: true, force: true });
+  return { during, base, tookMs, note: `; longest compaction slice ${f2(r.stage.persist!.slice.longestMs)} ms` };
+}
+
+async function expiryRound(): Promise<Round> {
+  const r = rig({ espIdle: 1 });
+  populate(r.stage, EXPIRE);
+  await r.stage.state.journal!.flushed();
+  await r.stage.compact();
+  await new Promise((res) => setTimeout(res, 1100)); // every populated SA is now idle past esp_idle_s
+  r.stage.persist!.slice.longestMs = 0;
+  r.stage.sweepSlice.longestMs = 0;
+  const t0 = performance.now();
+  const during = await drive(r, () => r.stage.state.sas.count <= BATCH);
+  const tookMs = performance.now() - t0;
+  const base = await drive(r, () => true, during.ms);
+  await r.stage.close();
+  rmSync(r.dir, { recursive: true, force: true });
+  return { during, base, tookMs, note: `; longest sweep slice ${f2(r.stage.sweepSlice.longestMs)} ms, longest compaction slice ${f2(r.stage.persist!.slice.longestMs)} ms` };
+}
+
+async function listingRound(): Promise<Round> {
+  // The reader process is started before the tables are filled: forking a process with hundreds
+  // of MB makes every later write to them a copy-on-write fault (milliseconds that an operator's
+  // `sluice sa`, started from a shell, does not cause).
+  // At normal priority (chrt -o): an operator's shell is not real-time, and a SCHED_FIFO reader
+  // would hold a core without time slices while node starts up (measured: 7 ms gaps).
+  const reader = spawn('chrt', ['-o', '0', process.execPath, '-e', READER], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let got = '';
+  let finished = false;
+  reader.stdout.setEncoding('utf8').on('data', (d: string) => { got += d; });
+  reader.on('exit', (code) => { if (code !== 0) got += `reader exited with ${code}`; finished = true; });
+  const r = rig();
+  populate(r.stage, LIST);
+  await r.stage.state.journal!.flushed();
+  await r.stage.compact();
+  // The listing as `sluice sa` gets it: through the control socket, read by another process.
+  const sock = join(r.dir, 'control.sock');
+  const server = await startControlServer(sock, (req) => r.stage.command(req.name ?? '', req.args ?? {}));
+  const t0 = performance.now();
+  reader.stdin.end(`${sock}\n`);
+  const during = await drive(r, () => finished);
+  const tookMs = performance.now() - t0;
+  const base = await drive(r, () => true, during.ms);
+  reader.kill();
+  server.close();
+  await r.stage.close();
+  rmSync(r.dir, { recursive: true, force: true });
+  return { during, base, tookMs, note: ` (streamed over the control socket to another process: ${got.trim()})` };
+}
+
+/** SCHED_FIFO for every thread, one level higher for the main thread (see the header). */
+async function realtime(): Promise<string> {
+  if (FIFO <= 0) return 'normal scheduling';
+  await stat(tmpdir()); // starts libuv's thread pool (all of its threads at once) before the main thread is raised
+  for (const tid of readdirSync('/proc/self/task')) execFileSync('chrt', ['-f', '-p', String(FIFO), tid]);
+  execFileSync('chrt', ['-f', '-p', String(FIFO + 1), String(process.pid)]); // pid = the main thread's tid
+  return `SCHED_FIFO ${FIFO}, main thread ${FIFO + 1}`;
+}
 
 async function main(): Promise<void> {
-  console.log(`# node ${process.version}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  {
-    const r = rig();
-    populate(r.stage, SAS);
-    await r.stage.state.journal!.flushed();
-    await r.stage.compact();
-    let finished = false;
-    const t0 = performance.now();
-    void r.stage.compact().then(() => { finished = true; });
-    const during = await drive(r, () => finished);
-    const took = performance.now() - t0;
-    const base = await drive(r, () => true, during.ms);
-    console.log(`compaction of ${SAS} SAs: took ${(took / 1000).toFixed(2)} s; ${fmt(during)}`);
-    console.log(`  baseline (same rig, right after, as long, no housekeeping): ${fmt(base)}; longest compaction slice ${r.stage.persist!.longestSliceMs.toFixed(2)} ms`);
-    await r.stage.close();
-    rmSync(r.dir, { recursive: true, force: true });
-  }
-  {
-    const r = rig({ espIdle: 1 });
-    populate(r.stage, EXPIRE);
-    await r.stage.state.journal!.flushed();
-    await r.stage.compact();
-    await new Promise((res) => setTimeout(res, 1100)); // every populated SA is now idle past esp_idle_s
-    const t0 = performance.now();
-    const during = await drive(r, () => r.stage.state.sas.count <= BATCH);
-    const took = performance.now() - t0;
-    const base = await drive(r, () => true, during.ms);
-    console.log(`idle expiry of ${EXPIRE} SAs: took ${(took / 1000).toFixed(2)} s; ${fmt(during)}`);
-    console.log(`  baseline: ${fmt(base)}`);
-    await r.stage.close();
-    rmSync(r.dir, { recursive: true, force: true });
-  }
-  {
-    // The reader process is started before the tables are filled: forking a process with hundreds
-    // of MB makes every later write to them a copy-on-write fault (milliseconds that an operator's
-    // `sluice sa`, started from a shell, does not cause).
-    // At normal priority (chrt -o): an operator's shell is not real-time, and a SCHED_FIFO reader
-    // would hold a core without time slices while node starts up (measured: 7 ms gaps).
-    const reader = spawn('chrt', ['-o', '0', process.execPath, '-e', READER], { stdio: ['pipe', 'pipe', 'inherit'] });
-    let got = '';
-    let finished = false;
-    reader.stdout.setEncoding('utf8').on('data', (d: string) => { got += d; });
-    reader.on('exit', (code) => { if (code !== 0) got += `reader exited with ${code}`; finished = true; });
-    const r = rig();
-    populate(r.stage, LIST);
-    await r.stage.state.journal!.flushed();
-    await r.stage.compact();
-    // The listing as `sluice sa` gets it: through the control socket, read by another process.
-    const sock = join(r.dir, 'control.sock');
-    const server = await startControlServer(sock, (req) => r.stage.command(req.name ?? '', req.args ?? {}));
-    const t0 = performance.now();
-    reader.stdin.end(`${sock}\n`);
-    const during = await drive(r, () => finished);
-    const took = performance.now() - t0;
-    const base = await drive(r, () => true, during.ms);
-    console.log(`sa-list of ${LIST} SAs (streamed over the control socket to another process: ${got.trim()}): took ${(took / 1000).toFixed(2)} s; ${fmt(during)}`);
-    console.log(`  baseline: ${fmt(base)}`);
-    reader.kill();
-    server.close();
-    await r.stage.close();
-    rmSync(r.dir, { recursive: true, force: true });
-  }
+  const sched = await realtime();
+  console.log(`# node ${process.version}, ${sched}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}, ${ROUNDS} round(s)`);
+  if (SAS > 0) await paired(`compaction of ${SAS} SAs`, compactionRound);
+  if (EXPIRE > 0) await paired(`idle expiry of ${EXPIRE} SAs`, expiryRound);
+  if (LIST > 0) await paired(`sa-list of ${LIST} SAs`, listingRound);
+  clock.close();
 }
 
 void main();

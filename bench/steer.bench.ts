@@ -232,7 +232,7 @@ async function main(): Promise<void> {
     const rows: string[] = [];
     for (let k = 0; k < 3; k++) {
       let t0 = process.hrtime.bigint();
-      const cfg = loadConfig(file);
+      const cfg = await loadConfig(file);
       const onLoop = Number(process.hrtime.bigint() - t0) / 1e6;
       let last = performance.now(), gap = 0;
       const tick = setInterval(() => { const now = performance.now(); gap = Math.max(gap, now - last); last = now; }, 1);

@@ -23,43 +23,13 @@
 #include <vector>
 
 #include "batch_source.h"
+#include "nfqueue_msg.h"
 #include "verdict_sender.h"
 
 namespace sluice {
 namespace {
 
 constexpr uint32_t HEADROOM = 64;        // before each slot's datagram; keeps slots 64-byte aligned
-constexpr uint32_t MSG_OVERHEAD = 512;   // netlink + nfqueue attributes in front of the payload
-constexpr uint32_t GROW_ROOM = 256;      // extra room after a full-size payload for in-place growth
-constexpr uint32_t MAX_PAYLOAD = 65531;  // NFQNL_MAX_COPY_RANGE: nla_len is 16 bits
-constexpr uint16_t MSG_PACKET = (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET;
-
-struct Counters {
-  double received = 0, batches = 0, errors = 0, enobufs = 0, truncated = 0, unparsed = 0, unverdicted = 0,
-         repeatedEarly = 0, lastErrno = 0, badReleases = 0;
-};
-
-// The packet id of a packet message whose datagram may be cut short (MSG_TRUNC): the attributes are
-// walked within the `avail` bytes received. False when there is no readable packet header.
-bool FindPacketId(const uint8_t* start, int avail, uint32_t* id) {
-  if (avail < static_cast<int>(NLMSG_HDRLEN + sizeof(nfgenmsg))) return false;
-  auto* nlh = reinterpret_cast<const nlmsghdr*>(start);
-  if (nlh->nlmsg_type != MSG_PACKET || nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(nfgenmsg)) return false;
-  int end = static_cast<int>(std::min<uint32_t>(nlh->nlmsg_len, static_cast<uint32_t>(avail)));
-  int p = NLMSG_HDRLEN + MNL_ALIGN(sizeof(nfgenmsg));
-  while (p + static_cast<int>(sizeof(nlattr)) <= end) {
-    auto* a = reinterpret_cast<const nlattr*>(start + p);
-    if (a->nla_len < sizeof(nlattr) || p + a->nla_len > end) return false;
-    if ((a->nla_type & NLA_TYPE_MASK) == NFQA_PACKET_HDR && a->nla_len >= sizeof(nlattr) + sizeof(nfqnl_msg_packet_hdr)) {
-      nfqnl_msg_packet_hdr h;
-      memcpy(&h, start + p + sizeof(nlattr), sizeof h);
-      *id = ntohl(h.packet_id);
-      return true;
-    }
-    p += MNL_ALIGN(a->nla_len);
-  }
-  return false;
-}
 
 // Is queue `num` listed in /proc/net/netfilter/nfnetlink_queue (i.e. bound by some socket)?
 bool QueueListed(uint16_t num) {
@@ -73,6 +43,13 @@ bool QueueListed(uint16_t num) {
   fclose(f);
   return found;
 }
+
+struct Counters {
+  double received = 0, batches = 0, errors = 0, enobufs = 0, truncated = 0, unparsed = 0, unverdicted = 0,
+         repeatedEarly = 0, lastErrno = 0, badReleases = 0;
+};
+
+
 
 class NfQueue : public BatchSource<NfQueue> {
   friend class BatchSource<NfQueue>;
@@ -205,24 +182,8 @@ class NfQueue : public BatchSource<NfQueue> {
 
   // One NFQNL_MSG_CONFIG message (all parts applied atomically by the kernel), acked. Returns errno.
   int Configure(uint8_t cmd, uint32_t copyRange, uint32_t maxLen, uint32_t flags, uint32_t mask) {
-    alignas(4) char buf[256];
-    nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
-    nlh->nlmsg_type = (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_CONFIG;
-    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-    nlh->nlmsg_seq = ++seq_;
-    auto* g = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
-    g->nfgen_family = AF_UNSPEC;
-    g->version = NFNETLINK_V0;
-    g->res_id = htons(queue_);
-    if (cmd != NFQNL_CFG_CMD_NONE) {
-      nfqnl_msg_config_cmd c{cmd, 0, htons(AF_INET)};
-      mnl_attr_put(nlh, NFQA_CFG_CMD, sizeof c, &c);
-      nfqnl_msg_config_params p{htonl(copyRange), NFQNL_COPY_PACKET};
-      mnl_attr_put(nlh, NFQA_CFG_PARAMS, sizeof p, &p);
-      mnl_attr_put_u32(nlh, NFQA_CFG_QUEUE_MAXLEN, htonl(maxLen));
-    }
-    mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(flags));
-    mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(mask));
+    alignas(4) char buf[CONFIG_MSG_BYTES];
+    nlmsghdr* nlh = BuildConfig(buf, ++seq_, queue_, cmd, copyRange, maxLen, flags, mask);
     if (SendRaw(nlh, nlh->nlmsg_len) < 0) return errno;
     return WaitAck(seq_);
   }
@@ -259,48 +220,6 @@ class NfQueue : public BatchSource<NfQueue> {
     return ETIMEDOUT;
   }
 
-  // Reads one packet message into meta row `m` (the "in" slots) and `rec` (the addon's own copy of
-  // id, offset, length, capacity). False when it carries no packet header or no payload.
-  bool Parse(nlmsghdr* nlh, uint32_t* m, SlotRecord* rec, const uint8_t* slotEnd) {
-    bool haveHdr = false, havePayload = false;
-    uint32_t inFlags = 0, capLen = 0;
-    m[M_MARK] = m[M_INDEV] = m[M_OUTDEV] = m[M_SKB_FLAGS] = 0;
-    *rec = SlotRecord{};
-    nlattr* attr;
-    for (attr = static_cast<nlattr*>(mnl_nlmsg_get_payload_offset(nlh, sizeof(nfgenmsg)));
-         mnl_attr_ok(attr, static_cast<char*>(mnl_nlmsg_get_payload_tail(nlh)) - reinterpret_cast<char*>(attr));
-         attr = mnl_attr_next(attr)) {
-      uint16_t len = mnl_attr_get_payload_len(attr);
-      auto* p = static_cast<uint8_t*>(mnl_attr_get_payload(attr));
-      auto be32 = [&]() { uint32_t x; memcpy(&x, p, 4); return ntohl(x); };
-      switch (mnl_attr_get_type(attr)) {
-        case NFQA_PACKET_HDR:
-          if (len >= sizeof(nfqnl_msg_packet_hdr)) {
-            auto* h = reinterpret_cast<nfqnl_msg_packet_hdr*>(p);
-            rec->id = ntohl(h->packet_id);
-            m[M_HW_PROTO] = ntohs(h->hw_protocol);
-            m[M_HOOK] = h->hook;
-            haveHdr = true;
-          }
-          break;
-        case NFQA_MARK: if (len >= 4) { m[M_MARK] = be32(); inFlags |= IN_HAS_MARK; } break;
-        case NFQA_IFINDEX_INDEV: if (len >= 4) m[M_INDEV] = be32(); break;
-        case NFQA_IFINDEX_OUTDEV: if (len >= 4) m[M_OUTDEV] = be32(); break;
-        case NFQA_SKB_INFO: if (len >= 4) m[M_SKB_FLAGS] = be32(); break;
-        case NFQA_CAP_LEN: if (len >= 4) capLen = be32(); break;
-        case NFQA_PAYLOAD:
-          rec->offset = static_cast<uint32_t>(p - slab_);
-          rec->length = len;
-          rec->capacity = std::min<uint32_t>(MAX_PAYLOAD, static_cast<uint32_t>(slotEnd - p));
-          havePayload = len > 0;
-          break;
-      }
-    }
-    m[M_ORIG_LENGTH] = capLen > rec->length ? capLen : rec->length;
-    if (m[M_ORIG_LENGTH] > rec->length) inFlags |= IN_TRUNCATED;
-    m[M_IN_FLAGS] = inFlags;
-    return haveHdr && havePayload;
-  }
 
   void Drain() {
     Napi::Env env = Env();
@@ -333,7 +252,7 @@ class NfQueue : public BatchSource<NfQueue> {
             // The kernel sends one packet per datagram, so `count < batch_` always holds.
             uint32_t* m = meta_ + count * META_STRIDE;
             SlotRecord rec;
-            bool ok = Parse(nlh, m, &rec, slotEnd);
+            bool ok = ParsePacket(nlh, m, &rec, slab_, slotEnd);
             if (ok && faultParseEvery_ && ++faultSeen_ % faultParseEvery_ == 0) ok = false;
             if (!ok) {
               counters_.unparsed++;
@@ -433,16 +352,8 @@ class NfQueue : public BatchSource<NfQueue> {
   // Unbinds and closes (the kernel drops whatever is still queued).
   void DoClose() {
     if (fd_ < 0) return;
-    alignas(4) char buf[128];
-    nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
-    nlh->nlmsg_type = (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_CONFIG;
-    nlh->nlmsg_flags = NLM_F_REQUEST;
-    auto* g = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
-    g->nfgen_family = AF_UNSPEC;
-    g->version = NFNETLINK_V0;
-    g->res_id = htons(queue_);
-    nfqnl_msg_config_cmd c{NFQNL_CFG_CMD_UNBIND, 0, htons(AF_INET)};
-    mnl_attr_put(nlh, NFQA_CFG_CMD, sizeof c, &c);
+    alignas(4) char buf[CONFIG_MSG_BYTES];
+    nlmsghdr* nlh = BuildUnbind(buf, queue_);
     SendRaw(nlh, nlh->nlmsg_len);  // closing the socket unbinds too; this just makes it explicit
     StopSource();
     close(fd_);

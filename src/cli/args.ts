@@ -50,12 +50,14 @@ export function configFile(given: string | undefined): string {
 export async function socketPath(values: { config?: string; socket?: string }): Promise<string> {
   if (values.socket) return values.socket;
   const { loadConfig } = await import('../config/load');
-  if (values.config) return loadConfig(values.config).control.socket;
+  if (values.config) return (await loadConfig(values.config)).control.socket;
   const file = defaultConfig();
   if (existsSync(file)) {
     try {
-      return loadConfig(file).control.socket;
-    } catch {
+      return (await loadConfig(file)).control.socket;
+    } catch (e) {
+      // A read that hung is said (and ends the command: it would keep the process waiting).
+      if ((e as Error).message.includes('reading took longer than')) throw e;
       // Unreadable or invalid: the running sluice may still use the default; say nothing here.
     }
   }

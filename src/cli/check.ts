@@ -1,5 +1,5 @@
 /** `sluice check -c FILE`: validate a config without touching the kernel. */
-import { configLocator, loadConfigAsync } from '../config/load';
+import { configFromText, configLocator, readConfigText } from '../config/load';
 import { configFile, parse } from './args';
 import { buildStages, checkWarnings } from './pipeline';
 
@@ -17,13 +17,15 @@ export async function checkCommand(argv: string[]): Promise<number> {
   const a = parse(argv, { config: { type: 'string', short: 'c' }, quiet: { type: 'boolean', short: 'q' }, strict: { type: 'boolean' } }, HELP);
   if (!a) return 0;
   a.values.config = configFile(a.values.config);
-  // Read with the 5 s timeout (a hung network filesystem is an error, not a hang).
-  const cfg = await loadConfigAsync(a.values.config);
+  // Read with the 5 s timeout (a hung network filesystem is an error, not a hang), once: the
+  // warnings' file:line come from the same text.
+  const text = await readConfigText(a.values.config);
+  const cfg = await configFromText(text, a.values.config);
   // Building the stages catches what a schema cannot (unknown named sets, conflicting marks...).
   const quietLog = { info() {}, warn() {} };
   const stages = buildStages(cfg, { log: quietLog, stateDir: '/nonexistent' });
   const warnings = checkWarnings(cfg);
-  const where = warnings.length > 0 ? configLocator(a.values.config) : null;
+  const where = warnings.length > 0 ? configLocator(a.values.config, text) : null;
   for (const w of warnings) process.stderr.write(`${where!(w.path)}: warning: ${w.message}\n`);
   if (a.values.strict && warnings.length > 0) {
     process.stderr.write(`sluice: ${warnings.length} warning(s) and --strict: refused\n`);

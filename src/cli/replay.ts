@@ -61,7 +61,7 @@ export async function replayCommand(argv: string[], out: (l: string) => void = (
   if (hook !== 'auto' && !(HOOKS as readonly string[]).includes(hook)) throw new UsageError(`--hook: auto or one of ${HOOKS.join(', ')}`);
   const file = a.positionals[0]!;
   const data = readFileSync(file);
-  const cfg = loadConfig(v.config);
+  const cfg = await loadConfig(v.config);
   if (cfg.queues.length === 0) throw new UsageError(`${v.config} configures no queues: nothing would see a packet`);
   const queueNum = v.queue !== undefined ? Number(v.queue) : (cfg.nat?.enabled ? cfg.nat.queue : cfg.queues[0]!.num);
   if (!cfg.queues.some((q) => q.num === queueNum)) throw new UsageError(`queue ${queueNum} is not in the config's queues (${cfg.queues.map((q) => q.num).join(', ')})`);

@@ -64,7 +64,7 @@ export async function rulesCommand(argv: string[]): Promise<number> {
   if (actions > 1) throw new UsageError('--apply, --remove and --check exclude each other');
   if (v.nft && v.iptables) throw new UsageError('--nft and --iptables exclude each other');
   if (v.backend !== undefined && !['auto', 'iptables', 'iptables-legacy', 'nft'].includes(v.backend)) throw new UsageError(`--backend: auto, iptables, iptables-legacy or nft, not ${JSON.stringify(v.backend)}`);
-  const cfg = loadConfig(v.config);
+  const cfg = await loadConfig(v.config);
   const rulesCfg: RulesConfig = {
     ...cfg.rules,
     ...(v.position !== undefined ? { position: parsePosition(v.position) } : {}),

@@ -1,5 +1,5 @@
 /** `sluice run -c FILE`: run until SIGINT/SIGTERM; SIGHUP reloads. */
-import { loadConfigAsync } from '../config/load';
+import { loadConfig } from '../config/load';
 import { configFile, parse } from './args';
 import { Runtime } from './runtime';
 
@@ -17,7 +17,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (!a) return 0;
   a.values.config = configFile(a.values.config);
   // Read with the 5 s timeout (a hung network filesystem is an error, not a hang).
-  const cfg = await loadConfigAsync(a.values.config);
+  const cfg = await loadConfig(a.values.config);
   const rt = new Runtime(cfg, a.values.config);
   await rt.start();
   await new Promise<void>((resolve) => {

@@ -28,30 +28,36 @@ function describe(st: fs.Stats): string {
   return 'not a regular file';
 }
 
-function checkStat(file: string, st: fs.Stats): void {
-  if (!st.isFile()) throw new BoundsError(`${file}: is ${describe(st)}; sluice reads its config only from a regular file`);
-  if (st.size > MAX_CONFIG_BYTES) throw new BoundsError(`${file}: ${st.size} bytes; a config may have at most ${MAX_CONFIG_BYTES} bytes`);
+/** What a bounded read is of: the config itself, or a set file it names (`{ file: ... }`). */
+interface ReadKind { what: string; maxBytes: number }
+const CONFIG: ReadKind = { what: 'a config', maxBytes: MAX_CONFIG_BYTES };
+/** A set file holds up to MAX_SET_ELEMENTS (4M) lines of an address, port or name. */
+export const MAX_SET_FILE_BYTES = 256 << 20;
+const SET_FILE: ReadKind = { what: 'a set file', maxBytes: MAX_SET_FILE_BYTES };
+
+function checkStat(file: string, st: fs.Stats, kind: ReadKind): void {
+  if (!st.isFile()) throw new BoundsError(`${file}: is ${describe(st)}; sluice reads ${kind === CONFIG ? 'its config' : 'set files'} only from a regular file`);
+  if (st.size > kind.maxBytes) throw new BoundsError(`${file}: ${st.size} bytes; ${kind.what} may have at most ${kind.maxBytes} bytes`);
 }
 
 const OPEN_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY;
 
-/** Reads a config file: a regular file only (a FIFO is refused without blocking), at most MAX_CONFIG_BYTES. */
-export function readConfigFileSync(file: string): string {
-  const fd = fs.openSync(file, OPEN_FLAGS);
-  try {
-    checkStat(file, fs.fstatSync(fd));
-    const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
-    let n = 0;
-    for (let r; n < buf.length && (r = fs.readSync(fd, buf, n, buf.length - n, null)) > 0;) n += r;
-    if (n > MAX_CONFIG_BYTES) throw new BoundsError(`${file}: grew past ${MAX_CONFIG_BYTES} bytes while being read`);
-    return buf.toString('utf8', 0, n);
-  } finally {
-    fs.closeSync(fd);
-  }
+/**
+ * Reads a config file, the one way every command does: a regular file only (a FIFO is refused
+ * without blocking), at most MAX_CONFIG_BYTES, off the event loop and given up after `timeoutMs`
+ * (a hung network filesystem). A read given up on is still pending in libuv's thread pool and keeps
+ * the process alive: a command that fails on it exits at once (cli/main.ts, ConfigError).
+ */
+export function readConfigFile(file: string, timeoutMs = CONFIG_READ_TIMEOUT_MS): Promise<string> {
+  return readBounded(file, timeoutMs, CONFIG);
 }
 
-/** The same, off the event loop and with a timeout (for a reload in a running sluice). */
-export async function readConfigFile(file: string, timeoutMs = CONFIG_READ_TIMEOUT_MS): Promise<string> {
+/** A set file named by the config, the same way (regular file, at most MAX_SET_FILE_BYTES, timeout). */
+export function readSetFile(file: string, timeoutMs = CONFIG_READ_TIMEOUT_MS): Promise<string> {
+  return readBounded(file, timeoutMs, SET_FILE);
+}
+
+async function readBounded(file: string, timeoutMs: number, kind: ReadKind): Promise<string> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new BoundsError(`${file}: reading took longer than ${timeoutMs} ms; refused`)), timeoutMs);
@@ -59,11 +65,15 @@ export async function readConfigFile(file: string, timeoutMs = CONFIG_READ_TIMEO
   const read = (async () => {
     const h = await fs.promises.open(file, OPEN_FLAGS);
     try {
-      checkStat(file, await h.stat());
-      const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+      const st = await h.stat();
+      checkStat(file, st, kind);
+      // A config: room for the largest allowed (1 MiB); a set file (up to 256 MiB): its size. One
+      // byte more, so that a file that grows while being read is noticed.
+      const cap = kind === CONFIG ? kind.maxBytes : st.size;
+      const buf = Buffer.alloc(cap + 1);
       let n = 0;
       for (let r; n < buf.length && (r = (await h.read(buf, n, buf.length - n, null)).bytesRead) > 0;) n += r;
-      if (n > MAX_CONFIG_BYTES) throw new BoundsError(`${file}: grew past ${MAX_CONFIG_BYTES} bytes while being read`);
+      if (n > cap) throw new BoundsError(`${file}: grew past ${cap} bytes while being read`);
       return buf.toString('utf8', 0, n);
     } finally {
       await h.close();

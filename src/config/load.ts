@@ -3,11 +3,11 @@
  * that names the file, line, column and field path (`nat.servers[2]: Invalid IPv4 prefix`).
  */
 import { dirname, resolve } from 'node:path';
-import { BoundsError, MAX_CONFIG_ALIASES, checkDocument, checkText, readConfigFile, readConfigFileSync } from './bounds';
+import { BoundsError, MAX_CONFIG_ALIASES, checkDocument, checkText, readConfigFile, readSetFile } from './bounds';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, type Node } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type Config } from './schema';
-import { resolveSetFiles } from '../select/sets';
+import { resolveSetFiles, withSetFiles } from '../select/sets';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -39,7 +39,15 @@ function locate(doc: ReturnType<typeof parseDocument>, path: readonly PropertyKe
   return found;
 }
 
+/** A config's YAML parsed and bounds-checked, its set files' paths resolved; not validated yet. */
+interface Parsed { raw: Record<string, unknown>; doc: ReturnType<typeof parseDocument>; where: (offset: number | undefined) => string; setFiles: string[] }
+
+/** Parses and validates a config's text (set files it names are read synchronously: tests, tools). */
 export function parseConfigText(text: string, file = '<config>'): Config {
+  return validate(parse(text, file));
+}
+
+function parse(text: string, file: string): Parsed {
   try {
     checkText(text, file);
   } catch (e) {
@@ -72,8 +80,13 @@ export function parseConfigText(text: string, file = '<config>'): Config {
   }
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError([`${file}: the config must be a YAML mapping`]);
   // Set and map files (`address_sets: {x: {file: x.txt}}`) are named relative to the config file.
-  for (const section of ['steer', 'policy']) resolveSetFiles((raw as Record<string, unknown>)[section], (p) => resolve(dirname(file), p));
-  const result = configSchema.safeParse(raw);
+  const setFiles = ['steer', 'policy'].flatMap((section) => resolveSetFiles((raw as Record<string, unknown>)[section], (p) => resolve(dirname(file), p)));
+  return { raw: raw as Record<string, unknown>, doc, where, setFiles };
+}
+
+function validate(p: Parsed, setTexts?: ReadonlyMap<string, string | Error>): Config {
+  const { raw, doc, where } = p;
+  const result = setTexts ? withSetFiles(setTexts, () => configSchema.safeParse(raw)) : configSchema.safeParse(raw);
   if (result.success) return result.data;
   const problems: string[] = [];
   for (const issue of result.error.issues as z.core.$ZodIssue[]) {
@@ -94,41 +107,56 @@ function readError(file: string, e: unknown): ConfigError {
   return new ConfigError([e instanceof BoundsError ? e.message : `${file}: cannot read: ${(e as Error).message}`]);
 }
 
-/** Reads (a regular file only, bounded) and validates a config; every problem is a ConfigError (exit 2). */
-export function loadConfig(file: string): Config {
-  let text: string;
+/**
+ * Reads a config's text (a regular file only, bounded in size, given up after CONFIG_READ_TIMEOUT_MS
+ * unless `timeoutMs`); a problem is a ConfigError naming the file (exit 2). Every command reads its
+ * config through here (or loadConfig), so none of them hangs on a hung filesystem.
+ */
+export async function readConfigText(file: string, timeoutMs?: number): Promise<string> {
   try {
-    text = readConfigFileSync(file);
+    return await readConfigFile(file, timeoutMs);
   } catch (e) {
     throw readError(file, e);
   }
-  return parseConfigText(text, file);
 }
 
 /**
- * The same for a running sluice (reload): the read is asynchronous and has a timeout
- * (CONFIG_READ_TIMEOUT_MS unless `readTimeoutMs`); `onRead` is called between reading and parsing.
+ * Reads (as readConfigText) and validates a config; every problem is a ConfigError (exit 2).
+ * `onRead` is called between reading and parsing.
  */
-export async function loadConfigAsync(file: string, opts: { readTimeoutMs?: number; onRead?: () => void } = {}): Promise<Config> {
-  let text: string;
-  try {
-    text = await readConfigFile(file, opts.readTimeoutMs);
-  } catch (e) {
-    throw readError(file, e);
-  }
+export async function loadConfig(file: string, opts: { readTimeoutMs?: number; onRead?: () => void } = {}): Promise<Config> {
+  const text = await readConfigText(file, opts.readTimeoutMs);
   opts.onRead?.();
-  return parseConfigText(text, file);
+  return configFromText(text, file, opts.readTimeoutMs);
+}
+
+/**
+ * Parses and validates a config's text read by readConfigText, reading the set files it names
+ * the same bounded way (parseConfigText reads them synchronously).
+ */
+export async function configFromText(text: string, file: string, readTimeoutMs?: number): Promise<Config> {
+  const parsed = parse(text, file);
+  // The set files it names, the same way (in parallel, each with the timeout); a read that fails
+  // is reported where the set is validated, naming the set.
+  const texts = new Map<string, string | Error>();
+  await Promise.all([...new Set(parsed.setFiles)].map(async (f) => {
+    try { texts.set(f, await readSetFile(f, readTimeoutMs)); } catch (e) { texts.set(f, e as Error); }
+  }));
+  const hung = [...texts.values()].find((v) => v instanceof BoundsError && v.message.includes('reading took longer than'));
+  // A hung read ends the command (cli/main.ts exits at once on a ConfigError): say so plainly.
+  if (hung) throw new ConfigError([(hung as Error).message]);
+  return validate(parsed, texts);
 }
 
 /**
  * Where a config path is in a file ("file:line:col"), for messages about a config that is valid
- * but questionable (`sluice check` warnings). The file is read again (bounded, as loadConfig does).
+ * but questionable (`sluice check` warnings); `text` is what was read (readConfigText).
  */
-export function configLocator(file: string): (path: (string | number)[]) => string {
+export function configLocator(file: string, text: string): (path: (string | number)[]) => string {
   let doc: ReturnType<typeof parseDocument> | null = null;
   const lineCounter = new LineCounter();
   try {
-    doc = parseDocument(readConfigFileSync(file), { lineCounter, prettyErrors: false });
+    doc = parseDocument(text, { lineCounter, prettyErrors: false });
   } catch {
     doc = null;
   }

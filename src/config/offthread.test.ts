@@ -21,9 +21,9 @@ test('loadConfigOffThread: the same Config as loadConfig, set files included; Co
       '    - { name: a, match: { src: "@nets" }, action: { mark: "0x10/0xff" } }',
       '    - { name: b, match: { proto: tcp }, action: { map: m } }',
     ].join('\n'));
-    assert.deepEqual(await loadConfigOffThread(file), loadConfig(file));
+    assert.deepEqual(await loadConfigOffThread(file), await loadConfig(file));
     writeFileSync(join(dir, 'nets.txt'), '10.1.0.0/16\n10.1.0.0/40\n');
-    const want = (() => { try { loadConfig(file); } catch (e) { return (e as ConfigError).problems; } return []; })();
+    const want = await loadConfig(file).then(() => [], (e: ConfigError) => e.problems);
     assert.ok(want.length > 0 && /nets\.txt:2/.test(want.join('\n')));
     await assert.rejects(loadConfigOffThread(file), (e: unknown) => e instanceof ConfigError && JSON.stringify(e.problems) === JSON.stringify(want));
     await assert.rejects(loadConfigOffThread(join(dir, 'missing.yaml')), /cannot read/);

@@ -11,7 +11,7 @@
  * reload is refused with a ConfigError naming the file, and the running config stays.
  */
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { ConfigError, loadConfigAsync } from './load';
+import { ConfigError, loadConfig } from './load';
 import { CONFIG_READ_TIMEOUT_MS } from './bounds';
 import type { Config } from './schema';
 
@@ -52,7 +52,7 @@ if (!isMainThread && parentPort && (workerData as { file?: unknown })?.file !== 
   void (async () => {
     let reply: Reply;
     try {
-      reply = { ok: true, cfg: await loadConfigAsync(file, { readTimeoutMs, onRead: () => port.postMessage({ read: true }) }) };
+      reply = { ok: true, cfg: await loadConfig(file, { readTimeoutMs, onRead: () => port.postMessage({ read: true }) }) };
     } catch (e) {
       reply = e instanceof ConfigError ? { ok: false, problems: e.problems, message: e.message } : { ok: false, message: (e as Error).message };
     }

@@ -362,3 +362,29 @@ test('a truncated packet (copy_range) is decided on the headers present; a rewri
   assert.equal(engine.counters.get('engine.invalid.truncated'), 1);
   await engine.close();
 });
+
+test('batchStart/batchEnd wrap every batch, with the releases and ticks it runs inside; batchEnd also after a throw', async () => {
+  const calls: string[] = [];
+  let held = -1;
+  const st: Stage & { s?: StageServices } = {
+    name: 'w', failure: 'open', tickMs: 0, init(s) { st.s = s; },
+    batchStart() { calls.push('start'); },
+    batchEnd() { calls.push('end'); },
+    tick() { calls.push('tick'); },
+    process(p, d) {
+      calls.push(`p${p.info.dport}`);
+      if (p.info.dport === 1) { held = st.s!.hold(); d.verdict = Verdict.HOLD; return; }
+      if (p.info.dport === 2 && held >= 0) { st.s!.release(held); held = -1; }
+      if (p.info.dport === 9) throw new Error('boom');
+      d.accept();
+    },
+  };
+  const { engine, src } = setup([st]);
+  engine.handleBatch(src, batchOf([udp(1), udp(2)]));
+  // The held packet's re-run (p1 again, after the batch's packets) and the tick come before the end.
+  assert.deepEqual(calls, ['start', 'p1', 'p2', 'p1', 'tick', 'end']);
+  calls.length = 0;
+  engine.handleBatch(src, batchOf([udp(9)]));
+  assert.deepEqual(calls.filter((c) => c !== 'tick'), ['start', 'p9', 'end']);
+  await engine.close();
+});

@@ -152,6 +152,9 @@ export class Engine {
     return this.sources.length - 1;
   }
 
+  /** Stages with batchStart/batchEnd (the NAT journal), called around every batch. */
+  private batchStages: Stage[] = [];
+
   /**
    * Replaces the pipeline. Call between batches (any time outside handleBatch, in Node's one thread).
    * A held packet whose stage is still in the pipeline resumes there; one whose stage is gone gets
@@ -161,6 +164,7 @@ export class Engine {
     for (const s of stages) s.init?.(this.services);
     this.stages = stages;
     this.loopStages = stages;
+    this.batchStages = stages.filter((s) => s.batchStart !== undefined && s.batchEnd !== undefined);
     this.tickPeriods = stages.map((st) => st.tickMs ?? this.opts.tickMs ?? 1000);
     this.lastTicks = stages.map(() => 0);
     this.stageDecisions = new Float64Array(stages.length * 5);
@@ -187,10 +191,16 @@ export class Engine {
   }
 
   handleBatch(source: number, batch: Batch): void {
-    const tr = this.tracer;
-    if (tr === null) { this.runBatch(source, batch); return; }
-    this.loopStages = tr.before(this.sources[source]!.queue, batch, this.stages);
-    try { this.runBatch(source, batch); } finally { this.loopStages = this.stages; tr.after(batch); }
+    const bs = this.batchStages;
+    for (let i = 0; i < bs.length; i++) bs[i]!.batchStart!();
+    try {
+      const tr = this.tracer;
+      if (tr === null) { this.runBatch(source, batch); return; }
+      this.loopStages = tr.before(this.sources[source]!.queue, batch, this.stages);
+      try { this.runBatch(source, batch); } finally { this.loopStages = this.stages; tr.after(batch); }
+    } finally {
+      for (let i = 0; i < bs.length; i++) bs[i]!.batchEnd!();
+    }
   }
 
   private runBatch(source: number, batch: Batch): void {

@@ -143,6 +143,13 @@ export interface Stage {
    */
   explain?(pkt: PacketContext): Record<string, unknown>;
   onHoldExpired?(handle: number): void;
+  /**
+   * Called before a batch's first packet and after its last (and after the held packets released
+   * and the ticks run in it), before its verdicts go to the kernel: a stage that writes state for
+   * its decisions (the NAT journal) writes once per batch, and still before any verdict is sent.
+   */
+  batchStart?(): void;
+  batchEnd?(): void;
   /** Periodic housekeeping (idle timeouts), called between batches at most every `tickMs`. */
   tick?(nowMs: number): void;
   /** How often this stage wants tick() (default: the engine's tickMs); the engine checks every 20 ms. */

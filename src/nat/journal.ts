@@ -7,8 +7,9 @@
  * `D kind public server a b` (delete); numbers in decimal, addresses as uint32.
  *
  * put()/del() hand their line to the kernel at the moment of the change (one write into the page
- * cache, microseconds), so a killed process loses nothing. Between beginBatch() and endBatch() (an
- * idle sweep's slice of at most 1 ms) lines collect in a buffer and go out in one write at its end.
+ * cache, microseconds), so a killed process loses nothing. Between beginBatch() and endBatch() (a
+ * packet batch, before its verdicts are sent; an idle sweep's slice of at most 1 ms) lines collect
+ * in a buffer and go out in one write at its end.
  * Lines are formatted as bytes into a preallocated buffer (lines.ts): no string per change. Nothing
  * slow runs on the packet thread: fsyncs run in the libuv thread pool and compaction is incremental
  * (rewrite.ts). What a power cut can lose depends on `sync`:
@@ -91,6 +92,8 @@ export class Journal {
   degradedAt = 0;
   lastError = '';
   fsyncs = 0;
+  /** write(2) calls that appended changes (one per change, or per batch of changes). */
+  appendWrites = 0;
 
   constructor(readonly path: string, opts: number | JournalOptions) {
     const o = typeof opts === 'number' ? { slack: opts } : opts;
@@ -220,6 +223,7 @@ export class Journal {
       // batch): a process killed right after loses nothing, and the learning books replayed after a
       // restart are exact.
       try {
+        this.appendWrites++;
         writeAllSync(this.fd, o.buf, 0, o.n);
       } catch (e) {
         this.lost += lines;

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { natConfigSchema, type NatConfigInput } from './config';
 import { NatStage } from './stage';
 import { Journal, type JournalEntry } from './journal';
-import { FakeServices, ip } from '../../test/kit/nat';
+import { FakeServices, IKE_SA_INIT, ike, ip, out } from '../../test/kit/nat';
 
 const PUB = ip('203.0.113.1');
 const S = ip('198.51.100.10');
@@ -149,3 +149,25 @@ test('ENOSPC (/dev/full): the journal degrades, raises the alarm once, counts lo
   assert.equal(j.lost, 99);
   j.close();
 });
+
+test('a batch\'s journal lines go out in one write at its end (batchEnd, before its verdicts); outside a batch at once', withDir((dir) => {
+  const path = join(dir, 'nat.journal');
+  const cfg = natConfigSchema.parse({ public: ['203.0.113.1'], wan_interface: 'eth1', journal: { path } });
+  const st = new NatStage(cfg, {});
+  const fs = new FakeServices();
+  st.init(fs);
+  const j = st.persist!.journal;
+  const lines = (): number => readFileSync(path, 'utf8').split('\n').filter((l) => l.startsWith('P ')).length;
+  const before = j.appendWrites;
+  st.batchStart();
+  for (let i = 1; i <= 3; i++) out(st, fs, ike(ip(`10.0.0.${i}`), S, { ispi: BigInt(i), exchange: IKE_SA_INIT }));
+  assert.equal(st.state.sas.count, 3);
+  assert.equal(lines(), 0, 'nothing written inside the batch');
+  st.batchEnd();
+  assert.equal(lines(), 3, 'every new SA on disk (page cache) when the batch ends');
+  assert.equal(j.appendWrites - before, 1, 'in one write');
+  out(st, fs, ike(ip('10.0.0.4'), S, { ispi: 4n, exchange: IKE_SA_INIT }));
+  assert.equal(lines(), 4, 'outside a batch (a held packet released by a timer): written at once');
+  assert.equal(j.appendWrites - before, 2);
+  void st.close();
+}));

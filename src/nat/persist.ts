@@ -15,6 +15,7 @@ import type { NatConfig } from './config';
 import type { NatState } from './state';
 import { SaKind, F_RESTORED } from './table';
 import { C, refused } from './counters';
+import { SliceBudget } from './slice';
 
 /** Longest run of compaction work between two event-loop turns. */
 const SLICE_MS = 1;
@@ -39,8 +40,8 @@ export class NatPersistence {
   private lastAttempt = 0;
   compactions = 0;
   compactionErrors = 0;
-  /** Longest slice of compaction work on the packet thread (ms). */
-  longestSliceMs = 0;
+  /** Compaction's time budget per slice; its longestMs is the longest slice on the packet thread. */
+  readonly slice = new SliceBudget();
   /** Journal records not restored because their public address is no longer configured. */
   droppedUnconfigured = 0;
 
@@ -146,18 +147,20 @@ export class NatPersistence {
     // Records created after this point (at any id) are in the rewrite's tail.
     const top = sas.top;
     let id = 0;
+    const slice = this.slice;
     while (id < top) {
-      const t0 = performance.now();
-      // A slice: records until SLICE_MS passed (checked every 128) or the buffer is full. Lines are
+      slice.start(SLICE_MS);
+      // A slice: records until SLICE_MS passed (slice.ts) or the buffer is full. Lines are
       // formatted straight from the table's arrays: no object or string per record (lines.ts).
       while (id < top && rw.buffered < REWRITE_BUFFER) {
         const k = sas.kind[id];
-        if (k !== SaKind.FREE && k !== SaKind.ESP_OUT) rw.addRecord(sas, publics, id);
         id++;
-        if ((id & 127) === 0 && performance.now() - t0 >= SLICE_MS) break;
+        if (k !== SaKind.FREE && k !== SaKind.ESP_OUT) {
+          rw.addRecord(sas, publics, id - 1);
+          if (slice.step()) break;
+        }
       }
-      const dt = performance.now() - t0;
-      if (dt > this.longestSliceMs) this.longestSliceMs = dt;
+      slice.end();
       await rw.drain();
       await new Promise<void>((r) => setImmediate(r));
     }
@@ -168,7 +171,7 @@ export class NatPersistence {
     const j = this.journal;
     return {
       path: j.path, degraded: j.degraded ? 1 : 0, last_error: j.lastError || undefined, write_errors: j.writeErrors,
-      lost_changes: j.lost, fsyncs: j.fsyncs, compactions: this.compactions, compaction_errors: this.compactionErrors,
+      lost_changes: j.lost, fsyncs: j.fsyncs, append_writes: j.appendWrites, compactions: this.compactions, compaction_errors: this.compactionErrors,
       compacting: this.compacting ? 1 : 0,
       replay: { lines: j.replay.lines, records: j.replay.records, refused: j.replay.refused, not_configured: this.droppedUnconfigured },
     };

@@ -66,12 +66,12 @@ test('chains per iptables table and hook; the table is replaced atomically and r
   assert.equal(renderNft({ iptables: [], ipRules: [], ipRoutes: [], tables: [] }).ruleset, '');
 });
 
-test('every example config renders: one nft rule per iptables rule, same queue numbers', () => {
+test('every example config renders: one nft rule per iptables rule, same queue numbers', async () => {
   const dir = resolve(__dirname, '../../../examples');
   const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
   assert.ok(files.length >= 5);
   for (const f of files) {
-    const rs = collectRules(loadConfig(join(dir, f)));
+    const rs = collectRules(await loadConfig(join(dir, f)));
     const nft = renderNft(rs).ruleset;
     const nftRules = nft.split('\n').filter((l) => l.includes('meta nfproto ipv4'));
     assert.equal(nftRules.length, rs.iptables.length, f);

@@ -19,10 +19,24 @@ export const SET_NAME = /^[A-Za-z0-9_.-]+$/;
 export const MAX_SET_ELEMENTS = 4_000_000;
 const setName = z.string().regex(SET_NAME, 'set names: letters, digits, _ . -');
 
+/**
+ * Set files read ahead by the config loader (config/load.ts: bounded, with its read timeout), by
+ * absolute path: the text, or the Error its read ended with. Set only while a config is validated.
+ */
+let preread: ReadonlyMap<string, string | Error> | null = null;
+
+/** Runs `fn` (a validation) with these set files' texts in place of reading them. */
+export function withSetFiles<T>(texts: ReadonlyMap<string, string | Error>, fn: () => T): T {
+  preread = texts;
+  try { return fn(); } finally { preread = null; }
+}
+
 /** Lines of a set file as [line number, text], comments and blank lines dropped. */
 export function setFileLines(path: string): [number, string][] {
   const out: [number, string][] = [];
-  const text = readFileSync(path, 'utf8');
+  const got = preread?.get(path);
+  if (got instanceof Error) throw got;
+  const text = got ?? readFileSync(path, 'utf8');
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const t = lines[i]!.replace(/#.*/, '').trim();
@@ -70,10 +84,11 @@ export const numberOrText = (s: string): unknown => (/^(0x[0-9a-fA-F]+|\d+)$/.te
 
 /**
  * Makes the `file:` paths of the named sets and maps in a config section absolute, relative to the
- * config file's directory (the loader calls this before validation).
+ * config file's directory (the loader calls this before validation), and returns them.
  */
-export function resolveSetFiles(section: unknown, resolvePath: (p: string) => string): void {
-  if (!section || typeof section !== 'object') return;
+export function resolveSetFiles(section: unknown, resolvePath: (p: string) => string): string[] {
+  const paths: string[] = [];
+  if (!section || typeof section !== 'object') return paths;
   for (const key of ['address_sets', 'port_sets', 'interface_sets', 'maps']) {
     const sets = (section as Record<string, unknown>)[key];
     if (!sets || typeof sets !== 'object') continue;
@@ -81,7 +96,9 @@ export function resolveSetFiles(section: unknown, resolvePath: (p: string) => st
       const holder = key === 'maps' && v && typeof v === 'object' ? (v as Record<string, unknown>).elements : v;
       if (holder && typeof holder === 'object' && !Array.isArray(holder) && typeof (holder as { file?: unknown }).file === 'string') {
         (holder as { file: string }).file = resolvePath((holder as { file: string }).file);
+        paths.push((holder as { file: string }).file);
       }
     }
   }
+  return paths;
 }

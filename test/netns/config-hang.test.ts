@@ -3,8 +3,9 @@
  * network filesystem does; fixtures/fuse_hang.py speaks FUSE on /dev/fuse): a running sluice refuses
  * the reload after the 5 s read timeout with an error naming the file, answers `sluice stats`
  * meanwhile, keeps its running config, and reloads normally once the path is a regular file again.
- * Also the config worker alone (loadConfigOffThread) with a shorter timeout, and `sluice check`
- * (which reads with the same timeout). Everything runs in a
+ * Also the config worker alone (loadConfigOffThread) with a shorter timeout, and every command
+ * that reads a config (`check`, `stats -c`, `sa -c`, `rules`, `replay`: the same bounded reader),
+ * and a set file (`address_sets: { x: { file } }`) on the hung filesystem. Everything runs in a
  * private mount and network namespace (unshare), so the mount and the tun device go with it.
  */
 import { test } from 'node:test';
@@ -85,19 +86,53 @@ loadConfigOffThread(process.argv[2], 1500).then(() => { console.log('{"loaded":t
   }
 });
 
-test('sluice check on a file whose read hangs: exit 2 after the 5 s read timeout, with the error', { skip, timeout: 60000 }, () => {
+/** Every command that reads a config, and a set file a config names: each must give up after the 5 s read timeout, not hang. */
+const COMMANDS: [string, string[]][] = [
+  ['check', ['check', '-c', 'CFG']],
+  ['stats', ['stats', '-c', 'CFG']],
+  ['sa', ['sa', '-c', 'CFG']],
+  ['rules', ['rules', '-c', 'CFG']],
+  ['replay', ['replay', '-c', 'CFG', 'CAPTURE']],
+  // A regular config whose address set is a file on the hung filesystem.
+  ['set-file', ['check', '-c', 'SETCFG']],
+];
+
+test('check, stats -c, sa -c, rules, replay, and a set file, on a file whose read hangs: exit 2 after the 5 s read timeout, with the error', { skip, timeout: 60000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-hang-'));
   try {
-    const script = join(dir, 'check.sh');
-    // The exit code and the time on one line after the CLI's own output (its error comes first).
-    writeFileSync(script, `t0=$(date +%s%N); "$1" "$2" check -c "$3" 2>&1; rc=$?; echo "exit $rc after $(( ($(date +%s%N) - t0) / 1000000 )) ms"\n`);
-    const lines = underHungFs(dir, ['sh', script, process.execPath, resolve(__dirname, '../../src/cli/main.js'), join(dir, 'mnt', 'config.yaml')]);
-    assert.match(lines[0]!, /sluice: .*mnt\/config\.yaml: reading took longer than 5000 ms; refused/, lines.join('\n'));
-    const m = /^exit (\d+) after (\d+) ms$/.exec(lines.find((l) => l.startsWith('exit')) ?? '');
-    assert.ok(m, lines.join('\n'));
-    assert.equal(Number(m[1]), 2);
-    assert.ok(Number(m[2]) >= 4500, `exit after ${m[2]} ms`);
-    assert.match(lines.at(-1)!, /^read-requests [1-9]/);
+    const capture = join(dir, 'capture.pcap');
+    writeFileSync(capture, Buffer.alloc(24)); // replay reads its capture before the config: any regular file
+    const script = join(dir, 'all.sh');
+    const cfg = join(dir, 'mnt', 'config.yaml');
+    const setCfg = join(dir, 'set.yaml');
+    writeFileSync(setCfg, `queues: [{ num: 4 }]\nsteer:\n  address_sets: { nets: { file: ${cfg} } }\n  rules:\n    - { name: a, match: { src: "@nets" }, action: { mark: "0x10/0xff" } }\n`);
+    // All at once (one mount, one 5 s wait). A process whose read hangs on FUSE cannot be reaped
+    // until the read is answered, and fuse_hang.py answers once the script prints its first line:
+    // so each command's time is taken when its error appears, the script prints when every one has
+    // given up, and the exit codes are collected after that.
+    const run = COMMANDS.map(([name, args]) => {
+      const argv = args.map((a) => (a === 'CFG' ? cfg : a === 'SETCFG' ? setCfg : a === 'CAPTURE' ? capture : a)).map((a) => JSON.stringify(a)).join(' ');
+      const o = `"$3/${name}`;
+      return `( t0=$(date +%s%N); "$1" "$2" ${argv} >${o}.out" 2>&1 & p=$!; `
+        + `while [ ! -s ${o}.out" ]; do sleep 0.05; done; echo "gave up after $(( ($(date +%s%N) - t0) / 1000000 )) ms" >${o}.time"; `
+        + `wait $p; echo "exit $?" >>${o}.time" ) &`;
+    }).join('\n');
+    const names = COMMANDS.map(([n]) => n).join(' ');
+    writeFileSync(script, `${run}\nfor i in $(seq 300); do n=0; for c in ${names}; do [ -s "$3/$c.time" ] && n=$((n+1)); done; [ $n = ${COMMANDS.length} ] && break; sleep 0.05; done\n`
+      + `echo "every command gave up"\nwait\nfor c in ${names}; do echo "== $c"; cat "$3/$c.out" "$3/$c.time"; done\n`);
+    const lines = underHungFs(dir, ['sh', script, process.execPath, resolve(__dirname, '../../src/cli/main.js'), dir]);
+    assert.match(lines.at(-1)!, /^read-requests [1-9]/, lines.join('\n'));
+    for (const [name] of COMMANDS) {
+      const from = lines.indexOf(`== ${name}`);
+      const out = lines.slice(from + 1, lines.findIndex((l, i) => i > from && l.startsWith('== ')) >>> 0);
+      const text = out.join('\n');
+      assert.ok(from >= 0, `${name}: no output\n${lines.join('\n')}`);
+      assert.match(text, /sluice: .*mnt\/config\.yaml: reading took longer than 5000 ms; refused/, `${name}: ${text}`);
+      const t = /^gave up after (\d+) ms$/m.exec(text);
+      assert.ok(t, `${name}: ${text}`);
+      assert.ok(Number(t[1]) >= 4500 && Number(t[1]) < 15000, `${name}: gave up after ${t[1]} ms`);
+      assert.match(text, /^exit 2$/m, `${name}: ${text}`);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

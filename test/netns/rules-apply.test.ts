@@ -256,7 +256,7 @@ test('nftables: auto backend, nft_queue refusal with nothing left, apply/check/r
   }
 
   // The nft backend itself, on everything but the queue statements.
-  const rs = withoutQueues(collectRules(loadConfig(base)));
+  const rs = withoutQueues(collectRules(await loadConfig(base)));
   const first = applyNft(rs, opts);
   assert.match(first.changed.join('\n'), /nft: table inet sluice created \(3 rule\(s\)\)/);
   assert.match(first.changed.join('\n'), /ip rule add fwmark 0x100\/0xff00 lookup 100 priority 1000/);
