@@ -3,8 +3,13 @@
 # namespace lab tests (test/netns), which need root and the kernel features listed in LAB.md.
 # Under CI=true a skipped test fails the run, with the test's name and its reason: a CI run that
 # could not exercise the kernel must not look green.
-# The NAT namespace files (test/netns/nat-*) run a second time with SLUICE_TEST_WORKERS=2: the
-# gateway then runs `workers: 2` over two queues with --queue-balance (docs/nat.md, workers).
+# The namespace files whose gateways honour SLUICE_TEST_WORKERS (test/kit/workers.ts) run a second
+# time with SLUICE_TEST_WORKERS=2: the gateway then runs `workers: 2` over two queues with
+# --queue-balance (docs/config.md and docs/nat.md, workers). That is every NAT, DHCP, steering and
+# policy file that starts a gateway, and fail-closed: about 4 minutes on top of the first pass's
+# ~21 (each file's time in both modes: bench/RESULTS.md, "Namespace tests with workers: 2").
+# steer-rules starts no gateway (rules only); ha runs its pair with one thread here (docs/ha.md).
+# worker-crash and workers set `workers: 2` themselves and run once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 unit_only=0
@@ -13,14 +18,14 @@ mapfile -t files < <(find dist/src dist/test -name '*.test.js' | sort)
 if [ $unit_only = 1 ]; then
   mapfile -t files < <(printf '%s\n' "${files[@]}" | grep -v '/netns/')
 fi
-nat_files=()
-[ $unit_only = 0 ] && mapfile -t nat_files < <(printf '%s\n' "${files[@]}" | grep '/netns/nat-' || true)
+workers_files=()
+[ $unit_only = 0 ] && mapfile -t workers_files < <(printf '%s\n' "${files[@]}" | grep -E '/netns/(nat-|dhcp-|steer-(dhcp|reload|selectors)|policy-|fail-closed)' || true)
 if [ "${CI:-}" != "true" ]; then
   rc=0
   node --test --test-concurrency=1 --test-reporter=spec "$@" "${files[@]}" || rc=$?
-  if [ ${#nat_files[@]} -gt 0 ]; then
-    echo "--- NAT namespace tests again with workers: 2 (SLUICE_TEST_WORKERS=2)"
-    SLUICE_TEST_WORKERS=2 node --test --test-concurrency=1 --test-reporter=spec "$@" "${nat_files[@]}" || rc=$?
+  if [ ${#workers_files[@]} -gt 0 ]; then
+    echo "--- NAT, DHCP, steering and policy namespace tests again with workers: 2 (SLUICE_TEST_WORKERS=2)"
+    SLUICE_TEST_WORKERS=2 node --test --test-concurrency=1 --test-reporter=spec "$@" "${workers_files[@]}" || rc=$?
   fi
   exit $rc
 fi
@@ -30,10 +35,10 @@ trap 'rm -f "$tap" "$tap2"' EXIT
 rc=0
 node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$tap" "$@" "${files[@]}" || rc=$?
-if [ ${#nat_files[@]} -gt 0 ]; then
-  echo "--- NAT namespace tests again with workers: 2 (SLUICE_TEST_WORKERS=2)"
+if [ ${#workers_files[@]} -gt 0 ]; then
+  echo "--- NAT, DHCP, steering and policy namespace tests again with workers: 2 (SLUICE_TEST_WORKERS=2)"
   SLUICE_TEST_WORKERS=2 node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
-    --test-reporter=tap --test-reporter-destination="$tap2" "$@" "${nat_files[@]}" || rc=$?
+    --test-reporter=tap --test-reporter-destination="$tap2" "$@" "${workers_files[@]}" || rc=$?
   cat "$tap2" >> "$tap"
 fi
 # TAP marks a skipped test as `ok N - name # SKIP reason`.

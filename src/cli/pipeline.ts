@@ -159,12 +159,14 @@ export function collectRules(cfg: Config): RuleSet {
 
 /**
  * workers: N > 1: every `--queue-num q` becomes `--queue-balance q:q+N-1` (one queue per worker
- * thread), with `--queue-cpu-fanout` when queue_cpu_fanout is set.
+ * thread), with `--queue-cpu-fanout` when queue_cpu_fanout is set; a rule marked oneThread keeps
+ * `--queue-num q` (worker 0).
  */
 export function spreadQueues(cfg: Config, rs: RuleSet): RuleSet {
   const n = cfg.workers ?? 1;
   if (n <= 1) return rs;
   for (const r of rs.iptables) {
+    if (r.oneThread) continue;
     const i = r.args.indexOf('--queue-num');
     if (i < 0 || i + 1 >= r.args.length) continue;
     const q = Number(r.args[i + 1]);

@@ -45,7 +45,8 @@ export class Runtime {
   private metrics: HttpServer | null = null;
   private readonly started = Date.now();
   private stagesByArea = new Map<string, Stage>();
-  private closing = false;
+  /** The stop under way: a second caller (a second dying worker, SIGTERM meanwhile) waits for it. */
+  private stopping: Promise<void> | null = null;
   private interfaces: Interfaces | null = null;
   /** NAT state replication and roles (ha: section; fixed at start, like the control socket). */
   private ha: Ha | null = null;
@@ -353,9 +354,12 @@ export class Runtime {
   }
 
   /** Decides every held packet, closes the queues (kernel falls back to bypass / drop), removes the socket. */
-  async stop(): Promise<void> {
-    if (this.closing) return;
-    this.closing = true;
+  stop(): Promise<void> {
+    this.stopping ??= this.stopNow();
+    return this.stopping;
+  }
+
+  private async stopNow(): Promise<void> {
     this.notifier?.stopping();
     this.debugLog?.stop();
     await this.ha?.close();

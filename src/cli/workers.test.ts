@@ -166,6 +166,18 @@ test('workers: 2 rules: every --queue-num q becomes --queue-balance q:q+1 (and -
   assert.equal(spreadQueues(configSchema.parse(base), { iptables: [], routes: [], rules: [] } as never).iptables.length, 0);
 });
 
+test('workers: 2 rules: DHCP stays on the first worker\'s queue (the relay\'s transactions live in one thread); the rest spreads', () => {
+  const cfg = configSchema.parse({ workers: 2, queues: [{ num: 0 }],
+    steer: { capture: { queue: 0 }, rules: [{ name: 'x', match: { proto: 'udp', dport: 9000 }, action: 'accept' }] },
+    dhcp: { inform: { interfaces: ['ppp*'], scopes: [{ routers: ['10.0.0.1'] }] }, relay: { interfaces: [{ name: 'lan0' }], servers: ['203.0.113.10'] } } });
+  const rules = collectRules(cfg).iptables.filter((r) => r.args.includes('NFQUEUE'));
+  const dhcp = rules.filter((r) => r.args.includes('67'));
+  assert.ok(dhcp.length >= 3, 'inform, relay request and server reply rules');
+  for (const r of dhcp) assert.deepEqual(r.args.slice(r.args.indexOf('NFQUEUE') + 1, r.args.indexOf('NFQUEUE') + 3), ['--queue-num', '0'], r.args.join(' '));
+  const other = rules.filter((r) => !r.args.includes('67'));
+  assert.ok(other.length > 0 && other.every((r) => r.args.includes('--queue-balance')));
+});
+
 test('workers: queue ranges must not meet; tun sources and queue_cpu_fanout need the right mode', () => {
   const bad = configSchema.safeParse({ workers: 2, queues: [{ num: 5 }, { num: 6 }] });
   assert.ok(!bad.success && /meets queue 5's range|meets queue 6's range/.test(JSON.stringify(bad.error.issues)));

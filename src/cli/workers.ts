@@ -69,11 +69,15 @@ export class WorkerPool {
         worker.once('exit', (code) => reject(new Error(`worker ${index} exited (code ${code}) before its queues were bound`)));
       }));
       worker.on('message', (m: FromWorker) => this.onMessage(slot, m));
-      worker.on('error', (e) => { if (this.started && !this.stopping) this.onFatal(index, e.stack ?? e.message); });
-      worker.on('exit', (code) => {
+      // A thread that threw or ran out of memory emits 'error', then 'exit': it answers nothing from
+      // the first, so stop() must not wait for it, and onFatal hears the first cause only.
+      const died = (why: string): void => {
+        const first = !slot.exited;
         slot.exited = true;
-        if (this.started && !this.stopping) this.onFatal(index, `exited with code ${code}`);
-      });
+        if (first && this.started && !this.stopping) this.onFatal(index, why);
+      };
+      worker.on('error', (e) => died(e.stack ?? e.message));
+      worker.on('exit', (code) => died(`exited with code ${code}`));
     }
     try {
       await Promise.all(ready);

@@ -5,6 +5,9 @@
  * (broadcasts and our own addresses), so DHCP forwarded through the box is never touched.
  * --queue-bypass always: while sluice is down DHCP is simply delivered as before (a local DHCP
  * server still answers), which is the safe failure for both jobs.
+ * With `workers` > 1 every DHCP rule stays on the first worker's queue (oneThread): the relay keeps
+ * its transactions in the thread that relayed the request, and a server's reply (server → giaddr)
+ * would hash to another queue than the client's request. DHCP is too light to need scaling out.
  */
 import type { RuleSet } from '../rules/types';
 import { emptyRuleSet } from '../rules/types';
@@ -25,7 +28,7 @@ export function dhcpRules(cfg: DhcpConfig): RuleSet {
     const key = full.join(' ');
     if (seen.has(key)) return;
     seen.add(key);
-    rs.iptables.push({ table: 'mangle', chain: 'INPUT', args: full, comment });
+    rs.iptables.push({ table: 'mangle', chain: 'INPUT', args: full, comment, oneThread: true });
   };
   const onIf = (glob: string): string[] => {
     const i = globToIptables(glob);

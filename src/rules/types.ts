@@ -12,6 +12,13 @@ export interface IptRule {
   args: string[];
   /** Why the rule exists; rendered as a comment above it and as `-m comment`. */
   comment: string;
+  /**
+   * With `workers` > 1 the NFQUEUE target stays `--queue-num q` (the first worker's queue) instead
+   * of spreading over q..q+N-1: every packet the rule queues must reach the one thread that keeps
+   * their state (the DHCP relay's transactions: a server's reply hashes to another queue than the
+   * client's request).
+   */
+  oneThread?: boolean;
 }
 
 export interface IpRule {

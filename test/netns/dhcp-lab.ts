@@ -7,8 +7,8 @@ import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Lab, Namespace, Proc } from '../../src/lab/lab';
 import { sleep } from '../../src/lab/lab';
-import { SluiceProcess } from '../../src/lab/sluice';
 import { dhcpConfigSchema, dhcpRules, type DhcpConfigInput } from '../../src/dhcp';
+import { spreadTestQueues, startSluiceWorkers } from '../kit/workers';
 
 export const PEER = resolve(__dirname, '../../../test/netns/fixtures/dhcp_client.py');
 
@@ -24,10 +24,11 @@ export interface RunningSluice {
 }
 
 export async function startSluice(lab: Lab, ns: Namespace, dhcp: DhcpConfigInput, name = 'sluice'): Promise<RunningSluice> {
-  for (const r of dhcpRules(dhcpConfigSchema.parse(dhcp)).iptables) {
+  // With SLUICE_TEST_WORKERS=N: workers: N, the rules with --queue-balance (test/kit/workers.ts).
+  for (const r of spreadTestQueues(dhcpRules(dhcpConfigSchema.parse(dhcp))).iptables) {
     await ns.exec(['iptables', '-t', r.table, '-A', r.chain, ...r.args]);
   }
-  const sp = await SluiceProcess.start(lab, ns, `queues:\n  - num: 0\n    fail_open: false\ndhcp: ${JSON.stringify(dhcp)}\n`, { name });
+  const sp = await startSluiceWorkers(lab, ns, `queues:\n  - num: 0\n    fail_open: false\ndhcp: ${JSON.stringify(dhcp)}\n`, { name });
   return { proc: sp.proc, counter: (n) => sp.counter(n), stop: async () => { await sp.stop(); } };
 }
 

@@ -28,6 +28,7 @@ import { SluiceProcess, SLUICE_MAIN } from '../../src/lab/sluice';
 import { UdpSink, sendUdp } from '../../src/lab/traffic';
 import { applyNatRules, natSection, natTopo, natYaml, PY, SERVER } from './fixtures/nat-lab';
 import { gatewayLab } from './gateway';
+import { nfqueueTargetText, startSluiceWorkers } from '../kit/workers';
 
 /** One IKEv2 IKE_AUTH request (cleartext header + filler) from UDP 500 to server:500. */
 const IKE_AUTH = `
@@ -68,9 +69,9 @@ test('truncated packets (copy_range 128, gso) are decided on their headers and d
   const g = await gatewayLab('fctr');
   t.after(() => g.lab.cleanup());
   await g.gw.sh(`(ethtool -K lan0 gro on && ethtool -K wan0 gro on) 2>/dev/null || true
-    iptables -t mangle -A FORWARD -p tcp --dport 9000 -j NFQUEUE --queue-num 21
-    iptables -t mangle -A FORWARD -p tcp --sport 9000 -j NFQUEUE --queue-num 21
-    iptables -t mangle -A FORWARD -p udp --dport 9001 -j NFQUEUE --queue-num 21
+    iptables -t mangle -A FORWARD -p tcp --dport 9000 ${nfqueueTargetText(21)}
+    iptables -t mangle -A FORWARD -p tcp --sport 9000 ${nfqueueTargetText(21)}
+    iptables -t mangle -A FORWARD -p udp --dport 9001 ${nfqueueTargetText(21)}
     iptables -t mangle -A POSTROUTING -p udp --dport 9001 -m mark --mark 0x7/0xff`);
   const yaml = `queues:
   - num: 21
@@ -86,7 +87,7 @@ steer:
       match: { proto: tcp }
       action: { mark: "0x5/0xff", then: accept }
 `;
-  const sl = await SluiceProcess.start(g.lab, g.gw, yaml);
+  const sl = await startSluiceWorkers(g.lab, g.gw, yaml);
   // TCP: 4 MB client → server, counted by the server.
   const rx = g.server.spawn([PY, '-c', `
 import socket
@@ -152,7 +153,7 @@ test('a state directory another user can write is refused: nobody\'s symlink at 
 test('SIGTERM ends open control connections: an idle client does not keep a stopping sluice alive', { skip: labSkipReason(), timeout: 60000 }, async (t) => {
   const g = await gatewayLab('fcct');
   t.after(() => g.lab.cleanup());
-  const sl = await SluiceProcess.start(g.lab, g.gw, 'queues:\n  - num: 23\n');
+  const sl = await startSluiceWorkers(g.lab, g.gw, 'queues:\n  - num: 23\n');
   const idle = createConnection(sl.socket);
   await new Promise<void>((r, j) => { idle.once('connect', () => r()); idle.once('error', j); });
   const closed = new Promise<void>((r) => idle.once('close', () => r()));

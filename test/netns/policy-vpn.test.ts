@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { Lab, labSkipReason, sleep, type Namespace } from './lab';
 import { SluiceProcess } from '../../src/lab/sluice';
+import { startSluiceWorkers, withTestWorkers } from '../kit/workers';
 import { EXAMPLES, rulesTool } from './steer-helpers';
 
 const skip = labSkipReason();
@@ -76,10 +77,10 @@ test('seed 3: default discard; VPN ↔ LAN only through the tunnel; spoofed VPN 
   await sleep(200);
   assert.match(lanSvc.stdout, /got 10\.0\.2\.5 \d+ ctl-spoof/, 'control: the spoofed VPN packet reached the LAN');
 
-  const example = readFileSync(join(EXAMPLES, 'policy-vpn-gateway.yaml'), 'utf8');
+  const example = withTestWorkers(readFileSync(join(EXAMPLES, 'policy-vpn-gateway.yaml'), 'utf8'));
   const cfgFile = SluiceProcess.write(lab, 'example.yaml', example);
   await rulesTool(lab, gw, 'apply', cfgFile);
-  const s = await SluiceProcess.start(lab, gw, example, { name: 'pv' });
+  const s = await startSluiceWorkers(lab, gw, example, { name: 'pv' });
   try {
     // VPN ↔ LAN through the tunnel: request forwarded in, reply forwarded out (both PROTECT policies).
     assert.equal(await ask(vpn, '10.0.2.5', '10.0.1.7', 7000, 'via-tunnel'), 're:via-tunnel');

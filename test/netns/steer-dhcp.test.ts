@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Lab, labSkipReason } from './lab';
 import { SluiceProcess } from '../../src/lab/sluice';
+import { nfqueueTargetText, startSluiceWorkers, withTestWorkers } from '../kit/workers';
 import { readFileSync } from 'node:fs';
 import { capture, EXAMPLES, rulesTool, SRC_FIXTURES } from './steer-helpers';
 
@@ -47,15 +48,15 @@ test('seed 1: renewal ACKs leave eth0, not ipsec0, with sluice\'s mark and gener
   assert.equal(before.eth0.length, 0);
 
   // With sluice: the example config as shipped, rules generated from it.
-  const example = readFileSync(join(EXAMPLES, 'steer-dhcp-ipsec.yaml'), 'utf8');
+  const example = withTestWorkers(readFileSync(join(EXAMPLES, 'steer-dhcp-ipsec.yaml'), 'utf8'));
   const cfgFile = SluiceProcess.write(lab, 'example.yaml', example);
   await rulesTool(lab, srv, 'apply', cfgFile);
   const rules = await srv.sh('iptables -t mangle -S; ip rule show; ip route show table 100');
   assert.match(rules, /^-A OUTPUT -m comment --comment "sluice: jump to SLUICE-OUTPUT [^"]*" -j SLUICE-OUTPUT$/m);
-  assert.match(rules, /-A SLUICE-OUTPUT -o ipsec0 -p udp -m udp --sport 67 --dport 68 .*-j NFQUEUE --queue-num 10 --queue-bypass/);
+  assert.match(rules, new RegExp(`-A SLUICE-OUTPUT -o ipsec0 -p udp -m udp --sport 67 --dport 68 .*${nfqueueTargetText(10)} --queue-bypass`));
   assert.match(rules, /1000:\s+from all fwmark 0x100\/0xff00 lookup 100/);
   assert.match(rules, /default dev eth0/);
-  const s = await SluiceProcess.start(lab, srv, example, { name: 'st1' });
+  const s = await startSluiceWorkers(lab, srv, example, { name: 'st1' });
   try {
     const after = await acks();
     assert.match(after.reply, /^reply 5 192\.168\.50\.1$/, 'the client got its DHCPACK');

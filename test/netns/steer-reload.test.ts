@@ -17,11 +17,13 @@ import { SluiceProcess, SLUICE_MAIN } from '../../src/lab/sluice';
 import { UdpSink, sendUdp } from '../../src/lab/traffic';
 import { gatewayLab } from './gateway';
 import { rulesTool } from './steer-helpers';
+import { startSluiceWorkers, withTestWorkers } from '../kit/workers';
 
 const skip = labSkipReason();
 if (skip) console.log(`# skipping steer-reload: ${skip}`);
 
-const config = (mark: string, socket: string): string => `queues:
+/** Config A or B (with SLUICE_TEST_WORKERS=N: `workers: N`, test/kit/workers.ts). */
+const config = (mark: string, socket: string): string => withTestWorkers(`queues:
   - num: 13
     fail_open: false
 steer:
@@ -32,7 +34,7 @@ steer:
       action: { mark: "${mark}/0xff", then: accept }
 control:
   socket: ${socket}
-`;
+`);
 
 function reloadCli(socket: string): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
@@ -46,7 +48,7 @@ test('20 reloads under a steady UDP stream lose nothing; an invalid reload keeps
   const g = await gatewayLab('srl');
   t.after(() => g.lab.cleanup());
   const socket = g.lab.path('srl.sock');
-  const s = await SluiceProcess.start(g.lab, g.gw, config('0x10', socket), { name: 'srl' });
+  const s = await startSluiceWorkers(g.lab, g.gw, config('0x10', socket), { name: 'srl' });
   const file = s.configFile;
   const rulesFile = SluiceProcess.write(g.lab, 'srl-rules.yaml', config('0x10', socket)); // the capture rules are the same in A and B
   await rulesTool(g.lab, g.gw, 'apply', rulesFile);

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { Lab, labSkipReason } from './lab';
 import { SluiceProcess } from '../../src/lab/sluice';
+import { startSluiceWorkers, withTestWorkers } from '../kit/workers';
 import { capture, EXAMPLES, rulesTool, SRC_FIXTURES } from './steer-helpers';
 
 const skip = labSkipReason();
@@ -55,10 +56,10 @@ test('seed 2: telnet through the tunnel, ssh around it; local traffic takes the 
   const ctl = await watch('tcp port 23', async () => assert.equal(await hello(23), 'hello 23'));
   assert.ok(out(ctl.eth1).length > 0 && out(ctl.ipsec0).length === 0, 'control: telnet in the clear on eth1');
 
-  const example = readFileSync(join(EXAMPLES, 'steer-ipsec-selectors.yaml'), 'utf8');
+  const example = withTestWorkers(readFileSync(join(EXAMPLES, 'steer-ipsec-selectors.yaml'), 'utf8'));
   const cfgFile = SluiceProcess.write(lab, 'example.yaml', example);
   await rulesTool(lab, west, 'apply', cfgFile);
-  const s = await SluiceProcess.start(lab, west, example, { name: 'st2' });
+  const s = await startSluiceWorkers(lab, west, example, { name: 'st2' });
   try {
     // (1) port selectors
     const telnet = await watch('tcp port 23', async () => assert.equal(await hello(23), 'hello 23'));
