@@ -76,7 +76,7 @@ export class Runtime {
       injector: this.injector,
       log: this.log,
     });
-    this.tracer = new Tracer(this.engine);
+    this.tracer = new Tracer(this.engine, cfg.workers > 1 ? 'owner' : undefined);
     this.debugLog = new DebugLog(this.log, this.engine);
     try {
       this.checkPrivateDirs(cfg);
@@ -232,9 +232,8 @@ export class Runtime {
       case 'stats': return this.pool ? this.statsOfWorkers(!!req.args?.all) : this.stats(!!req.args?.all);
       case 'reload': return this.reload('control');
       case 'trace':
-        // The tracer sits in this thread's engine; with workers it would see only forwarded NAT packets.
-        if (this.pool) throw new Error('sluice trace needs workers: 1 (with worker threads each thread has its own engine; not traced yet)');
-        return serveTrace(this.engine, this.tracer, this.interfaces!, req.args ?? {});
+        // With workers each worker traces its own batches; this thread (the NAT owner) the packets they forward.
+        return serveTrace(this.engine, this.tracer, this.interfaces!, req.args ?? {}, this.pool ?? undefined);
       case 'ha': {
         if (!this.ha) throw new Error('HA is not configured (no ha: section in the config)');
         const op = req.name ?? 'status';
@@ -280,6 +279,7 @@ export class Runtime {
       config: this.file,
       queues: m.queues,
       held: m.held,
+      traces: this.tracer.subscribers,
       stages: m.stages,
       counters: all ? m.counters : m.counters.filter((c) => c.value !== 0),
     };

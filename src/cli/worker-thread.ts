@@ -22,6 +22,8 @@ import { NatWorkerStage } from '../nat/remote';
 import type { SharedNatMemory } from '../nat/shared';
 import { createLogger, type Logger } from '../obs/log';
 import { buildStages, buildStagesSliced, type CompiledImages } from './pipeline';
+import type { TraceRecord } from '../engine/trace';
+import { WorkerTraces, type TraceStart } from './trace-workers';
 
 export interface WorkerInit {
   index: number;
@@ -47,14 +49,17 @@ export type ToWorker =
   | { t: 'replies'; rs: OwnerReply[] }
   | { t: 'stats'; id: number }
   | { t: 'reload'; id: number; cfg: Config; nat: SharedNatMemory | null; images: CompiledImages }
-  | { t: 'stop'; id: number };
+  | { t: 'stop'; id: number }
+  | { t: 'trace'; id: number; trace: TraceStart }
+  | { t: 'untrace'; sub: number };
 
 export type FromWorker =
   | { t: 'ready'; queues: number[] }
   | { t: 'fwd'; ps: ForwardedPacket[] }
   | { t: 'stats'; id: number; data: WorkerStats }
   | { t: 'done'; id: number; error?: string }
-  | { t: 'fatal'; error: string };
+  | { t: 'fatal'; error: string }
+  | { t: 'traced'; sub: number; recs: TraceRecord[] };
 
 /** The config a worker builds its own stages from: everything but the NAT (NatWorkerStage stands in). */
 function withoutNat(cfg: Config): Config {
@@ -69,6 +74,8 @@ export class WorkerCore {
   private natStage: NatWorkerStage | null = null;
   private natMem: SharedNatMemory | null;
   private outbox: ForwardedPacket[] = [];
+  /** `sluice trace` clients (trace-workers.ts). */
+  readonly traces: WorkerTraces;
 
   constructor(private readonly init: WorkerInit, private readonly binding: NativeBinding, readonly log: Logger,
     private readonly post: (m: FromWorker) => void, interfaces: Interfaces, injector?: Injector) {
@@ -79,6 +86,7 @@ export class WorkerCore {
       held: { max: cfg.held.max, timeoutMs: cfg.held.timeout_ms, defaultVerdict: cfg.held.default_verdict },
       interfaces, injector, log,
     });
+    this.traces = new WorkerTraces(this.engine, interfaces, init.index, (sub, recs) => post({ t: 'traced', sub, recs }));
     this.install(buildStages(withoutNat(cfg), { log, stateDir: init.stateDir, images: init.images }, { cfg: withoutNat(cfg), stages: this.stagesByArea }));
   }
 
@@ -158,6 +166,7 @@ export class WorkerCore {
   }
 
   async close(): Promise<void> {
+    this.traces.stopAll();
     await this.engine.close();
     for (const q of this.queues) q.close();
   }
@@ -194,6 +203,10 @@ async function main(port: MessagePort, init: WorkerInit): Promise<void> {
       case 'reload':
         core.reload(m.cfg, m.nat, m.images).then(() => post({ t: 'done', id: m.id }), (e: Error) => post({ t: 'done', id: m.id, error: e.message }));
         break;
+      case 'trace':
+        try { core.traces.start(m.trace); post({ t: 'done', id: m.id }); } catch (e) { post({ t: 'done', id: m.id, error: (e as Error).message }); }
+        break;
+      case 'untrace': core.traces.stop(m.sub); break;
       case 'stop':
         core.close().finally(() => {
           injector?.close();
