@@ -44,7 +44,7 @@ test('trace, tap and sa --events catch real packets and SAs on NFQUEUE; sa filte
   const clients = await runClients(tp, 10, () => []);
   const sv = await serverResult(server);
   t.diagnostic(`client: ${JSON.stringify(clients[0])} server: ${JSON.stringify(sv)}`);
-  assert.deepEqual(clients.map((c) => c.good), [10, 10, 10], 'the clients got their ESP replies through sluice');
+  assert.equal(clients[0]!.good, 10, 'the client got its ESP replies through sluice');
 
   // trace: exactly 4 lines, then it ends by itself.
   assert.equal(await Promise.race([trace.exited, sleep(15000).then(() => 'timeout')]), 0, `trace exited by itself:\n${trace.output}`);
@@ -127,7 +127,7 @@ test('trace and tap with workers: 2 over --queue-balance: every worker traces it
   const server = startServer(tp, 6);
   const clients = await runClients(tp, 10, () => []);
   await serverResult(server);
-  assert.equal(clients[0]!.good, 10, 'the client got its ESP replies through sluice');
+  assert.deepEqual(clients.map((c) => c.good), [10, 10, 10], 'the clients got their ESP replies through sluice');
 
   assert.equal(await Promise.race([trace.exited, sleep(15000).then(() => 'timeout')]), 0, `trace exited by itself:\n${trace.output}`);
   const lines = trace.stdout.trim().split('\n');
