@@ -8,17 +8,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { configSchema } from '../config/schema';
 import { Engine } from '../engine/engine';
-import { ForwardedSource } from '../engine/forward';
 import { HOOK_POSTROUTING, HOOK_PREROUTING } from '../engine/stage';
 import { Tracer, type TraceSubscriber } from '../engine/trace';
-import { FakeBinding } from '../io/fake';
 import { Interfaces } from '../io/interfaces';
 import { NatStage } from '../nat/stage';
 import { createLogger } from '../obs/log';
 import { formatTraceLine, type TraceLineJson } from '../obs/trace-format';
 import { serveTrace } from './trace-serve';
 import type { TraceFanout } from './trace-workers';
-import { WorkerCore, type FromWorker } from './worker-thread';
+import { fakeWorkers } from '../../test/kit/workers';
 import { ip, ike, esp, udpPacket, IKE_SA_INIT } from '../../test/kit/nat';
 
 const PUB = ip('203.0.113.1');
@@ -42,27 +40,13 @@ function setup() {
   const ownerTracer = new Tracer(owner, 'owner');
   const sinks = new Map<number, TraceSubscriber>();
   let posted = 0;
-  const cores: WorkerCore[] = [];
-  const fakes: FakeBinding[] = [];
-  for (let index = 0; index < 2; index++) {
-    const fake = new FakeBinding();
-    let source!: ForwardedSource;
-    // The thread boundary: an event-loop hop and a structured clone each way.
-    const post = (m: FromWorker): void => {
-      if (m.t === 'fwd') setTimeout(() => { for (const p of m.ps) source.receive(p); }, 1);
-      if (m.t === 'traced') {
-        posted += m.recs.length;
-        const c = structuredClone(m);
-        setTimeout(() => { const s = sinks.get(c.sub); if (s) for (const r of c.recs) s.push(r); }, 1);
-      }
-    };
-    const core = new WorkerCore({ index, cfg, nat: nat.state.sharedMemory(), stateDir: '/nonexistent' }, fake, log, post, interfaces);
-    source = new ForwardedSource(owner, (r) => setTimeout(() => core.replies([r]), 1));
-    source.addQueue(5 + index, { defaultVerdict: 'accept', onInvalid: 'drop' });
-    core.openQueues();
-    cores.push(core);
-    fakes.push(fake);
-  }
+  // The thread boundary for records: an event-loop hop and a structured clone.
+  const { cores, fakes } = fakeWorkers(2, cfg, owner, nat, log, interfaces, (m) => {
+    if (m.t !== 'traced') return;
+    posted += m.recs.length;
+    const c = structuredClone(m);
+    setTimeout(() => { const s = sinks.get(c.sub); if (s) for (const r of c.recs) s.push(r); }, 1);
+  });
   let next = 1;
   const fanout: TraceFanout = {
     async trace(sub, filter) {
