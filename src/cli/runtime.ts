@@ -97,7 +97,8 @@ export class Runtime {
         source = this.engine.addSource(queue, q.num, { defaultVerdict: q.default_verdict, onInvalid: q.on_invalid });
         this.queues.push(queue);
       }
-      cfg.tun.forEach((t, i) => {
+      // With workers every worker opens its own queue of each TUN device (worker-thread.ts).
+      if (cfg.workers <= 1) cfg.tun.forEach((t, i) => {
         let source = -1;
         const tun = Tun.open({ name: t.name, batchSize: t.batch }, (batch) => this.engine.handleBatch(source, batch));
         source = this.engine.addSource(tun, t.source_id ?? 65536 + i,
@@ -273,11 +274,12 @@ export class Runtime {
 
   /** stats() over the worker threads and this (NAT owner) thread (merge-stats.ts). */
   private async statsOfWorkers(all: boolean): Promise<StatsReply> {
-    const m = this.merged(await this.pool!.stats());
+    const workers = await this.pool!.stats();
+    const m = this.merged(workers);
     return {
       uptimeSeconds: (Date.now() - this.started) / 1000,
       config: this.file,
-      queues: m.queues,
+      queues: [...m.queues, ...workers.flatMap((w) => w.tuns.map((t) => ({ worker: w.index, ...t })))],
       held: m.held,
       traces: this.tracer.subscribers,
       stages: m.stages,
@@ -345,7 +347,7 @@ export class Runtime {
       decisions: m.decisions,
       ruleHits,
       queues: m.queues.map(({ queue, worker: _w, ...q }) => ({ queue: queue as number, stats: numbers(q) })),
-      tuns: [],
+      tuns: this.pool!.latest.flatMap((w) => w.tuns.map((t) => ({ tun: `${t.tun}#${w.index}`, stats: numbers(t) }))),
       held: m.held,
       levels,
       stageGauges: this.engine.pipeline.flatMap((s) => s.gauges?.() ?? []),

@@ -1,6 +1,6 @@
 /**
  * One worker thread of `workers: N` (N > 1). It opens its share of the queues (queue q + its index
- * for every configured queue q), runs the whole pipeline on its own batches with its own compiled
+ * for every configured queue q, and one queue of every multi-queue TUN device), runs the whole pipeline on its own batches with its own compiled
  * policy/steer/DHCP stages, and a NatWorkerStage over the owner's shared SA table in place of the NAT
  * (src/nat/remote.ts). Packets the NAT fast path cannot decide go to the main thread (the NAT owner)
  * and come back as OwnerReply messages. Counters and stage stats are sent to the main thread on
@@ -18,6 +18,7 @@ import { loadBinding, type NativeBinding } from '../io/binding';
 import { Injector } from '../io/inject';
 import { Interfaces } from '../io/interfaces';
 import { NfQueue } from '../io/nfqueue';
+import { Tun } from '../io/tun';
 import { NatWorkerStage } from '../nat/remote';
 import type { SharedNatMemory } from '../nat/shared';
 import { createLogger, type Logger } from '../obs/log';
@@ -39,6 +40,8 @@ export interface WorkerInit {
 export interface WorkerStats {
   index: number;
   queues: ({ queue: number } & Record<string, unknown>)[];
+  /** This worker's queue of each TUN device. */
+  tuns: ({ tun: string } & Record<string, unknown>)[];
   held: number;
   stages: Record<string, { decisions: Record<string, number>; state?: Record<string, unknown> }>;
   counters: { name: string; help: string; drop: boolean; value: number }[];
@@ -69,6 +72,7 @@ function withoutNat(cfg: Config): Config {
 export class WorkerCore {
   readonly engine: Engine;
   readonly queues: NfQueue[] = [];
+  readonly tuns: Tun[] = [];
   private stagesByArea = new Map<string, Stage>();
   private cfg: Config;
   private natStage: NatWorkerStage | null = null;
@@ -103,6 +107,13 @@ export class WorkerCore {
       source = this.engine.addSource(queue, num, { defaultVerdict: q.default_verdict, onInvalid: q.on_invalid });
       this.queues.push(queue);
     }
+    // One queue of each TUN device per worker (IFF_MULTI_QUEUE): the kernel spreads flows over them.
+    this.cfg.tun.forEach((t, i) => {
+      let source = -1;
+      const tun = Tun.open({ name: t.name, batchSize: t.batch, multiQueue: true }, (batch) => this.engine.handleBatch(source, batch), this.binding);
+      source = this.engine.addSource(tun, t.source_id ?? 65536 + i, { defaultVerdict: t.default_verdict, onInvalid: t.on_invalid, releaseNeedsPayload: true });
+      this.tuns.push(tun);
+    });
     return this.queues.map((q) => q.queue);
   }
 
@@ -158,6 +169,7 @@ export class WorkerCore {
     return {
       index: this.init.index,
       queues: this.queues.map((q) => ({ queue: q.queue, ...q.stats() })),
+      tuns: this.tuns.map((t) => ({ tun: t.name, ...t.stats() })),
       held: this.engine.held.size,
       stages,
       counters: this.engine.counters.snapshot(true),
@@ -169,6 +181,7 @@ export class WorkerCore {
     this.traces.stopAll();
     await this.engine.close();
     for (const q of this.queues) q.close();
+    for (const t of this.tuns) t.close();
   }
 }
 
@@ -189,7 +202,9 @@ async function main(port: MessagePort, init: WorkerInit): Promise<void> {
     }
     injector = new Injector();
     core = new WorkerCore(init, binding, log, post, interfaces, injector);
-    post({ t: 'ready', queues: core.openQueues() });
+    const queues = core.openQueues();
+    if (core.tuns.length > 0) interfaces.refresh(); // the TUN device the first worker created
+    post({ t: 'ready', queues });
   } catch (e) {
     post({ t: 'fatal', error: (e as Error).message });
     interfaces.stopTracking();

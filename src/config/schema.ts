@@ -38,11 +38,6 @@ export const configSchema = z.object({
         used.set(n, i);
       }
     });
-    // The runtime reads TUN devices in the main thread, whose pipeline under workers is the NAT alone:
-    // a TUN packet would skip policy, steer and DHCP. One TUN queue per worker (IFF_MULTI_QUEUE) is not built.
-    if (c.tun.length > 0) {
-      ctx.addIssue({ code: 'custom', path: ['workers'], message: `tun sources need workers: 1 (with workers: ${c.workers} policy, steer and DHCP run only in the worker threads, which read queues; a TUN device is read by the main thread, so its packets would skip them — multi-queue TUN, one queue per worker, is not implemented)` });
-    }
   } else if (c.queue_cpu_fanout) {
     ctx.addIssue({ code: 'custom', path: ['queue_cpu_fanout'], message: 'queue_cpu_fanout needs workers > 1 (it spreads a queue range over CPUs)' });
   }
