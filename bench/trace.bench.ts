@@ -37,7 +37,7 @@ function arm(mod: EngineModule, ifs: typeof Interfaces, trace: 'none' | 'miss' |
   if (trace === 'none') return () => e.handleBatch(src, b);
   const tracer = new Tracer(e);
   const sub = tracer.subscribe(trace === 'miss' ? compileFilter('proto=esp', Interfaces.fromList([])).filter : null, { max: 1 << 16 });
-  return () => { e.handleBatch(src, b); sub.records.length = 0; };
+  return () => { e.handleBatch(src, b); sub.take(BATCH); };
 }
 
 const arms: [string, () => void][] = [

@@ -37,6 +37,8 @@ class Tun : public BatchSource<Tun> {
     if (!ReadCommon(info, "Tun(options, onBatch)")) return;
     Napi::Object o = info[0].As<Napi::Object>();
     std::string name = o.Get("name").IsString() ? o.Get("name").As<Napi::String>().Utf8Value() : "";
+    // workers: N opens one queue of the device per worker thread; the kernel picks the queue by flow hash.
+    const bool multiQueue = o.Get("multiQueue").ToBoolean().Value();
     maxPacket_ = std::clamp<uint32_t>(static_cast<uint32_t>(NumOpt(o, "maxPacket", 65535)), 576, 65535);
     if (name.size() >= IFNAMSIZ) {
       Napi::Error::New(env, "TUN: interface name too long: " + name).ThrowAsJavaScriptException();
@@ -51,7 +53,7 @@ class Tun : public BatchSource<Tun> {
     }
     // Creates the device, or attaches to an existing persistent one of the same name.
     ifreq ifr{};
-    ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (multiQueue ? IFF_MULTI_QUEUE : 0);
     memcpy(ifr.ifr_name, name.data(), name.size());
     if (ioctl(fd_, TUNSETIFF, &ifr) < 0) {
       int e = errno;
@@ -59,6 +61,7 @@ class Tun : public BatchSource<Tun> {
       fd_ = -1;
       ErrnoError(env, e == EPERM ? "TUN " + name + ": needs CAP_NET_ADMIN (run as root)"
                      : e == EBUSY ? "TUN " + name + ": device is in use by another process"
+                     : e == EINVAL && multiQueue ? "TUN " + name + ": cannot open a queue of it (a persistent device made without multi_queue, or the kernel's queue limit): remove it, or create it with `ip tuntap add " + name + " mode tun multi_queue`"
                                   : "TUN " + name + ": TUNSETIFF", e).ThrowAsJavaScriptException();
       return;
     }

@@ -77,7 +77,7 @@ export class Runtime {
       injector: this.injector,
       log: this.log,
     });
-    this.tracer = new Tracer(this.engine);
+    this.tracer = new Tracer(this.engine, cfg.workers > 1 ? 'owner' : undefined);
     this.debugLog = new DebugLog(this.log, this.engine);
     try {
       this.checkPrivateDirs(cfg);
@@ -98,7 +98,8 @@ export class Runtime {
         source = this.engine.addSource(queue, q.num, { defaultVerdict: q.default_verdict, onInvalid: q.on_invalid });
         this.queues.push(queue);
       }
-      cfg.tun.forEach((t, i) => {
+      // With workers every worker opens its own queue of each TUN device (worker-thread.ts).
+      if (cfg.workers <= 1) cfg.tun.forEach((t, i) => {
         let source = -1;
         const tun = Tun.open({ name: t.name, batchSize: t.batch }, (batch) => this.engine.handleBatch(source, batch));
         source = this.engine.addSource(tun, t.source_id ?? 65536 + i,
@@ -233,9 +234,8 @@ export class Runtime {
       case 'stats': return this.pool ? this.statsOfWorkers(!!req.args?.all) : this.stats(!!req.args?.all);
       case 'reload': return this.reload('control');
       case 'trace':
-        // The tracer sits in this thread's engine; with workers it would see only forwarded NAT packets.
-        if (this.pool) throw new Error('sluice trace needs workers: 1 (with worker threads each thread has its own engine; not traced yet)');
-        return serveTrace(this.engine, this.tracer, this.interfaces!, req.args ?? {});
+        // With workers each worker traces its own batches; this thread (the NAT owner) the packets they forward.
+        return serveTrace(this.engine, this.tracer, this.interfaces!, req.args ?? {}, this.pool ?? undefined);
       case 'ha': {
         if (!this.ha) throw new Error('HA is not configured (no ha: section in the config)');
         const op = req.name ?? 'status';
@@ -275,12 +275,14 @@ export class Runtime {
 
   /** stats() over the worker threads and this (NAT owner) thread (merge-stats.ts). */
   private async statsOfWorkers(all: boolean): Promise<StatsReply> {
-    const m = this.merged(await this.pool!.stats());
+    const workers = await this.pool!.stats();
+    const m = this.merged(workers);
     return {
       uptimeSeconds: (Date.now() - this.started) / 1000,
       config: this.file,
-      queues: m.queues,
+      queues: [...m.queues, ...workers.flatMap((w) => w.tuns.map((t) => ({ worker: w.index, ...t })))],
       held: m.held,
+      traces: this.tracer.subscribers,
       stages: m.stages,
       counters: all ? m.counters : m.counters.filter((c) => c.value !== 0),
     };
@@ -346,7 +348,7 @@ export class Runtime {
       decisions: m.decisions,
       ruleHits,
       queues: m.queues.map(({ queue, worker: _w, ...q }) => ({ queue: queue as number, stats: numbers(q) })),
-      tuns: [],
+      tuns: this.pool!.latest.flatMap((w) => w.tuns.map((t) => ({ tun: `${t.tun}#${w.index}`, stats: numbers(t) }))),
       held: m.held,
       levels,
       stageGauges: this.engine.pipeline.flatMap((s) => s.gauges?.() ?? []),

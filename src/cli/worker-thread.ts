@@ -1,6 +1,6 @@
 /**
  * One worker thread of `workers: N` (N > 1). It opens its share of the queues (queue q + its index
- * for every configured queue q), runs the whole pipeline on its own batches with its own compiled
+ * for every configured queue q, and one queue of every multi-queue TUN device), runs the whole pipeline on its own batches with its own compiled
  * policy/steer/DHCP stages, and a NatWorkerStage over the owner's shared SA table in place of the NAT
  * (src/nat/remote.ts). Packets the NAT fast path cannot decide go to the main thread (the NAT owner)
  * and come back as OwnerReply messages. Counters and stage stats are sent to the main thread on
@@ -18,10 +18,13 @@ import { loadBinding, type NativeBinding } from '../io/binding';
 import { Injector } from '../io/inject';
 import { Interfaces } from '../io/interfaces';
 import { NfQueue } from '../io/nfqueue';
+import { Tun } from '../io/tun';
 import { NatWorkerStage } from '../nat/remote';
 import type { SharedNatMemory } from '../nat/shared';
 import { createLogger, type Logger } from '../obs/log';
 import { buildStages, buildStagesSliced, type CompiledImages } from './pipeline';
+import type { TraceRecord } from '../engine/trace';
+import { WorkerTraces, type TraceStart } from './trace-workers';
 
 export interface WorkerInit {
   index: number;
@@ -37,6 +40,8 @@ export interface WorkerInit {
 export interface WorkerStats {
   index: number;
   queues: ({ queue: number } & Record<string, unknown>)[];
+  /** This worker's queue of each TUN device. */
+  tuns: ({ tun: string } & Record<string, unknown>)[];
   held: number;
   stages: Record<string, { decisions: Record<string, number>; state?: Record<string, unknown> }>;
   counters: { name: string; help: string; drop: boolean; value: number }[];
@@ -47,14 +52,17 @@ export type ToWorker =
   | { t: 'replies'; rs: OwnerReply[] }
   | { t: 'stats'; id: number }
   | { t: 'reload'; id: number; cfg: Config; nat: SharedNatMemory | null; images: CompiledImages }
-  | { t: 'stop'; id: number };
+  | { t: 'stop'; id: number }
+  | { t: 'trace'; id: number; trace: TraceStart }
+  | { t: 'untrace'; sub: number };
 
 export type FromWorker =
   | { t: 'ready'; queues: number[] }
   | { t: 'fwd'; ps: ForwardedPacket[] }
   | { t: 'stats'; id: number; data: WorkerStats }
   | { t: 'done'; id: number; error?: string }
-  | { t: 'fatal'; error: string };
+  | { t: 'fatal'; error: string }
+  | { t: 'traced'; sub: number; recs: TraceRecord[] };
 
 /** The config a worker builds its own stages from: everything but the NAT (NatWorkerStage stands in). */
 function withoutNat(cfg: Config): Config {
@@ -64,11 +72,14 @@ function withoutNat(cfg: Config): Config {
 export class WorkerCore {
   readonly engine: Engine;
   readonly queues: NfQueue[] = [];
+  readonly tuns: Tun[] = [];
   private stagesByArea = new Map<string, Stage>();
   private cfg: Config;
   private natStage: NatWorkerStage | null = null;
   private natMem: SharedNatMemory | null;
   private outbox: ForwardedPacket[] = [];
+  /** `sluice trace` clients (trace-workers.ts). */
+  readonly traces: WorkerTraces;
 
   constructor(private readonly init: WorkerInit, private readonly binding: NativeBinding, readonly log: Logger,
     private readonly post: (m: FromWorker) => void, interfaces: Interfaces, injector?: Injector) {
@@ -79,6 +90,7 @@ export class WorkerCore {
       held: { max: cfg.held.max, timeoutMs: cfg.held.timeout_ms, defaultVerdict: cfg.held.default_verdict },
       interfaces, injector, log,
     });
+    this.traces = new WorkerTraces(this.engine, interfaces, init.index, (sub, recs) => post({ t: 'traced', sub, recs }));
     this.install(buildStages(withoutNat(cfg), { log, stateDir: init.stateDir, images: init.images }, { cfg: withoutNat(cfg), stages: this.stagesByArea }));
   }
 
@@ -95,6 +107,13 @@ export class WorkerCore {
       source = this.engine.addSource(queue, num, { defaultVerdict: q.default_verdict, onInvalid: q.on_invalid });
       this.queues.push(queue);
     }
+    // One queue of each TUN device per worker (IFF_MULTI_QUEUE): the kernel spreads flows over them.
+    this.cfg.tun.forEach((t, i) => {
+      let source = -1;
+      const tun = Tun.open({ name: t.name, batchSize: t.batch, multiQueue: true }, (batch) => this.engine.handleBatch(source, batch), this.binding);
+      source = this.engine.addSource(tun, t.source_id ?? 65536 + i, { defaultVerdict: t.default_verdict, onInvalid: t.on_invalid, releaseNeedsPayload: true });
+      this.tuns.push(tun);
+    });
     return this.queues.map((q) => q.queue);
   }
 
@@ -150,6 +169,7 @@ export class WorkerCore {
     return {
       index: this.init.index,
       queues: this.queues.map((q) => ({ queue: q.queue, ...q.stats() })),
+      tuns: this.tuns.map((t) => ({ tun: t.name, ...t.stats() })),
       held: this.engine.held.size,
       stages,
       counters: this.engine.counters.snapshot(true),
@@ -158,8 +178,10 @@ export class WorkerCore {
   }
 
   async close(): Promise<void> {
+    this.traces.stopAll();
     await this.engine.close();
     for (const q of this.queues) q.close();
+    for (const t of this.tuns) t.close();
   }
 }
 
@@ -180,7 +202,9 @@ async function main(port: MessagePort, init: WorkerInit): Promise<void> {
     }
     injector = new Injector();
     core = new WorkerCore(init, binding, log, post, interfaces, injector);
-    post({ t: 'ready', queues: core.openQueues() });
+    const queues = core.openQueues();
+    if (core.tuns.length > 0) interfaces.refresh(); // the TUN device the first worker created
+    post({ t: 'ready', queues });
   } catch (e) {
     post({ t: 'fatal', error: (e as Error).message });
     interfaces.stopTracking();
@@ -194,6 +218,10 @@ async function main(port: MessagePort, init: WorkerInit): Promise<void> {
       case 'reload':
         core.reload(m.cfg, m.nat, m.images).then(() => post({ t: 'done', id: m.id }), (e: Error) => post({ t: 'done', id: m.id, error: e.message }));
         break;
+      case 'trace':
+        try { core.traces.start(m.trace); post({ t: 'done', id: m.id }); } catch (e) { post({ t: 'done', id: m.id, error: (e as Error).message }); }
+        break;
+      case 'untrace': core.traces.stop(m.sub); break;
       case 'stop':
         core.close().finally(() => {
           injector?.close();

@@ -10,6 +10,8 @@ import type { Config } from '../config/schema';
 import type { Engine } from '../engine/engine';
 import { ForwardedSource, type OwnerReply } from '../engine/forward';
 import type { SharedNatMemory } from '../nat/shared';
+import type { TraceSubscriber } from '../engine/trace';
+import type { TraceFanout } from './trace-workers';
 import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from './worker-thread';
 import { compileImages, type CompiledImages } from './pipeline';
 
@@ -27,13 +29,16 @@ interface Slot {
   exited: boolean;
 }
 
-export class WorkerPool {
+export class WorkerPool implements TraceFanout {
   private readonly slots: Slot[] = [];
   private nextId = 1;
   private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private stopping = false;
   private started = false;
   private refresh: NodeJS.Timeout | null = null;
+  /** `sluice trace` clients by number: the workers' records go to their subscriber (trace-workers.ts). */
+  private readonly traces = new Map<number, TraceSubscriber>();
+  private nextTrace = 1;
   /** The last stats of each worker (metrics). */
   latest: WorkerStats[] = [];
   /** What the workers run of the current config, compiled once here (the steer classifier). */
@@ -98,6 +103,7 @@ export class WorkerPool {
     switch (m.t) {
       case 'fwd': for (const p of m.ps) slot.source.receive(p); break;
       case 'stats': this.settle(m.id, m.data); break;
+      case 'traced': { const sub = this.traces.get(m.sub); if (sub) for (const r of m.recs) sub.push(r); break; }
       case 'done': if (m.error) this.fail(m.id, new Error(`worker ${slot.index}: ${m.error}`)); else this.settle(m.id, null); break;
       default: break;
     }
@@ -148,6 +154,24 @@ export class WorkerPool {
 
   stats(): Promise<WorkerStats[]> {
     return Promise.all(this.slots.filter((s) => !s.exited).map((s) => this.request<WorkerStats>(s, (id) => ({ t: 'stats', id }))));
+  }
+
+  /** Every worker traces into sub (its filter compiled there); the returned function stops them all. */
+  async trace(sub: TraceSubscriber, filter: string): Promise<() => void> {
+    const id = this.nextTrace++;
+    this.traces.set(id, sub);
+    const stop = (): void => {
+      this.traces.delete(id);
+      for (const s of this.slots) if (!s.exited) this.send(s, { t: 'untrace', sub: id });
+    };
+    const trace = { sub: id, filter, max: sub.max, count: sub.count, state: sub.state };
+    try {
+      await Promise.all(this.slots.filter((s) => !s.exited).map((s) => this.request<void>(s, (rid) => ({ t: 'trace', id: rid, trace }))));
+    } catch (e) {
+      stop();
+      throw e;
+    }
+    return stop;
   }
 
   /** Every worker rebuilds its stages from cfg (unchanged sections keep theirs); nat: the owner's shared NAT now. */

@@ -48,6 +48,10 @@ test('duplicate YAML keys are refused', () => {
   assert.match(problems('held:\n  max: 1\n  max: 2\n')[0]!, /YAML: .*[Uu]nique|Map keys must be unique/);
 });
 
+test('tun sources with workers > 1 are accepted (each worker opens one queue of the device)', () => {
+  assert.doesNotThrow(() => parseConfigText('workers: 2\nqueues:\n  - num: 5\ntun:\n  - name: tun7\n', 'c.yaml'));
+});
+
 test('range checks report the limit', () => {
   assert.match(problems('queues:\n  - num: 70000\n')[0]!, /queues\[0\]\.num: .*65535/);
 });

@@ -38,7 +38,6 @@ export const configSchema = z.object({
         used.set(n, i);
       }
     });
-    if (c.tun.length > 0) ctx.addIssue({ code: 'custom', path: ['workers'], message: 'tun sources run with workers: 1 only (a TUN device is read by one thread)' });
   } else if (c.queue_cpu_fanout) {
     ctx.addIssue({ code: 'custom', path: ['queue_cpu_fanout'], message: 'queue_cpu_fanout needs workers > 1 (it spreads a queue range over CPUs)' });
   }

@@ -9,7 +9,8 @@
  * the context and decision objects are shared.
  * Failure (stage.ts StageFailure): a stage that throws fails its packet open or closed as it
  * declares; a held packet's timeout, shutdown and removal by a reload give it its holding stage's
- * timeout verdict; a reload never hands a held packet to a different stage.
+ * timeout verdict; a reload never hands a held packet to a different stage (held-verdicts.ts ends
+ * every hold; stage-books.ts keeps the per-stage counts, error log and tick schedule).
  * Truncated packets (copy_range, GSO): the stages decide on the bytes present; a rewrite cannot be
  * sent back (the kernel would cut the packet to the bytes returned), so a rewritten truncated
  * packet is dropped (`engine.truncated_rewrite`).
@@ -21,13 +22,12 @@ import {
 } from '../io/batch-layout';
 import type { Interfaces } from '../io/interfaces';
 import { Classified, classify } from '../packet/classify';
-import { describePacket } from '../packet/describe';
 import { PARSE_ERROR_NAMES } from '../packet/errors';
-import { PROTO_TCP, PROTO_UDP } from '../packet/ipv4';
-import { TcpPacket } from '../packet/tcp';
-import { UdpPacket } from '../packet/udp';
+import { L4ChecksumCompleter } from '../packet/complete-checksum';
 import { Counters } from './counters';
 import { HeldPackets, type HeldPacket } from './held';
+import { HeldVerdicts } from './held-verdicts';
+import { StageBooks } from './stage-books';
 import { Decision, Verdict, type PacketContext, type Stage, type StageServices } from './stage';
 
 /** What the engine needs from a packet source to finish a held packet. */
@@ -82,13 +82,10 @@ export class Engine {
   private loopStages: readonly Stage[] = [];
   /** Set while someone traces; when null it costs one check per batch (bench/RESULTS.md). */
   tracer: BatchTracer | null = null;
-  /** Each stage's tick period (its tickMs, else opts.tickMs) and when it last ticked. */
-  private tickPeriods: number[] = [];
-  private lastTicks: number[] = [];
+  /** Per-stage decision counts, error counters and tick schedule (stage-books.ts); the loop uses its arrays directly. */
+  private readonly books: StageBooks;
   private stageDecisions = new Float64Array(0);
-  /** Per stage: counter id of engine.stage_error.<name>, and the log rate limit state. */
   private stageErrorIds = new Int32Array(0);
-  private stageErrorLog: { at: number; suppressed: number }[] = [];
   /** Handle of a hold taken by the stage now in process() (-1: none), undone if the stage throws. */
   private holdInCall = -1;
   /** The packet's length on the wire (> ctx.length when the source truncated it). */
@@ -99,7 +96,8 @@ export class Engine {
   private readonly d = new Decision();
   private nowMs = Date.now();
   private busy = false;
-  private readonly pendingReleases: { handle: number; verdict: number }[] = [];
+  /** Releases, timeouts, orphans and shutdown of held packets (held-verdicts.ts). */
+  private readonly heldVerdicts: HeldVerdicts;
   /** The packet process() is looking at, for hold(): source index and meta base, or the held packet. */
   private curSource = -1;
   private curBase = 0;
@@ -142,6 +140,14 @@ export class Engine {
     };
     this.invalidIds = PARSE_ERROR_NAMES.map((n) => r(`invalid.${n}`, `packets the packet layer rejected: ${n}`, true));
     this.services = this.makeServices();
+    const c = this.c;
+    this.books = new StageBooks(this.counters, { ids: { stageErrors: c.stageErrors, tickErrors: c.tickErrors }, tickMs: opts.tickMs, log: opts.log });
+    this.heldVerdicts = new HeldVerdicts(this.held, this.counters, this.sources, {
+      defaultVerdict: opts.held.defaultVerdict, log: opts.log,
+      ids: { released: c.released, heldExpired: c.heldExpired, heldOrphaned: c.heldOrphaned, tickErrors: c.tickErrors },
+      count: (verdict) => this.count(verdict),
+      rerun: (p) => this.rerun(p),
+    });
   }
 
   /** Adds a packet source; the returned index is what handleBatch() takes. */
@@ -165,24 +171,10 @@ export class Engine {
     this.stages = stages;
     this.loopStages = stages;
     this.batchStages = stages.filter((s) => s.batchStart !== undefined && s.batchEnd !== undefined);
-    this.tickPeriods = stages.map((st) => st.tickMs ?? this.opts.tickMs ?? 1000);
-    this.lastTicks = stages.map(() => 0);
-    this.stageDecisions = new Float64Array(stages.length * 5);
-    this.stageErrorIds = Int32Array.from(stages, (s) => this.counters.register(`engine.stage_error.${s.name}`,
-      `packets on which stage ${s.name} threw (fail-${s.failure}${s.failure === 'closed' ? ': dropped' : ': passed on'})`, s.failure === 'closed'));
-    this.stageErrorLog = stages.map(() => ({ at: -Infinity, suppressed: 0 }));
-    const orphans: HeldPacket[] = [];
-    for (const p of this.held.all()) {
-      const at = p.owner ? stages.indexOf(p.owner) : -1;
-      if (at >= 0) p.stage = at; else orphans.push(p);
-    }
-    for (const p of orphans) {
-      this.held.take(p.handle);
-      this.counters.add(this.c.heldOrphaned);
-      const verdict = this.timeoutVerdict(p);
-      if (verdict === V_DROP) this.counters.addDrop(this.c.heldOrphaned);
-      this.finishHeld(p, verdict, false);
-    }
+    this.books.setPipeline(stages);
+    this.stageDecisions = this.books.decisions;
+    this.stageErrorIds = this.books.errorIds;
+    this.heldVerdicts.setPipeline(stages);
     this.ensureTimer();
   }
 
@@ -238,7 +230,7 @@ export class Engine {
           flags |= OUT_SET_MARK;
         }
         if (d.rewritten) {
-          if (meta[base + M_SKB_FLAGS]! & SKB_CSUM_NOTREADY) this.completeL4Checksum();
+          if (meta[base + M_SKB_FLAGS]! & SKB_CSUM_NOTREADY) this.checksums.complete(this.info, ctx.bytes);
           meta[base + M_NEW_LENGTH] = ctx.length;
           flags |= OUT_REWRITTEN;
         }
@@ -275,7 +267,7 @@ export class Engine {
       try {
         stage.process(ctx, d);
       } catch (err) {
-        this.stageFailed(s, err);
+        this.books.failed(s, err, ctx.bytes, ctx.offset, ctx.length);
         if (this.holdInCall >= 0) this.held.take(this.holdInCall);
         if (stage.failure === 'open') {
           d.verdict = Verdict.CONTINUE;
@@ -318,48 +310,8 @@ export class Engine {
     }
   }
 
-  /**
-   * A packet with CHECKSUM_PARTIAL (locally generated or forwarded from a veth/virtio peer) carries
-   * only the pseudo-header sum in its TCP/UDP checksum field; the NIC was to finish it. A payload
-   * returned through NFQUEUE is marked CHECKSUM_NONE by the kernel, so an incremental update on
-   * such a field would go out wrong: compute the full checksum instead.
-   */
-  private completeL4Checksum(): void {
-    const i = this.info;
-    const ctx = this.ctx;
-    if (i.ipVersion !== 4 || i.isFragment || i.reason !== 0) return;
-    // Addresses from the bytes: a stage may have rewritten them after classification.
-    const b = ctx.bytes;
-    const a = i.l3Offset;
-    const src = ((b[a + 12]! << 24) | (b[a + 13]! << 16) | (b[a + 14]! << 8) | b[a + 15]!) >>> 0;
-    const dst = ((b[a + 16]! << 24) | (b[a + 17]! << 16) | (b[a + 18]! << 8) | b[a + 19]!) >>> 0;
-    if (i.proto === PROTO_UDP) this.udp.wrap(b, i.l4Offset, i.l4Length).fillChecksum4(src, dst);
-    else if (i.proto === PROTO_TCP) this.tcp.wrap(b, i.l4Offset, i.l4Length).fillChecksum4(src, dst);
-  }
-
-  private readonly udp = new UdpPacket(new Uint8Array(0), 0, 0);
-  private readonly tcp = new TcpPacket(new Uint8Array(0), 0, 0);
-
-  /** A stage threw: counted per stage, logged at most once a second per stage with the packet's summary. */
-  private stageFailed(s: number, err: unknown): void {
-    this.counters.add(this.c.stageErrors);
-    const stage = this.stages[s]!;
-    if (stage.failure === 'open') this.counters.add(this.stageErrorIds[s]!);
-    const lim = this.stageErrorLog[s]!;
-    const now = Date.now();
-    if (now - lim.at < 1000) { lim.suppressed++; return; }
-    let packet: unknown;
-    try { packet = describePacket(this.ctx.bytes, this.ctx.offset, this.ctx.length); } catch (e) { packet = { undecodable: String(e) }; }
-    this.opts.log?.error({ err, stage: stage.name, failure: stage.failure, suppressed: lim.suppressed, packet },
-      stage.failure === 'closed' ? 'stage threw: packet dropped (fails closed)' : 'stage threw: packet passed on (fails open)');
-    lim.at = now;
-    lim.suppressed = 0;
-  }
-
-  /** What a held packet gets when its hold ends without a release: its stage's timeout verdict. */
-  private timeoutVerdict(p: HeldPacket): number {
-    return p.owner?.failure === 'closed' ? V_DROP : toVerdict(this.opts.held.defaultVerdict);
-  }
+  /** A rewritten CHECKSUM_PARTIAL packet gets its TCP/UDP checksum computed in full (complete-checksum.ts). */
+  private readonly checksums = new L4ChecksumCompleter();
 
   private count(verdict: number): number {
     this.counters.add(verdict === V_ACCEPT ? this.c.accepted : this.c.dropped);
@@ -408,20 +360,12 @@ export class Engine {
   }
 
   private queueRelease(handle: number, verdict: number): void {
-    this.pendingReleases.push({ handle, verdict });
+    this.heldVerdicts.queue(handle, verdict);
     if (!this.busy) this.runPendingReleases();
   }
 
   private runPendingReleases(): void {
-    if (this.busy) return;
-    while (this.pendingReleases.length > 0) {
-      const { handle, verdict } = this.pendingReleases.shift()!;
-      const p = this.held.take(handle);
-      if (!p) continue; // already expired or released
-      this.counters.add(this.c.released);
-      if (verdict >= 0) this.finishHeld(p, verdict, false);
-      else this.rerun(p);
-    }
+    if (!this.busy) this.heldVerdicts.runPending();
   }
 
   /** Runs a held packet through the pipeline from its holding stage on and sends the verdict. */
@@ -448,53 +392,17 @@ export class Engine {
     this.busy = false;
     this.curHeld = null;
     if (verdict === V_HOLD) return;
-    if (this.d.rewritten && (p.skbFlags & SKB_CSUM_NOTREADY)) this.completeL4Checksum();
+    if (this.d.rewritten && (p.skbFlags & SKB_CSUM_NOTREADY)) this.checksums.complete(this.info, ctx.bytes);
     p.length = ctx.length;
     p.mark = ctx.mark;
     p.rewritten = p.rewritten || this.d.rewritten;
-    this.finishHeld(p, verdict, true);
-  }
-
-  private finishHeld(p: HeldPacket, verdict: number, counted: boolean): void {
-    if (!counted) this.count(verdict);
-    const mark = p.mark !== p.originalMark ? p.mark : -1;
-    const src = this.sources[p.source];
-    if (!src) return;
-    src.sink.release(p.id, verdict, mark, p.rewritten || src.needsPayload ? p.bytes.subarray(0, p.length) : null);
-  }
-
-  private expireHeld(now: number): void {
-    const expired = this.held.expired(now);
-    if (expired.length === 0) return;
-    for (const p of expired) {
-      this.counters.add(this.c.heldExpired);
-      const verdict = this.timeoutVerdict(p);
-      if (verdict === V_DROP) this.counters.addDrop(this.c.heldExpired);
-      this.finishHeld(p, verdict, false);
-      try {
-        this.stages[p.stage]?.onHoldExpired?.(p.handle);
-      } catch (err) {
-        this.counters.add(this.c.tickErrors);
-        this.opts.log?.error({ err, stage: this.stages[p.stage]?.name }, 'stage onHoldExpired threw');
-      }
-    }
+    this.heldVerdicts.finish(p, verdict, true);
   }
 
   private maybeTick(): void {
     const now = Date.now();
-    this.expireHeld(now);
-    for (let i = 0; i < this.stages.length; i++) {
-      if (now - this.lastTicks[i]! < this.tickPeriods[i]!) continue;
-      this.lastTicks[i] = now;
-      // Housekeeping must not take the packet path down: a throw is counted, logged, and the
-      // other stages still get their tick (this runs inside the addon's batch callback).
-      try {
-        this.stages[i]!.tick?.(now);
-      } catch (err) {
-        this.counters.add(this.c.tickErrors);
-        this.opts.log?.error({ err, stage: this.stages[i]!.name }, 'stage tick threw; packets keep flowing');
-      }
-    }
+    this.heldVerdicts.expire(now);
+    this.books.tick(now);
   }
 
   private ensureTimer(): void {
@@ -506,21 +414,14 @@ export class Engine {
 
   /** Per-stage decision counts for stats: [continue, accept, drop, hold, answered]. */
   stageCounts(): Record<string, Record<string, number>> {
-    const names = ['continue', 'accept', 'drop', 'hold', 'answered'];
-    const out: Record<string, Record<string, number>> = {};
-    this.stages.forEach((s, i) => {
-      const row: Record<string, number> = {};
-      names.forEach((n, v) => { row[n] = this.stageDecisions[i * 5 + v]!; });
-      out[s.name] = row;
-    });
-    return out;
+    return this.books.counts();
   }
 
   /** Decides everything still held (its stage's timeout verdict) and stops timers. Sources are closed by the caller. */
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    for (const p of this.held.drain()) this.finishHeld(p, this.timeoutVerdict(p), false);
+    this.heldVerdicts.drain();
     for (const s of this.stages) await s.close?.();
   }
 }

@@ -39,12 +39,16 @@ export interface TraceStep {
   markMask: number;
   rewritten: boolean;
   error?: string;
+  /** The drop reason's name, filled in by a worker thread before the record leaves it (its counter ids are its own). */
+  reasonName?: string;
 }
 
 /** One traced packet. */
 export interface TraceRecord {
   time: number;
   queue: number;
+  /** The thread that recorded it (workers: N): "w0", "w1", …, or "owner". */
+  thread?: string;
   hook: number;
   indev: number;
   outdev: number;
@@ -64,43 +68,69 @@ export interface TraceRecord {
 /** A packet filter: true when the subscriber wants the packet (see trace-filter.ts). */
 export type TraceFilter = (p: MatchInput) => boolean;
 
+/** Slots of a subscriber's shared state (TraceSubscriber.state). */
+const QUEUED = 0, TAKEN = 1, DROPPED = 2;
+
+/**
+ * A subscriber's bounds: packets queued for the client (taken for it and not yet handed over,
+ * wherever they are: a batch under way, this queue, on their way from a worker thread), packets
+ * taken against `count`, and packets it missed. In an Int32Array so that, with `workers: N`, every
+ * worker's subscriber and the main thread's share one (a SharedArrayBuffer, src/cli/trace-workers.ts):
+ * the client's bounds hold across all threads at once.
+ */
+export function traceState(shared = false): Int32Array {
+  return new Int32Array(shared ? new SharedArrayBuffer(12) : new ArrayBuffer(12));
+}
+
 export class TraceSubscriber {
   readonly records: TraceRecord[] = [];
-  /** Packets the filter wanted while the queue was full (not recorded). */
-  dropped = 0;
-  /** Records handed over so far (counts against `count`). */
-  taken = 0;
   private waiter: (() => void) | null = null;
-  /** Packets taken in the running batch, not pushed yet (they count against max). */
-  private reserved = 0;
 
-  constructor(readonly filter: TraceFilter | null, readonly max: number, readonly count: number) {}
+  /** count: packets to trace in all (Infinity: until stopped); state: traceState(). */
+  constructor(readonly filter: TraceFilter | null, readonly max: number, readonly count: number, readonly state: Int32Array = traceState()) {}
+
+  /** Packets the filter wanted while the queue was full (not recorded). */
+  get dropped(): number { return this.state[DROPPED]!; }
+  /** Records handed over so far and under way (counts against `count`). */
+  get taken(): number { return this.state[TAKEN]!; }
+  /** Packets taken and not yet handed to the client. */
+  get queued(): number { return this.state[QUEUED]!; }
 
   /** True once `count` packets were recorded: the subscriber takes no more. */
-  get complete(): boolean { return this.taken >= this.count; }
+  get complete(): boolean { return this.count !== Infinity && this.state[TAKEN]! >= this.count; }
+
+  /** Counts a packet this subscriber missed (a full queue, a filter that threw). */
+  miss(): void { Atomics.add(this.state, DROPPED, 1); }
 
   wants(p: MatchInput): boolean {
     if (this.complete) return false;
     if (this.filter !== null && !this.filter(p)) return false;
-    if (this.records.length + this.reserved >= this.max) { this.dropped++; return false; }
-    this.taken++;
-    this.reserved++;
+    const st = this.state;
+    if (Atomics.add(st, QUEUED, 1) >= this.max) { Atomics.sub(st, QUEUED, 1); this.miss(); return false; }
+    // Only a finite count is counted against (an unlimited trace never wraps the counter).
+    if (this.count !== Infinity && Atomics.add(st, TAKEN, 1) >= this.count) { Atomics.sub(st, TAKEN, 1); Atomics.sub(st, QUEUED, 1); return false; }
     return true;
   }
 
-  /** A packet taken in before() that will not arrive (a tracer fault): its place is given back, the loss counted. */
-  cancel(): void {
-    this.reserved--;
-    this.taken--;
-    this.dropped++;
+  /** A packet taken in before() that will not arrive (a tracer fault, a record a thread could not send): its place is given back, the loss counted. */
+  cancel(n = 1): void {
+    Atomics.sub(this.state, QUEUED, n);
+    if (this.count !== Infinity) Atomics.sub(this.state, TAKEN, n);
+    Atomics.add(this.state, DROPPED, n);
   }
 
   push(r: TraceRecord): void {
-    this.reserved--;
     this.records.push(r);
     const w = this.waiter;
     this.waiter = null;
     w?.();
+  }
+
+  /** Hands up to n records to the client: their places in the queue are free again. */
+  take(n: number): TraceRecord[] {
+    const out = this.records.splice(0, n);
+    Atomics.sub(this.state, QUEUED, out.length);
+    return out;
   }
 
   /** Resolves when a record arrives or after ms. */
@@ -127,13 +157,18 @@ export class Tracer implements BatchTracer {
   private readonly info = new Classified();
   private readonly input: MatchInput & { info: Classified } = { info: this.info, mark: 0, indev: 0, outdev: 0, hook: 0, queue: 0 };
 
-  constructor(private readonly engine: Traceable) {}
+  /** thread: set on every record (workers: N, "w0", "w1", …, and "owner" for the NAT owner thread). */
+  constructor(private readonly engine: Traceable, private readonly thread?: string) {}
 
   get subscribers(): number { return this.subs.size; }
 
   /** Starts tracing for one more subscriber (the engine begins calling before/after). */
   subscribe(filter: TraceFilter | null, opts: { max?: number; count?: number } = {}): TraceSubscriber {
-    const s = new TraceSubscriber(filter, opts.max ?? 1024, opts.count ?? Infinity);
+    return this.attach(new TraceSubscriber(filter, opts.max ?? 1024, opts.count ?? Infinity));
+  }
+
+  /** Starts tracing for a subscriber made elsewhere (one that shares its bounds with other threads). */
+  attach(s: TraceSubscriber): TraceSubscriber {
     this.subs.add(s);
     this.engine.tracer = this;
     return s;
@@ -173,13 +208,13 @@ export class Tracer implements BatchTracer {
       let subs: TraceSubscriber[] | null = null;
       for (const s of this.subs) {
         let want = false;
-        try { want = s.wants(p); } catch { s.dropped++; }
+        try { want = s.wants(p); } catch { s.miss(); }
         if (want) (subs ??= []).push(s);
       }
       if (subs === null) continue;
       this.byOffset.set(off, {
         base, subs, sent: false,
-        rec: { time: Date.now(), queue, hook: p.hook, indev: p.indev, outdev: p.outdev, mark: p.mark,
+        rec: { time: Date.now(), queue, ...(this.thread === undefined ? {} : { thread: this.thread }), hook: p.hook, indev: p.indev, outdev: p.outdev, mark: p.mark,
           bytes: slab.slice(off, off + len), wireLength: wire, steps: [], verdict: 0, markOut: -1, after: null },
       });
     }
@@ -251,8 +286,9 @@ export async function* traceChunks<T>(tracer: Tracer, sub: TraceSubscriber, toJs
   try {
     for (;;) {
       await sub.wait(heartbeatMs);
-      const recs = sub.records.splice(0, 256);
-      const done = sub.complete && sub.records.length === 0;
+      const recs = sub.take(256);
+      // Done once every packet taken against count reached this queue (some may still be on their way from a worker).
+      const done = sub.complete && sub.queued === 0;
       yield { packets: recs.map(toJson), dropped: sub.dropped, ...(done ? { done: true as const } : {}) };
       if (done) return;
     }

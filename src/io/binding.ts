@@ -89,6 +89,8 @@ export interface NativeTunOptions {
   maxPacket?: number;
   maxRounds?: number;
   defaultVerdict?: number;
+  /** Open one queue of a multi-queue device (IFF_MULTI_QUEUE): workers: N, one per worker. */
+  multiQueue?: boolean;
 }
 
 export interface NativeTunStats {

@@ -20,6 +20,8 @@ export interface TunOptions {
   maxPacket?: number;
   maxRounds?: number;
   defaultVerdict?: number;
+  /** One queue of a multi-queue device (IFF_MULTI_QUEUE; workers: N opens one per worker thread). */
+  multiQueue?: boolean;
 }
 
 export interface TunStats extends NativeTunStats {

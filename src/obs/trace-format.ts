@@ -3,6 +3,7 @@
  * per packet for `sluice trace` / `sluice replay` / the comments of `sluice tap`:
  *   14:02:07.113 q1 prerouting eth1>- esp 198.51.100.7 > 203.0.113.1 spi 0xc0ffee01
  *     | nat: mapping=10.1.0.2 learned=window paired → continue … | accept rewrite dst 203.0.113.1→10.1.0.2
+ * With `workers: N` the thread follows the queue: `q6 w1 prerouting …`, `q6 owner prerouting …`.
  * Control path only (allocates).
  */
 import { describePacket } from '../packet/describe';
@@ -28,6 +29,8 @@ export interface TraceStepJson {
 export interface TraceLineJson {
   time: string;
   queue: number;
+  /** With workers: N, the thread that decided it: "w0", "w1", … or "owner" (the NAT owner, for packets a worker forwarded). */
+  thread?: string;
   hook: string;
   in: string;
   out: string;
@@ -113,7 +116,7 @@ function changes(a: Uint8Array, b: Uint8Array): string[] {
 export function traceJson(r: TraceRecord, names: TraceNames, withBytes = false, withLayers = false): TraceLineJson {
   const stages: TraceStepJson[] = r.steps.map((s) => {
     const j: TraceStepJson = { stage: s.stage, decision: s.verdict < 0 ? 'threw' : STEP_VERDICTS[s.verdict] ?? String(s.verdict) };
-    if (s.verdict === 2) j.reason = names.reason(s.reason);
+    if (s.verdict === 2) j.reason = s.reasonName ?? names.reason(s.reason);
     if (s.markMask !== 0) j.mark = `${hex(s.markValue)}/${hex(s.markMask)}`;
     if (s.rewritten) j.rewritten = true;
     if (s.error !== undefined) j.error = s.error;
@@ -124,10 +127,10 @@ export function traceJson(r: TraceRecord, names: TraceNames, withBytes = false, 
   let verdict = r.verdict === 1 ? 'accept' : r.verdict === 0xff ? 'hold' : 'drop';
   if (last && last.verdict === 4) verdict = 'answered';
   const out: TraceLineJson = {
-    time: new Date(r.time).toISOString(), queue: r.queue, hook: hookName(r.hook), in: ifLabel(names, r.indev), out: ifLabel(names, r.outdev),
+    time: new Date(r.time).toISOString(), queue: r.queue, ...(r.thread === undefined ? {} : { thread: r.thread }), hook: hookName(r.hook), in: ifLabel(names, r.indev), out: ifLabel(names, r.outdev),
     mark: hex(r.mark), length: r.wireLength, packet: packetSummary(r.bytes), stages, verdict,
   };
-  if (verdict === 'drop' && last && last.verdict === 2) out.reason = names.reason(last.reason);
+  if (verdict === 'drop' && last && last.verdict === 2) out.reason = last.reasonName ?? names.reason(last.reason);
   else if (verdict === 'drop' && last?.error !== undefined) out.reason = `stage ${last.stage} threw`;
   if (r.markOut >= 0) out.mark_out = hex(r.markOut);
   if (r.after) out.rewrite = { packet: packetSummary(r.after), changed: changes(r.bytes, r.after) };
@@ -143,7 +146,7 @@ function explainText(e: Record<string, unknown>): string {
 /** One line per packet for a terminal. */
 export function formatTraceLine(l: TraceLineJson): string {
   const t = l.time.slice(11, 23);
-  const head = `${t} q${l.queue} ${l.hook} ${l.in}>${l.out} ${l.packet}`;
+  const head = `${t} q${l.queue}${l.thread ? ` ${l.thread}` : ''} ${l.hook} ${l.in}>${l.out} ${l.packet}`;
   const steps = l.stages.map((s) => {
     const what = [s.explain ? explainText(s.explain) : '', s.mark ? `mark=${s.mark}` : '', s.rewritten ? 'rewritten' : '']
       .filter(Boolean).join(' ');

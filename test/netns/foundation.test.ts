@@ -128,6 +128,32 @@ describe('foundation: sluice on NFQUEUE in a gateway namespace', { skip }, () =>
     }
   });
 
+  test('a TUN device with workers: 2: one queue of the device per worker (IFF_MULTI_QUEUE), the kernel spreads flows over them', async (t) => {
+    const s = await SluiceProcess.start(g.lab, g.gw, 'workers: 2\nqueues: []\ntun:\n  - name: tun8\n', { name: 'tunw' });
+    try {
+      await g.gw.sh(`ip link set tun8 up && ip route replace 192.0.2.10/32 dev tun8
+        ip rule add iif tun8 lookup 200 priority 100 && ip route replace 192.0.2.10/32 via 203.0.113.10 dev wan0 table 200`);
+      // The device was made multi-queue by the first worker; the kernel shows its queues.
+      const info = await g.gw.sh('ip -d link show tun8');
+      assert.match(info, /multi_queue/, info);
+      const sink = await UdpSink.start(g.server, 9005);
+      // Eight flows (eight source ports): the kernel's flow hash picks a queue per flow.
+      await Promise.all(Array.from({ length: 8 }, () => sendUdp(g.client, '192.0.2.10', 9005, 100, { pps: 500 })));
+      await sleep(200);
+      assert.equal((await sink.finish()).received, 800, 'every packet came back out through sluice');
+      const st = await s.stats();
+      const tuns = st.queues.filter((q) => (q as Record<string, unknown>).tun === 'tun8') as Record<string, unknown>[];
+      t.diagnostic(`worker/received: ${JSON.stringify(tuns.map((q) => [q.worker, q.received]))}`);
+      assert.deepEqual(tuns.map((q) => q.worker).sort(), [0, 1], 'one queue per worker');
+      // 800 and whatever the host itself sends into the new link (an IPv6 router solicitation).
+      assert.ok(tuns.reduce((n, q) => n + Number(q.received), 0) >= 800);
+      assert.ok(tuns.every((q) => Number(q.received) > 0), `both workers read flows (8 flows hashed: ${tuns.map((q) => q.received).join('/')})`);
+    } finally {
+      await s.stop();
+      await g.gw.sh('ip rule del iif tun8 lookup 200 priority 100; ip route replace 192.0.2.10/32 via 203.0.113.10 dev wan0', { allowFail: true });
+    }
+  });
+
   test('(g) with --queue-bypass traffic flows while sluice is stopped; without it, it does not (control)', async () => {
     const s = await SluiceProcess.start(g.lab, g.gw, 'queues:\n  - num: 3\n    fail_open: true\n', { name: 'g' });
     await queueAll(3, true);

@@ -110,3 +110,68 @@ test('trace, tap and sa --events catch real packets and SAs on NFQUEUE; sa filte
   assert.match(sl.proc.stderr, /"trigger":"control"/);
   await sl.stop();
 });
+
+test('trace and tap with workers: 2 over --queue-balance: every worker traces its own queue, the NAT owner the packets forwarded to it', { skip: sluiceSkip() }, async (t) => {
+  // Three clients: their flows hash to different queues of the --queue-balance range (not guaranteed: said below).
+  const tp = await natTopo(`i15tw${process.pid % 1000}`, 3);
+  t.after(() => tp.lab.cleanup());
+  const { sl } = await startSluice(tp, (s) => t.diagnostic(s), {}, 2);
+  const cli = (...args: string[]) => tp.gw.spawn([process.execPath, SLUICE_MAIN, ...args, '-s', sl.socket]);
+  const tapFile = join(tp.lab.dir, 'tap.pcapng');
+  const trace = cli('trace', '--count', '8', '--filter', 'kind=ike');
+  const tap = cli('tap', '-w', tapFile, '--count', '6', '--filter', 'proto=esp');
+  const everyEsp = cli('trace', '--filter', 'proto=esp', '--json', '--queue-max', '65536');
+  // Subscribed in every worker before stats counts them (the control answer waits for the workers).
+  await until(async () => ((await sl.request('stats')) as { traces: number }).traces === 3, 15000, 'trace and tap subscribed');
+
+  const server = startServer(tp, 6);
+  const clients = await runClients(tp, 10, () => []);
+  await serverResult(server);
+  assert.deepEqual(clients.map((c) => c.good), [10, 10, 10], 'the clients got their ESP replies through sluice');
+
+  assert.equal(await Promise.race([trace.exited, sleep(15000).then(() => 'timeout')]), 0, `trace exited by itself:\n${trace.output}`);
+  const lines = trace.stdout.trim().split('\n');
+  t.diagnostic(`trace:\n${lines.join('\n')}`);
+  assert.equal(lines.length, 8);
+  // Worker k binds queue 5+k and says so; the owner decides the IKE the workers forward (new SAs are the owner's).
+  for (const l of lines) {
+    const m = /^\S+ q(\d) (w\d|owner) (postrouting|prerouting) \S+ udp .* ike /.exec(l);
+    assert.ok(m, `a thread on every line: ${l}`);
+    if (m[2] !== 'owner') assert.equal(`w${Number(m[1]) - 5}`, m[2], `worker ${m[2]} traced its own queue: ${l}`);
+  }
+  assert.ok(lines.some((l) => / w\d postrouting br0>wan0 udp 192\.168\.1\.11:500 > 203\.0\.113\.10:500 ike IKE_SA_INIT initiator .*\| nat: → hold \| hold$/.test(l)),
+    'the worker holds the new IKE SA and forwards it');
+  assert.ok(lines.some((l) => / owner postrouting br0>wan0 udp 192\.168\.1\.11:500 > 203\.0\.113\.10:500 ike IKE_SA_INIT initiator .*\| nat: mapping=192\.168\.1\.11→.* rewritten → accept \| accept rewrite src 192\.168\.1\.11→203\.0\.113\.1$/.test(l)),
+    'the owner maps it');
+  assert.match(trace.stderr, /8 packets traced/);
+
+  assert.equal(await Promise.race([tap.exited, sleep(15000).then(() => 'timeout')]), 0, `tap exited by itself:\n${tap.output}`);
+  const recs = [...readCapture(readFileSync(tapFile))];
+  assert.equal(recs.length, 6);
+  const threads = new Set<string>();
+  for (const r of recs) {
+    assert.equal(r.data[9], 50, 'ESP');
+    // Forwarded while the owner learns the inbound SPI (the worker's line: hold), or translated.
+    const m = /^\S+ q(\d) (w\d|owner) (postrouting|prerouting) .* esp .* \| nat: .*\| (hold|accept rewrite (src|dst) )/.exec(r.comments?.[0] ?? '');
+    assert.ok(m, r.comments?.[0]);
+    if (m[2] !== 'owner') assert.equal(`w${Number(m[1]) - 5}`, m[2]);
+    threads.add(`q${m[1]} ${m[2]}`);
+  }
+  t.diagnostic(`tap: ESP traced by ${[...threads].join(', ')}; queues ${JSON.stringify((await sl.stats()).queues.map((q) => [q.queue, q.received]))}`);
+  // Every queue that received ESP has its worker's lines; nothing was missed (the client kept up).
+  await sleep(300);
+  await everyEsp.stop('SIGINT');
+  const esp = everyEsp.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { queue: number; thread: string; verdict: string });
+  const received = (await sl.stats()).queues.filter((q) => (q.received as number) > 0).map((q) => q.queue!);
+  const byWorker = new Map<string, number>();
+  for (const e of esp) {
+    if (e.thread !== 'owner') assert.equal(e.thread, `w${e.queue - 5}`);
+    byWorker.set(`q${e.queue} ${e.thread}`, (byWorker.get(`q${e.queue} ${e.thread}`) ?? 0) + 1);
+  }
+  t.diagnostic(`all ESP: ${esp.length} lines, ${JSON.stringify([...byWorker])}; queues that received packets: ${received.join(', ')}${received.length < 2 ? ' (every flow hashed to one queue this run: one worker traced)' : ''}`);
+  for (const q of received) assert.ok(byWorker.has(`q${q} w${q - 5}`), `worker ${q - 5} traced ESP of its queue ${q}`);
+  assert.ok(esp.length >= 60, `every ESP packet of 3 clients x 10 round trips at least once (${esp.length})`);
+  assert.match(everyEsp.stderr, /packets traced$/m, 'no packet missed');
+  await until(async () => ((await sl.request('stats')) as { traces: number }).traces === 0, 5000, 'the traces ended');
+  await sl.stop();
+});
