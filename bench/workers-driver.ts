@@ -29,6 +29,8 @@ export interface DriverInit {
   ms: number;
   batch: number;
   seed: number;
+  /** Packets in this thread's mix, cycled (default 6,400: ~4.7 MB of packet bytes; a smaller mix stays in cache). */
+  mixPackets?: number;
   /** Worker threads in this run: worker `index` gets the packets whose flow hashes to it, as --queue-balance does. */
   of: number;
   /**
@@ -118,7 +120,8 @@ async function run(init: DriverInit): Promise<void> {
     source = engine.addSource(nq, queue, { defaultVerdict: q.default_verdict, onInvalid: q.on_invalid });
   }
   const fq = fake.queue(queue);
-  const mix: MixPacket[] = init.of > 1 ? benchMix(init.seed, 6400 * init.of * 2).filter((p) => flowQueue(p.bytes, init.of) === init.index).slice(0, 6400) : benchMix(init.seed);
+  const m = init.mixPackets ?? 6400;
+  const mix: MixPacket[] = init.of > 1 ? benchMix(init.seed, m * init.of * 2).filter((p) => flowQueue(p.bytes, init.of) === init.index).slice(0, m) : benchMix(init.seed, m);
   const batches: { bytes: Uint8Array; hook: number; indev: number }[][] = [];
   for (let i = 0; i + init.batch <= mix.length; i += init.batch) batches.push(mix.slice(i, i + init.batch).map((p) => ({ bytes: p.bytes, hook: p.hook, indev: p.indev })));
   // Warm-up (JIT), then the timed run; the event loop turns every few ms for the owner's answers.

@@ -39,6 +39,12 @@ const MS = numArg('--ms', 2000);
 const RECORDING = process.argv.includes('--recording-fake');
 /** Also run 2 single-threaded sluices at once, nothing shared: what 2 threads can reach here. */
 const CONTROL = process.argv.includes('--control');
+/**
+ * Packets in each thread's mix (cycled). The default 6,400 is ~4.7 MB of packet bytes per thread that
+ * the fake copies into the slab, as packets arriving from the kernel would be: two threads then share
+ * the last-level cache. A small mix (--mix 640) shows what the threads reach when they do not.
+ */
+const MIX = numArg('--mix', 6400);
 const median = (xs: number[]): number => { const a = [...xs].sort((x, y) => x - y); return a.length % 2 ? a[a.length >> 1]! : (a[a.length / 2 - 1]! + a[a.length / 2]!) / 2; };
 
 function config(workers: number): Config {
@@ -93,7 +99,7 @@ function driver(init: DriverInit, onFwd?: (m: FromWorker) => void): Driver {
  */
 async function single(seed: number, n = 1): Promise<{ pps: number; rs: DriverResult[]; r: DriverResult; other: OtherCpu }> {
   const ds = Array.from({ length: n }, (_, index) =>
-    driver({ mode: 'single', index, cfg: config(1), nat: null, ms: MS, batch: 64, seed, of: n, recording: RECORDING }));
+    driver({ mode: 'single', index, cfg: config(1), nat: null, ms: MS, batch: 64, seed, of: n, recording: RECORDING, mixPackets: MIX }));
   await Promise.all(ds.map((d) => d.warm));
   const t0 = cpuMark();
   for (const d of ds) d.worker.postMessage('go');
@@ -115,7 +121,7 @@ async function workers(seed: number, n = 2): Promise<{ pps: number; rs: DriverRe
   const ds: Driver[] = [];
   for (let index = 0; index < n; index++) {
     let src!: ForwardedSource;
-    const d = driver({ mode: 'worker', index, cfg, nat: nat.state.sharedMemory(), ms: MS, batch: 64, seed, of: n, recording: RECORDING, images },
+    const d = driver({ mode: 'worker', index, cfg, nat: nat.state.sharedMemory(), ms: MS, batch: 64, seed, of: n, recording: RECORDING, images, mixPackets: MIX },
       (m) => { if (m.t === 'fwd') for (const p of m.ps) src.receive(p); });
     src = new ForwardedSource(owner, (r: OwnerReply) => { answered++; d.worker.postMessage({ t: 'replies', rs: [r] }); });
     src.addQueue(5 + index, { defaultVerdict: 'accept', onInvalid: 'drop' });
@@ -135,7 +141,7 @@ async function workers(seed: number, n = 2): Promise<{ pps: number; rs: DriverRe
 }
 
 async function throughput(): Promise<void> {
-  console.log(`# workers: ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}; ${ROUNDS} paired rounds of ${MS} ms per side`);
+  console.log(`# workers: ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}; ${ROUNDS} paired rounds of ${MS} ms per side; ${MIX} packets in each thread's mix`);
   const ratios: number[] = [];
   const cpuRatios: number[] = [];
   const controlRatios: number[] = [], controlCap: number[] = [];
