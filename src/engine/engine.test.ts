@@ -10,7 +10,8 @@ import {
 } from '../io/batch-layout';
 import { UdpPacket } from '../packet/udp';
 import { Interfaces } from '../io/interfaces';
-import { Engine, type VerdictSink } from './engine';
+import { Engine } from './engine';
+import type { VerdictSink } from './sources';
 import { Verdict, type Decision, type PacketContext, type Stage, type StageServices } from './stage';
 
 const SLOT = 2048;

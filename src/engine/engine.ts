@@ -27,27 +27,13 @@ import { L4ChecksumCompleter } from '../packet/complete-checksum';
 import { Counters } from './counters';
 import { HeldPackets, type HeldPacket } from './held';
 import { HeldVerdicts } from './held-verdicts';
+import { sourceEntry, type SourceEntry, type SourceOptions, type VerdictSink } from './sources';
 import { StageBooks } from './stage-books';
 import { Decision, Verdict, type PacketContext, type Stage, type StageServices } from './stage';
-
-/** What the engine needs from a packet source to finish a held packet. */
-export interface VerdictSink {
-  /** mark < 0 keeps the packet's mark; payload non-null replaces the packet's bytes. */
-  release(id: number, verdict: number, mark: number, payload: Uint8Array | null): void;
-}
 
 export interface PacketInjector {
   ip(ifindex: number, packet: Uint8Array): boolean;
   l2(ifindex: number, dstMac: Uint8Array, packet: Uint8Array): boolean;
-}
-
-export interface SourceOptions {
-  /** Verdict for packets no stage decided (and for the packet of a fail-open stage that threw, if no later stage decides). */
-  defaultVerdict: 'accept' | 'drop';
-  /** Verdict for packets the packet layer cannot read (counted per reason). */
-  onInvalid: 'accept' | 'drop';
-  /** The source keeps no copy of held packets (TUN): release() always gets the bytes. */
-  releaseNeedsPayload?: boolean;
 }
 
 export interface EngineOptions {
@@ -68,10 +54,6 @@ export interface BatchTracer {
   before(queue: number, batch: Batch, stages: readonly Stage[]): readonly Stage[];
   after(batch: Batch): void;
 }
-
-interface SourceEntry { sink: VerdictSink; queue: number; defaultVerdict: number; onInvalid: number; needsPayload: boolean }
-
-const toVerdict = (v: 'accept' | 'drop'): number => (v === 'accept' ? V_ACCEPT : V_DROP);
 
 export class Engine {
   readonly counters = new Counters();
@@ -152,8 +134,7 @@ export class Engine {
 
   /** Adds a packet source; the returned index is what handleBatch() takes. */
   addSource(sink: VerdictSink, queue: number, o: SourceOptions): number {
-    this.sources.push({ sink, queue, defaultVerdict: toVerdict(o.defaultVerdict), onInvalid: toVerdict(o.onInvalid),
-      needsPayload: o.releaseNeedsPayload ?? false });
+    this.sources.push(sourceEntry(sink, queue, o));
     this.ensureTimer();
     return this.sources.length - 1;
   }

@@ -10,7 +10,8 @@ import {
   M_CAPACITY, M_HOOK, M_ID, M_INDEV, M_LENGTH, M_MARK, M_NEW_LENGTH, M_OFFSET, M_ORIG_LENGTH, M_OUTDEV, M_OUT_FLAGS,
   M_VERDICT, M_VMARK, META_STRIDE, OUT_REWRITTEN, OUT_SET_MARK, V_ACCEPT, V_HOLD,
 } from '../io/batch-layout';
-import type { Engine, SourceOptions, VerdictSink } from './engine';
+import type { Engine } from './engine';
+import type { SourceOptions, VerdictSink } from './sources';
 
 /** A packet handed to the owner: the worker's held handle and a number unique to this forward. */
 export interface ForwardedPacket {

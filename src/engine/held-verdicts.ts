@@ -9,7 +9,7 @@
 import { V_ACCEPT, V_DROP } from '../io/batch-layout';
 import type { Counters } from './counters';
 import type { HeldPacket, HeldPackets } from './held';
-import type { VerdictSink } from './engine';
+import type { VerdictSink } from './sources';
 import type { Stage } from './stage';
 
 /** What HeldVerdicts needs of a packet source. */
