@@ -22,9 +22,9 @@ import {
 } from '../io/batch-layout';
 import type { Interfaces } from '../io/interfaces';
 import { Classified, classify } from '../packet/classify';
-import { PARSE_ERROR_NAMES } from '../packet/errors';
 import { L4ChecksumCompleter } from '../packet/complete-checksum';
 import { Counters } from './counters';
+import { registerEngineCounters, type EngineCounterIds } from './engine-counters';
 import { HeldPackets, type HeldPacket } from './held';
 import { HeldVerdicts } from './held-verdicts';
 import { sourceEntry, type SourceEntry, type SourceOptions, type VerdictSink } from './sources';
@@ -89,9 +89,7 @@ export class Engine {
   /** The meta array of the batch being processed, for hold() to read the packet id. */
   private currentMeta: Uint32Array | null = null;
   private timer: NodeJS.Timeout | null = null;
-  private readonly c: Record<'packets' | 'batches' | 'accepted' | 'dropped' | 'held' | 'answered' | 'marked' |
-    'rewritten' | 'heldExpired' | 'heldCap' | 'released' | 'stageErrors' | 'tickErrors' | 'injected' | 'injectFailed' |
-    'truncatedRewrite' | 'heldOrphaned', number>;
+  private readonly c: EngineCounterIds;
   private readonly invalidIds: number[];
 
   constructor(private readonly opts: EngineOptions) {
@@ -100,27 +98,7 @@ export class Engine {
       bytes: new Uint8Array(0), offset: 0, length: 0, capacity: 0, mark: 0, indev: 0, outdev: 0,
       hook: 0, queue: 0, info: this.info,
     };
-    const r = (name: string, help: string, drop = false) => this.counters.register(`engine.${name}`, help, drop);
-    this.c = {
-      packets: r('packets', 'packets received from all sources'),
-      batches: r('batches', 'batches received from all sources'),
-      accepted: r('accepted', 'packets given an accept verdict'),
-      dropped: r('dropped', 'packets given a drop verdict (sum of all drop reasons)'),
-      held: r('held', 'packets held by a stage'),
-      answered: r('answered', 'packets a stage answered itself (consumed)'),
-      marked: r('marked', 'verdicts that set a mark'),
-      rewritten: r('rewritten', 'verdicts carrying a rewritten payload'),
-      heldExpired: r('held_expired', 'held packets whose timeout passed (default verdict applied)'),
-      heldCap: r('held_cap', 'hold requests refused because the held-packet cap was reached'),
-      released: r('released', 'held packets released by their stage'),
-      stageErrors: r('stage_error', 'packets on which a stage threw (a bug; fail-closed stages drop, fail-open ones pass it on), all stages', false),
-      tickErrors: r('tick_error', 'stage housekeeping (tick, hold expiry) threw: a bug, logged; packets keep flowing'),
-      injected: r('injected', 'packets injected by stages'),
-      injectFailed: r('inject_failed', 'injections the kernel refused'),
-      truncatedRewrite: r('truncated_rewrite', 'truncated packets (copy_range, GSO) a stage rewrote: the rewrite cannot be sent back whole, dropped', true),
-      heldOrphaned: r('held_orphaned', 'held packets whose stage a reload removed (its timeout verdict applied)'),
-    };
-    this.invalidIds = PARSE_ERROR_NAMES.map((n) => r(`invalid.${n}`, `packets the packet layer rejected: ${n}`, true));
+    ({ c: this.c, invalidIds: this.invalidIds } = registerEngineCounters(this.counters));
     this.services = this.makeServices();
     const c = this.c;
     this.books = new StageBooks(this.counters, { ids: { stageErrors: c.stageErrors, tickErrors: c.tickErrors }, tickMs: opts.tickMs, log: opts.log });
