@@ -22,6 +22,7 @@ import { Kind } from '../packet/classify';
 import { BitvectorMatcher, type BitvectorImage } from './bitvector';
 import { shareArray } from './shared';
 import { runSteps, runStepsSliced, type Steps } from './steps';
+import { layOutTuples, type TupleBuild } from './tuple-layout';
 import { EMPTY_BITS, SelectorTable, type InterfaceNames, type MatchInput, type SelectorTableImage } from './rows';
 import type { NormSelector } from './selector';
 
@@ -111,40 +112,14 @@ function alternatives(s: NormSelector): (Alt[] | undefined)[] {
   return a;
 }
 
-/** One hash table: the rows filed under (these fields, these masks), by masked key. */
-class Tuple {
-  readonly k: number;
-  readonly capMask: number;
-  readonly keys: Int32Array;
-  /** Per slot: offset of its rows in the shared row pool, -1 for an empty slot. */
-  readonly start: Int32Array;
-  readonly len: Int32Array;
-  constructor(readonly fields: Int32Array, readonly masks: Int32Array, entries: number, readonly seed: number, public minRow: number) {
-    this.k = fields.length;
-    let cap = 2;
-    while (cap < entries * 2) cap *= 2;
-    this.capMask = cap - 1;
-    this.keys = new Int32Array(cap * Math.max(1, this.k));
-    this.start = new Int32Array(cap).fill(-1);
-    this.len = new Int32Array(cap);
-  }
-}
-
-function hashKey(seed: number, vals: ArrayLike<number>, k: number): number {
-  let h = seed;
-  for (let i = 0; i < k; i++) { h = Math.imul(h ^ vals[i]!, 0x9e3779b1); h ^= h >>> 15; }
-  return h;
-}
-
-interface Build { fields: number[]; masks: number[]; entries: Map<string, { vals: number[]; rows: number[] }>; minRow: number; protos: Set<number> | null; kinds: Set<number> | null }
 /** Every row filed under its tuple and keys (or as a wildcard row): the compile's per-rule part. */
-export interface FiledRows { builds: Map<string, Build>; wild: number[] }
+export interface FiledRows { builds: Map<string, TupleBuild>; wild: number[] }
 
 function* fileRows(sels: NormSelector[], rs: MatchRow[], small: boolean): Steps<FiledRows> {
   const altsOf: (Alt[] | undefined)[][] = [];
   for (let i = 0; i < sels.length; i++) { altsOf.push(alternatives(sels[i]!)); if ((i & 255) === 255) yield; }
   // Build: tuple signature → (key text → rows), rows ascending.
-  const builds = new Map<string, Build>();
+  const builds = new Map<string, TupleBuild>();
   const wild: number[] = [];
   const fieldsBuf: number[] = [];
   for (let r = 0; r < rs.length; r++) {
@@ -230,8 +205,8 @@ export class Matcher {
    * a key with that protocol and kind, in search order: an ESP packet skips every tuple keyed on
    * TCP/UDP, DHCP or IKE. Index proto * 8 + kind into offsets/lengths of `pruned`.
    */
-  private readonly pOff = new Int32Array(256 * 8);
-  private readonly pLen = new Int32Array(256 * 8);
+  private readonly pOff: Int32Array;
+  private readonly pLen: Int32Array;
   private readonly pruned: Int32Array;
   private readonly pool: Int32Array;
   /** Rows with no indexable field, searched by a bit-vector classifier over them alone. */
@@ -254,65 +229,16 @@ export class Matcher {
     this.rowSel = Int32Array.from(rs, (r) => r.sel);
     this.rowGuard = Uint8Array.from(rs, (r) => (r.key ? KEY_GUARD[r.key.field] : 0));
     const { builds, wild } = opts.filed ?? runSteps(fileRows(sels, rs, small));
-    // Lay out: one pool of row lists, one open-addressing table per tuple.
-    let total = wild.length > 0 ? 1 : 0;
-    for (const b of builds.values()) for (const e of b.entries.values()) total += e.rows.length;
-    const pool = new Int32Array(total);
-    let at = 0, seed = 0x3c6ef372;
-    const tuples: Tuple[] = [];
-    const gates: { protos: Set<number> | null; kinds: Set<number> | null }[] = [];
-    for (const b of builds.values()) {
-      gates.push({ protos: b.protos, kinds: b.kinds });
-      const tu = new Tuple(Int32Array.from(b.fields), Int32Array.from(b.masks), b.entries.size, seed = Math.imul(seed + 0x61c88647, 0x85ebca6b) | 0, b.minRow);
-      for (const e of b.entries.values()) {
-        let slot = hashKey(tu.seed, e.vals, tu.k) & tu.capMask;
-        while (tu.start[slot] !== -1) slot = (slot + 1) & tu.capMask;
-        for (let i = 0; i < tu.k; i++) tu.keys[slot * tu.k + i] = e.vals[i]!;
-        tu.start[slot] = at; tu.len[slot] = e.rows.length;
-        pool.set(e.rows, at); at += e.rows.length;
-      }
-      tuples.push(tu);
-    }
     if (wild.length > 0) {
       this.wild = new BitvectorMatcher(wild.map((r) => sels[rs[r]!.sel]!), { table: this.t, ids: Int32Array.from(wild, (r) => rs[r]!.sel) });
       this.wildRows = Int32Array.from(wild);
-      // The wildcard tuple: no fields, searched through `wild`.
-      tuples.push(new Tuple(new Int32Array(0), new Int32Array(0), 1, 0, wild[0]!));
-      gates.push({ protos: null, kinds: null });
     }
-    const order = tuples.map((_, i) => i).sort((x, y) => tuples[x]!.minRow - tuples[y]!.minRow);
-    const gate = order.map((i) => gates[i]!);
-    tuples.splice(0, tuples.length, ...order.map((i) => tuples[i]!));
-    // Pruned tuple lists per (proto, kind), deduplicated (most combinations share one).
-    const lists = new Map<string, number>();
-    const flat: number[] = [];
-    for (let p = 0; p < 256; p++) {
-      for (let kd = 0; kd < 8; kd++) {
-        const ids: number[] = [];
-        gate.forEach((g, i) => { if ((!g.protos || g.protos.has(p)) && (!g.kinds || g.kinds.has(kd))) ids.push(i); });
-        const key = ids.join(',');
-        let off = lists.get(key);
-        if (off === undefined) { off = flat.length; flat.push(...ids); lists.set(key, off); }
-        this.pOff[p * 8 + kd] = off; this.pLen[p * 8 + kd] = ids.length;
-      }
-    }
-    this.pruned = Int32Array.from(flat);
     this.allWild = wild.length === rs.length && rs.length > 0;
-    this.pool = pool;
-    const T = tuples.length;
-    this.tK = Int32Array.from(tuples, (x) => x.k);
-    this.tCap = Int32Array.from(tuples, (x) => x.capMask);
-    this.tSeed = Int32Array.from(tuples, (x) => x.seed);
-    this.tMin = Int32Array.from(tuples, (x) => x.minRow);
-    this.tFOff = new Int32Array(T); this.tSOff = new Int32Array(T); this.tKOff = new Int32Array(T);
-    let nf = 0, ns = 0, nk = 0;
-    tuples.forEach((x, i) => { this.tFOff[i] = nf; this.tSOff[i] = ns; this.tKOff[i] = nk; nf += x.k; ns += x.capMask + 1; nk += x.keys.length; });
-    this.tF = new Int32Array(nf); this.tM = new Int32Array(nf);
-    this.sStart = new Int32Array(ns); this.sLen = new Int32Array(ns); this.sKeys = new Int32Array(nk);
-    tuples.forEach((x, i) => {
-      this.tF.set(x.fields, this.tFOff[i]!); this.tM.set(x.masks, this.tFOff[i]!);
-      this.sStart.set(x.start, this.tSOff[i]!); this.sLen.set(x.len, this.tSOff[i]!); this.sKeys.set(x.keys, this.tKOff[i]!);
-    });
+    const l = layOutTuples(builds.values(), wild);
+    this.tK = l.tK; this.tCap = l.tCap; this.tSeed = l.tSeed; this.tMin = l.tMin;
+    this.tFOff = l.tFOff; this.tSOff = l.tSOff; this.tKOff = l.tKOff; this.tF = l.tF; this.tM = l.tM;
+    this.sStart = l.sStart; this.sLen = l.sLen; this.sKeys = l.sKeys;
+    this.pOff = l.pOff; this.pLen = l.pLen; this.pruned = l.pruned; this.pool = l.pool;
   }
 
   /** The same classifier, its per-rule compile run in slices with the event loop turning between them. */
