@@ -194,14 +194,14 @@ async function expiryRound(): Promise<Round> {
   await r.stage.compact();
   await new Promise((res) => setTimeout(res, 1100)); // every populated SA is now idle past esp_idle_s
   r.stage.persist!.slice.longestMs = 0;
-  r.stage.sweepSlice.longestMs = 0;
+  r.stage.idleSweep.slice.longestMs = 0;
   const t0 = performance.now();
   const during = await drive(r, () => r.stage.state.sas.count <= BATCH);
   const tookMs = performance.now() - t0;
   const base = await drive(r, () => true, during.ms);
   await r.stage.close();
   rmSync(r.dir, { recursive: true, force: true });
-  return { during, base, tookMs, note: `; longest sweep slice ${f2(r.stage.sweepSlice.longestMs)} ms, longest compaction slice ${f2(r.stage.persist!.slice.longestMs)} ms` };
+  return { during, base, tookMs, note: `; longest sweep slice ${f2(r.stage.idleSweep.slice.longestMs)} ms, longest compaction slice ${f2(r.stage.persist!.slice.longestMs)} ms` };
 }
 
 async function listingRound(): Promise<Round> {

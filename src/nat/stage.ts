@@ -13,13 +13,13 @@
  * passes learning.outboundEsp().
  * The two directions of a CHILD_SA, once paired, keep each other alive (one-way traffic).
  */
-import { SliceBudget } from './slice';
 import { Kind } from '../packet/classify';
 import { ip4 as ipv4ToNumber } from '../packet/bytes';
 import { HOOK_POSTROUTING, HOOK_PREROUTING, type Decision, type PacketContext, type Stage, type StageServices } from '../engine/stage';
 import type { NatConfig } from './config';
 import { NatState } from './state';
-import { SaKind, F_PINNED, F_CONFIRMED } from './table';
+import { SaKind, F_CONFIRMED } from './table';
+import { IdleSweep } from './idle-sweep';
 import { C, refusal, refused } from './counters';
 import { HELD } from './learning';
 import { NatPersistence, type PersistLog } from './persist';
@@ -36,15 +36,6 @@ const IKEV1_AGGRESSIVE = 4;
 const IKEV1_QUICK = 32;
 /** IKEv2 header flag: this message is a response (RFC 7296 §3.1). */
 const IKEV2_F_RESPONSE = 0x20;
-/** Records swept per tick for idle timeouts (bounded pause even at 1M SAs). */
-const SWEEP_PER_TICK = 65536;
-/**
- * ...and at most this long per tick (a mass expiry removes records slowly, not all at once); half
- * of it while a journal compaction runs, whose 1 ms slices take the loop turns in between (the sweep
- * runs inside a batch's tick: the two would add up in one gap between batches).
- */
-const SWEEP_BUDGET_MS = 1;
-
 export function parsePrefix(s: string): [number, number] {
   const [a, l] = s.split('/');
   const len = l === undefined ? 32 : Number(l);
@@ -88,9 +79,8 @@ export class NatStage implements Stage {
     if (sh) Atomics.store(sh.turns, 1, on ? 1 : 0);
   }
   private passiveRole = false;
-  private sweepCursor = 0;
-  private readonly espIdleMs: number;
-  private readonly ikeIdleMs: number;
+  /** Removes idle SAs and hosts, a slice per tick (idle-sweep.ts). */
+  readonly idleSweep: IdleSweep;
 
   constructor(readonly cfg: NatConfig, private readonly opts: NatStageOptions = {}) {
     this.state = new NatState(cfg, cfg.public.map(ipv4ToNumber), { shared: opts.shared });
@@ -102,8 +92,7 @@ export class NatStage implements Stage {
     this.fwdNet = Uint32Array.from(fw.map((f) => f[0]));
     this.fwdMask = Uint32Array.from(fw.map((f) => f[1]));
     this.fwdHost = Uint32Array.from(fw.map((f) => f[2]));
-    this.espIdleMs = cfg.timeouts.esp_idle_s * 1000;
-    this.ikeIdleMs = cfg.timeouts.ike_idle_s * 1000;
+    this.idleSweep = new IdleSweep(this.state, cfg.timeouts);
   }
 
   init(services: StageServices): void {
@@ -315,58 +304,14 @@ export class NatStage implements Stage {
 
   /** Learning turns end within tens of milliseconds; the idle sweep still runs once a second. */
   readonly tickMs = 20;
-  private lastSweep = 0;
-  /** The idle sweep's time budget per tick; its longestMs is read (and reset) by bench/stall.bench.ts. */
-  readonly sweepSlice = new SliceBudget();
 
   tick(now: number): void {
-    const s = this.state;
     if (this.passive) { this.persist?.tick(); return; }
-    s.learning.tick(now);
+    this.state.learning.tick(now);
     // A compaction that starts runs its first slice in this turn; the sweep's slice waits for the
     // next tick (20 ms), so the two never add up in one turn (bench/stall.bench.ts, idle expiry).
     if (this.persist?.tick()) return;
-    if (now - this.lastSweep < 1000) return;
-    this.lastSweep = now;
-    // Idle sweep, a slice of the record space per tick.
-    const sas = s.sas;
-    let i = this.sweepCursor;
-    const end = Math.min(sas.top, i + SWEEP_PER_TICK);
-    const slice = this.sweepSlice;
-    slice.start(this.persist?.compacting ? SWEEP_BUDGET_MS / 2 : SWEEP_BUDGET_MS);
-    // A mass expiry's deletes go to the journal in one write per slice, not one per SA.
-    s.journal?.beginBatch();
-    try {
-      for (; i < end; i++) {
-        const k = sas.kind[i];
-        if (k === SaKind.FREE || (sas.flags[i] & F_PINNED) !== 0) continue;
-        const idle = k === SaKind.IKE ? this.ikeIdleMs : this.espIdleMs;
-        if (now - sas.last[i] <= idle) continue;
-        s.removeSa(i, 'expired');
-        s.count(C.SA_IDLED);
-        // The clock counts removals only: skipping a live record costs nanoseconds, a removal µs
-        // (tens before the JIT has compiled it).
-        if (slice.step()) { i++; break; }
-      }
-    } finally {
-      s.journal?.endBatch();
-    }
-    slice.end();
-    // Out of budget before the slice's end (a mass expiry): go on at the next tick, not in a second.
-    if (i < end) this.lastSweep = 0;
-    this.sweepCursor = i >= sas.top ? 0 : i;
-    if (this.sweepCursor === 0) this.sweepHosts(now);
-  }
-
-  private sweepHosts(now: number): void {
-    const hs = this.state.hosts;
-    const idle = this.cfg.timeouts.host_idle_s * 1000;
-    for (let h = 0; h < hs.top; h++) {
-      if (hs.live[h] && hs.sas[h] === 0 && now - hs.last[h] > idle) {
-        this.state.hostsPerPub[hs.pub[h]]--;
-        hs.remove(h);
-      }
-    }
+    this.idleSweep.run(now, this.persist?.compacting ?? false);
   }
 
   stats(): Record<string, unknown> {
