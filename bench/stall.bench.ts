@@ -20,6 +20,11 @@
  * 12.6 ms gap of a 1,000-SA listing). Nor the main thread alone: it then waits for V8's GC helper
  * threads, which other processes' load starves (gaps with no run-queue wait, slices of 6 ms). Each
  * gap says how much of it the main thread spent waiting for a CPU (gaps.ts).
+ * Each gap over 5 ms also says which CPU the thread was on and how much hypervisor steal that CPU
+ * accounted around it (steal.ts: /proc/stat ticks sampled at 1 kHz, and clock less clock_task from
+ * debugfs, to the ns, every 20 ms), and every measurement prints a hiccup control over the same
+ * time: a 1 ms timer loop in a process of its own, no sluice code, its main thread at FIFO + 2
+ * (steal-sampler.ts). What the control shows, the platform did without sluice.
  * The journal is on the machine's disk (os.tmpdir()).
  */
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';

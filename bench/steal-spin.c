@@ -7,7 +7,10 @@
  * run at all on that CPU. With CONFIG_PARAVIRT_TIME_ACCOUNTING the task clock leaves out the
  * hypervisor's steal, so the rest is steal, to the ns (no 10 ms ticks as in /proc/stat).
  *   cc -O2 -Wall -o /tmp/steal-spin bench/steal-spin.c && chrt -f 20 /tmp/steal-spin SECONDS [THRESHOLD_US]
- * SCHED_FIFO: a 0.2 ms sleep every 100 ms keeps it clear of real-time throttling (0.95 s a second).
+ * SCHED_FIFO: a 0.2 ms sleep every 100 ms keeps it clear of real-time throttling (0.95 s a second),
+ * but a thread that holds a CPU starves SCHED_OTHER there, and the kernel's fair server (a deadline
+ * entity, 50 ms a second) then runs them ahead of it: ~50 ms of run-queue wait once a second, the
+ * spinner's own doing (the stall bench's threads sleep every millisecond and do not cause it).
  * Output: one line per stop, then a summary; CLOCK_MONOTONIC ms, so it lines up with the stall bench.
  */
 #define _GNU_SOURCE
