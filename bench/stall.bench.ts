@@ -20,6 +20,11 @@
  * 12.6 ms gap of a 1,000-SA listing). Nor the main thread alone: it then waits for V8's GC helper
  * threads, which other processes' load starves (gaps with no run-queue wait, slices of 6 ms). Each
  * gap says how much of it the main thread spent waiting for a CPU (gaps.ts).
+ * Each gap over 5 ms also says which CPU the thread was on and how much hypervisor steal that CPU
+ * accounted around it (steal.ts: /proc/stat ticks sampled at 1 kHz, and clock less clock_task from
+ * debugfs, to the ns, every 20 ms), and every measurement prints a hiccup control over the same
+ * time: a 1 ms timer loop in a process of its own, no sluice code, its main thread at FIFO + 2
+ * (steal-sampler.ts). What the control shows, the platform did without sluice.
  * The journal is on the machine's disk (os.tmpdir()).
  */
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -34,8 +39,9 @@ import { esp, ip } from '../test/kit/nat';
 import { startControlServer } from '../src/control/server';
 import { execFileSync, spawn } from 'node:child_process';
 import { stat } from 'node:fs/promises';
-import { Gaps, ThreadClock, type LongGap } from './gaps';
+import { Gaps, ThreadClock, ThreadCpu, type LongGap } from './gaps';
 import { numArg } from './args';
+import { StealProbe, type ControlWindow } from './steal';
 
 const SAS = numArg('--sas', 1_000_000);
 const EXPIRE = numArg('--expire', 200_000);
@@ -113,31 +119,40 @@ interface GapStats {
   max: number; p50: number; p99: number; p999: number; batches: number; ms: number; over5: number[]; start: number;
   /** Longest gap less the main thread's run-queue wait in it, and the gaps over 5 ms (gaps.ts). */
   maxOwn: number; long: LongGap[];
+  /** The hiccup control's gaps over the same time (steal.ts). */
+  control: ControlWindow;
 }
 
 const clock = new ThreadClock();
+const cpu = new ThreadCpu();
+/** Started in main(), before the bench raises its own scheduling. */
+let probe: StealProbe;
 /** performance.now() + MONO = CLOCK_MONOTONIC in ms (to line gaps up with `perf record -k CLOCK_MONOTONIC`). */
 const MONO = Number(process.hrtime.bigint()) / 1e6 - performance.now();
 
-function drive(r: Rig, done: () => boolean, minMs = 300): Promise<GapStats> {
+async function drive(r: Rig, done: () => boolean, minMs = 300): Promise<GapStats> {
+  await probe.mark(); // the control's window starts with this measurement
   return new Promise((resolve) => {
     const gaps = new Gaps();
     const t0 = performance.now();
     let last = t0;
     clock.read();
     let wait = clock.waitMs;
+    let lastCpu = cpu.read();
     const step = (): void => {
       // The verdict slots are rewritten by every batch: restore the original packets first.
       r.batch.slab.set(r.fresh.slab);
       r.engine.handleBatch(r.src, r.batch);
       const t = performance.now();
       clock.read();
-      gaps.add(t - last, t - t0, clock.waitMs - wait);
+      const c = cpu.read();
+      gaps.add(t - last, t - t0, clock.waitMs - wait, lastCpu, c, t + MONO);
       last = t;
       wait = clock.waitMs;
+      lastCpu = c;
       if (done() && t - t0 >= minMs) {
-        resolve({ max: gaps.max, p50: gaps.quantile(0.5), p99: gaps.quantile(0.99), p999: gaps.quantile(0.999), batches: gaps.count,
-          ms: t - t0, over5: gaps.over5, start: t0, maxOwn: gaps.maxOwn, long: gaps.long });
+        void probe.mark().then((control) => resolve({ max: gaps.max, p50: gaps.quantile(0.5), p99: gaps.quantile(0.99), p999: gaps.quantile(0.999),
+          batches: gaps.count, ms: t - t0, over5: gaps.over5, start: t0, maxOwn: gaps.maxOwn, long: gaps.long, control }));
       } else {
         setTimeout(step, 1);
       }
@@ -147,10 +162,12 @@ function drive(r: Rig, done: () => boolean, minMs = 300): Promise<GapStats> {
 }
 
 const f2 = (x: number): string => x.toFixed(2);
-const fmt = (x: GapStats): string =>
+const fmt = (x: GapStats, kind: string): string =>
   `longest gap ${f2(x.max)} ms (p50 ${f2(x.p50)}, p99 ${f2(x.p99)}, p99.9 ${f2(x.p999)}) over ${x.batches} batches in ${(x.ms / 1000).toFixed(1)} s; `
   + `longest gap less run-queue wait ${f2(x.maxOwn)} ms`
-  + (x.long.length ? `; gaps > 5 ms [at ms: gap / run-queue wait in it]: ${x.long.map((g) => `${g.at}: ${f2(g.ms)}/${f2(g.wait)}`).join(', ')} (run started ${Math.round(x.start)} ms after process start, for --trace-gc; CLOCK_MONOTONIC ${(x.start + MONO).toFixed(1)} ms, for perf -k CLOCK_MONOTONIC)` : '');
+  + (x.long.length ? `; gaps > 5 ms [at ms: gap / run-queue wait in it, CPU, steal accounted on it in the gap and ${5.5} ms after]: ${x.long.map((g) => probe.describe(kind, g)).join(', ')} (run started ${Math.round(x.start)} ms after process start, for --trace-gc; CLOCK_MONOTONIC ${(x.start + MONO).toFixed(1)} ms, for perf -k CLOCK_MONOTONIC)` : '')
+  + `\n            control (no sluice, same time): longest gap ${f2(x.control.max)} ms (p99.9 ${f2(x.control.p999)}) over ${x.control.count}; gaps > 5 ms: ${x.control.over5}`
+  + (x.control.long.length ? ` [gap / run-queue wait, CPU, steal]: ${probe.describeControl(x.control)}` : '');
 
 interface Round { during: GapStats; base: GapStats; tookMs: number; note: string }
 
@@ -161,13 +178,14 @@ async function paired(name: string, once: () => Promise<Round>): Promise<void> {
     const r = await once();
     rs.push(r);
     console.log(`${name}, round ${i + 1}/${ROUNDS} (load ${loadavg()[0]!.toFixed(2)}): took ${(r.tookMs / 1000).toFixed(2)} s${r.note}`);
-    console.log(`  during:   ${fmt(r.during)}`);
-    console.log(`  baseline: ${fmt(r.base)}`);
+    console.log(`  during:   ${fmt(r.during, 'during')}`);
+    console.log(`  baseline: ${fmt(r.base, 'baseline')}`);
   }
   const med = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[(s.length - 1) >> 1]! / 2 + s[s.length >> 1]! / 2; };
   console.log(`${name}: longest gap during ${rs.map((r) => f2(r.during.max)).join(' / ')} ms, baseline ${rs.map((r) => f2(r.base.max)).join(' / ')} ms; `
     + `median of per-round ratios ${f2(med(rs.map((r) => r.during.max / r.base.max)))}; longest gap less run-queue wait: during ${f2(Math.max(...rs.map((r) => r.during.maxOwn)))}, `
-    + `baseline ${f2(Math.max(...rs.map((r) => r.base.maxOwn)))} ms; rounds over 5 ms: during ${rs.filter((r) => r.during.max > 5).length}, baseline ${rs.filter((r) => r.base.max > 5).length} of ${rs.length}`);
+    + `baseline ${f2(Math.max(...rs.map((r) => r.base.maxOwn)))} ms; rounds over 5 ms: during ${rs.filter((r) => r.during.max > 5).length}, baseline ${rs.filter((r) => r.base.max > 5).length}, `
+    + `control (no sluice) ${rs.filter((r) => r.during.control.max > 5 || r.base.control.max > 5).length} of ${rs.length}`);
 }
 
 async function compactionRound(): Promise<Round> {
@@ -244,12 +262,16 @@ async function realtime(): Promise<string> {
 }
 
 async function main(): Promise<void> {
+  probe = new StealProbe(FIFO > 0 ? FIFO + 2 : 0);
   const sched = await realtime();
   console.log(`# node ${process.version}, ${sched}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}, ${ROUNDS} round(s)`);
   if (SAS > 0) await paired(`compaction of ${SAS} SAs`, compactionRound);
   if (EXPIRE > 0) await paired(`idle expiry of ${EXPIRE} SAs`, expiryRound);
   if (LIST > 0) await paired(`sa-list of ${LIST} SAs`, listingRound);
+  for (const line of probe.summary()) console.log(`# ${line}`);
+  probe.close();
   clock.close();
+  cpu.close();
 }
 
 void main();
