@@ -47,7 +47,6 @@ export class NatWorkerStage implements Stage {
   private readonly pkts: Float64Array;
   private readonly bytes: Float64Array;
   private readonly last: Float64Array;
-  private readonly pubOf: Uint8Array;
   /**
    * turns[0] and turns[1] as read at the start of the running batch (batchStart), or -1 outside a
    * batch (then process() reads them itself). Every packet of a batch reached this thread before
@@ -76,7 +75,7 @@ export class NatWorkerStage implements Stage {
     this.view = new SharedSaView(mem.sas);
     this.turns = mem.turns;
     this.linkOwed = mem.linkOwed;
-    this.pkts = mem.sas.pkts; this.bytes = mem.sas.bytes; this.last = mem.sas.last; this.pubOf = mem.sas.pub;
+    this.pkts = mem.sas.pkts; this.bytes = mem.sas.bytes; this.last = mem.sas.last;
     this.publics = Uint32Array.from(cfg.public.map(ipv4ToNumber));
     this.anyServer = cfg.servers === 'any';
     const servers = cfg.servers === 'any' ? [] : cfg.servers.map(parsePrefix);
@@ -115,11 +114,13 @@ export class NatWorkerStage implements Stage {
   batchStart(): void {
     this.batchTurns = Atomics.load(this.turns, 0);
     this.batchStandby = Atomics.load(this.turns, 1);
+    this.view.batchStart();
   }
 
   batchEnd(): void {
     this.batchTurns = -1;
     this.batchStandby = -1;
+    this.view.batchEnd();
   }
 
   private standby(): boolean {
@@ -167,19 +168,18 @@ export class NatWorkerStage implements Stage {
     const v = this.view;
     const server = info.dst;
     let id = -1;
+    // The public index of the record found: part of its key (read from the record, it could be a later one's).
+    let p = 0;
     if (info.kind === Kind.IKE) {
       if ((info.ikeIspiHi | info.ikeIspiLo) === 0 || NatWorkerStage.saCreating(info.ikeVersion, info.ikeExchange)) return false;
-      for (let p = 0; p < this.publics.length && id < 0; p++) id = v.lookup(SaKind.IKE, p, server, info.ikeIspiHi, info.ikeIspiLo);
+      for (; p < this.publics.length; p++) if ((id = v.lookup(SaKind.IKE, p, server, info.ikeIspiHi, info.ikeIspiLo)) >= 0) break;
       if (id < 0 || v.host !== info.src) return false;
       if ((v.rh | v.rl) === 0 && (info.ikeRspiHi | info.ikeRspiLo) !== 0) return false; // the owner records the responder SPI
     } else if (info.kind !== Kind.NAT_KEEPALIVE) {
       const spi = info.espSpi;
       if (spi === 0) return false;
-      for (let p = 0; p < this.publics.length && id < 0; p++) {
-        id = v.lookup(SaKind.ESP_OUT, p, server, spi, 0);
-        if (id >= 0 && v.host !== info.src) id = -1;
-      }
-      if (id < 0) return false;
+      for (; p < this.publics.length; p++) if ((id = v.lookup(SaKind.ESP_OUT, p, server, spi, 0)) >= 0 && v.host === info.src) break;
+      if (p === this.publics.length) return false; // none, or not this host's
       if ((v.flags & F_CONFIRMED) === 0) {
         const owed = this.linkOwed;
         // A link the shared array cannot name reads as owed: the owner decides.
@@ -191,7 +191,7 @@ export class NatWorkerStage implements Stage {
     }
     const now = this.services.now();
     this.pkts[id]++; this.bytes[id] += info.totalLength; touch(this.last, id, now);
-    rewriteSrc4(info, pkt.bytes, this.publics[this.pubOf[id]]);
+    rewriteSrc4(info, pkt.bytes, this.publics[p]);
     this.c.out++;
     d.rewritten = true;
     d.accept();

@@ -51,6 +51,8 @@ test('a reader in another thread never sees a torn record of a 1M-SA shared tabl
       parentPort.postMessage('ready');
       while (Atomics.load(workerData.stop, 0) === 0) {
         for (let n = 0; n < 4096; n++) {
+          // As a worker runs: most lookups inside a batch's window (epoch read at its start), some outside.
+          if ((n & 63) === 0) { view.batchEnd(); if ((n & 192) !== 0) view.batchStart(); }
           x = (Math.imul(x, 1103515245) + 12345) >>> 0;
           // Mostly the few slots the writer rewrites over and over: lookups that race a rewrite.
           const k = (x & 7) !== 0 ? (x >>> 8) % ${HOT} : x % ${K}, g = (x >>> 20) % ${GENS};

@@ -34,9 +34,12 @@ export function sharedLearningMemory(maxLinks: number): { turns: Int32Array; lin
 
 /**
  * A reader's view of a shared SaTable. lookup() answers from one consistent state of a record:
- * Fast path (the table at rest): the table's epoch is read, even (no add/remove under way); the
- * index is probed and the record's fields read; the epoch is read again and must be unchanged: no
- * add, remove or index doubling touched anything this read meanwhile. Two atomic reads per lookup.
+ * Fast path (the table at rest): an even epoch e was read; the index is probed and the record's
+ * fields read; the epoch is read again and must still be e. The epoch only grows (+1 as the owner
+ * begins an add or a remove, index doubling included, +1 when it is done; 2^31 of them before it
+ * could show e again), so no write touched anything read in between. e is read at the lookup's
+ * start, or once at the start of a batch (batchStart(): a lookup then costs one atomic read, and
+ * the window it checks runs from the batch's start, or its last change, to the lookup's end).
  * When the epoch was odd or moved (the owner is adding or removing SAs), the per-record path:
  *   1. the index maps the key to id (the id may be stale: the record removed and reused since);
  *   2. s1 = seq[id], even (no add/remove of this record under way);
@@ -46,9 +49,9 @@ export function sharedLearningMemory(maxLinks: number): { turns: Int32Array; lin
  *   4. the fields are read, then seq[id] must still be s1.
  * Any doubt is a miss: the caller then hands the packet to the owner, who decides under its own
  * single-threaded rules. (Step 3 re-reads one index slot, already in cache, instead of the record's
- * five key fields, each another cache miss on a large table.) Atomics.load is a call into V8's
- * runtime (~5 ns, not inlined in Node 20) and the compiler moves no typed-array read across it:
- * what makes the plain reads in between fresh, and what the fast path saves three of.
+ * five key fields, each another cache miss on a large table.) Atomics.load is a call into a V8
+ * builtin (~5 ns, not inlined in Node 20) and the compiler moves no typed-array read across it:
+ * what keeps the plain reads in between in place, and what the fast path saves four of.
  */
 export class SharedSaView {
   private readonly index: KeyIndex;
@@ -85,20 +88,35 @@ export class SharedSaView {
 
   get arrays(): SharedSaArrays { return this.m; }
 
+  /** An even epoch read since batchStart() (valid while atRest), or nothing: lookup() reads its own. */
+  private restEpoch = 0;
+  private atRest = false;
+
+  /** Reads the epoch once for the lookups until batchEnd() (each then reads it only after its fields). */
+  batchStart(): void {
+    const e = Atomics.load(this.epoch, EPOCH);
+    this.restEpoch = e;
+    this.atRest = (e & 1) === 0;
+  }
+
+  batchEnd(): void { this.atRest = false; }
+
   lookup(kind: SaKind, pub: number, server: number, a: number, b: number): number {
-    const e1 = Atomics.load(this.epoch, EPOCH);
+    let e1 = this.restEpoch;
+    if (!this.atRest) e1 = Atomics.load(this.epoch, EPOCH);
     if ((e1 & 1) === 0) {
       const id = this.index.getQuiet(server, a, b, (pub << 8) | kind);
-      if (id < 0) {
-        // Absent while nothing was written: a miss. Else the probe may have raced a write: try again below.
-        if (Atomics.load(this.epoch, EPOCH) === e1) return -1;
-      } else {
-        const host = this.hosts[id], flags = this.flagsA[id], pair = this.pairs[id], link = this.links[id], rh = this.rhs[id], rl = this.rls[id];
-        if (Atomics.load(this.epoch, EPOCH) === e1) {
-          this.host = host; this.flags = flags; this.pair = pair; this.link = link; this.rh = rh; this.rl = rl;
-          return id;
-        }
+      let host = 0, flags = 0, pair = -1, link = -1, rh = 0, rl = 0;
+      if (id >= 0) { host = this.hosts[id]; flags = this.flagsA[id]; pair = this.pairs[id]; link = this.links[id]; rh = this.rhs[id]; rl = this.rls[id]; }
+      const e2 = Atomics.load(this.epoch, EPOCH);
+      if (e2 === e1) {
+        // At rest from e1's read to here: an absent key is a miss, a found one is this record.
+        if (id >= 0) { this.host = host; this.flags = flags; this.pair = pair; this.link = link; this.rh = rh; this.rl = rl; }
+        return id;
       }
+      // The owner wrote meanwhile: this lookup takes the per-record path; the next ones of the batch
+      // check from here (e2, when even).
+      if (this.atRest) { this.restEpoch = e2; this.atRest = (e2 & 1) === 0; }
     }
     this.slow++;
     return this.lookupChecked(kind, pub, server, a, b);
