@@ -15,7 +15,7 @@
  * (packets per CPU-second of each thread, schedstat) does not. Each round also says how much CPU the
  * main thread, the rest of this process (GC, compiler) and other processes used meanwhile.
  * Then the shared table: a 1M-SA table's memory, and lookups per second of 1 and 2 reader threads.
- *   node dist/bench/workers.bench.js [--rounds 5] [--ms 2000] [--mix 6400] [--control] [--recording-fake] [--one-worker [--slices 1]] [--table-only] [--no-table]
+ *   node dist/bench/workers.bench.js [--rounds 5] [--ms 2000] [--mix 6400] [--control] [--recording-fake] [--one-worker [--slices 1]] [--two-vs-control [--slices 4]] [--table-only] [--no-table]
  */
 import { Worker } from 'node:worker_threads';
 import { cpus, loadavg } from 'node:os';
@@ -289,8 +289,36 @@ async function oneWorker(): Promise<void> {
   console.log(`1 worker / single, CPU per packet, median of ${ratios.length} pairs: ${median(ratios).toFixed(3)} (quartiles ${quantile(ratios, 0.25).toFixed(3)}..${quantile(ratios, 0.75).toFixed(3)})`);
 }
 
+/**
+ * What sharing costs two threads at once: workers: 2 (shared NAT table) against the control (two
+ * single-threaded sluices, nothing shared), CPU per packet of each thread, --slices paired runs per
+ * round (the two sides in turn, each side's two threads at once).
+ */
+async function twoVsControl(): Promise<void> {
+  const SLICES = numArg('--slices', 4);
+  const ratios: number[] = [];
+  const ns = (rs: DriverResult[]): number => rs.reduce((n, r) => n + r.threadCpuMs, 0) * 1e6 / rs.reduce((n, r) => n + r.packets, 0);
+  for (let round = 0; round < ROUNDS; round++) {
+    const c = await startSingles(3000 + round, 2);
+    const w = await startWorkers(3000 + round, 2);
+    const pairs: string[] = [];
+    for (let k = 0; k < SLICES; k++) {
+      const both = (ds: Driver[]): Promise<DriverResult[]> => Promise.all(ds.map((d) => d.run()));
+      const [ra, rb] = k % 2 === 0 ? [await both(c.ds), await both(w.ds)] : [await both(w.ds), await both(c.ds)];
+      const [rc, rw] = k % 2 === 0 ? [ra, rb] : [rb, ra];
+      ratios.push(ns(rw) / ns(rc));
+      pairs.push(`${ns(rc).toFixed(0)}/${ns(rw).toFixed(0)}`);
+    }
+    await c.close();
+    await w.close();
+    console.log(`round ${round + 1}: control/workers:2 ns CPU/pkt ${pairs.join(' ')} | ratio median ${median(ratios.slice(-SLICES)).toFixed(3)} (load average ${loadavg()[0]!.toFixed(2)})`);
+  }
+  console.log(`workers:2 / control, CPU per packet, median of ${ratios.length} pairs: ${median(ratios).toFixed(3)} (quartiles ${quantile(ratios, 0.25).toFixed(3)}..${quantile(ratios, 0.75).toFixed(3)})`);
+}
+
 async function main(): Promise<void> {
   if (process.argv.includes('--one-worker')) { await oneWorker(); return; }
+  if (process.argv.includes('--two-vs-control')) { await twoVsControl(); return; }
   if (!process.argv.includes('--table-only')) await throughput();
   if (!process.argv.includes('--no-table')) await table();
 }
