@@ -85,8 +85,8 @@ function otherCpu(before: CpuMark, after: CpuMark, deciding: number[]): OtherCpu
 
 function driver(init: DriverInit, onFwd?: (m: FromWorker) => void): Driver {
   const worker = new Worker(join(__dirname, 'workers-driver.js'), { workerData: { benchDriver: true, init } });
-  let warmed!: () => void;
-  const warm = new Promise<void>((r) => { warmed = r; });
+  let warmed!: () => void, warmFailed!: (e: unknown) => void;
+  const warm = new Promise<void>((r, j) => { warmed = r; warmFailed = j; });
   let waiting: { resolve: (r: DriverResult) => void; reject: (e: unknown) => void } | null = null;
   let failed: unknown = null;
   worker.on('message', (m: FromWorker | { t: 'warm' } | { t: 'result'; result: DriverResult }) => {
@@ -94,7 +94,8 @@ function driver(init: DriverInit, onFwd?: (m: FromWorker) => void): Driver {
     else if (m.t === 'result') { const w = waiting; waiting = null; w?.resolve(m.result); }
     else onFwd?.(m);
   });
-  worker.on('error', (e) => { failed = e; waiting?.reject(e); waiting = null; });
+  worker.on('error', (e) => { failed = e; warmFailed(e); waiting?.reject(e); waiting = null; });
+  worker.on('exit', (code) => { if (!failed) { failed = new Error(`bench driver exited (${code})`); warmFailed(failed); waiting?.reject(failed); waiting = null; } });
   const run = (): Promise<DriverResult> => new Promise<DriverResult>((resolve, reject) => {
     if (failed) { reject(failed); return; }
     waiting = { resolve, reject };

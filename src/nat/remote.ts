@@ -10,7 +10,8 @@
  * rewrote the record) is held here and handed to the owner through `forward`; the owner's answer
  * (verdict, rewritten bytes; the queue's default verdict when NAT did not decide) comes back through reply() and the engine re-runs the held packet here,
  * where it is applied. Fails closed like NatStage: a throw, an expired hold or a lost owner drops.
- * Activity (pkts, bytes, last) is written from here without a lock (docs/nat.md "Memory model").
+ * Activity is written from here without a lock: `last` at most every LAST_EVERY_MS per record, packet
+ * and byte counts through a private ActivityCache every FLUSH_MS (docs/nat.md "Memory model").
  */
 import { Kind } from '../packet/classify';
 import { ip4 as ipv4ToNumber } from '../packet/bytes';
@@ -20,6 +21,7 @@ import type { NatConfig } from './config';
 import { SharedSaView, type SharedNatMemory } from './shared';
 import { SaKind, F_CONFIRMED } from './table';
 import { parsePrefix } from './stage';
+import { ActivityCache, FLUSH_MS } from './activity';
 import type { ForwardedPacket, OwnerReply } from '../engine/forward';
 
 export type { ForwardedPacket, OwnerReply };
@@ -44,9 +46,9 @@ export class NatWorkerStage implements Stage {
   // The shared arrays as fields of this class (not read through the object postMessage delivered: see SharedSaView).
   private readonly turns: Int32Array;
   private readonly linkOwed: Int32Array;
-  private readonly pkts: Float64Array;
-  private readonly bytes: Float64Array;
   private readonly last: Float64Array;
+  /** Packet and byte counts, spilled into the shared table every FLUSH_MS (tick) and at close. */
+  readonly activity: ActivityCache;
   /**
    * turns[0] and turns[1] as read at the start of the running batch (batchStart), or -1 outside a
    * batch (then process() reads them itself). Every packet of a batch reached this thread before
@@ -75,7 +77,8 @@ export class NatWorkerStage implements Stage {
     this.view = new SharedSaView(mem.sas);
     this.turns = mem.turns;
     this.linkOwed = mem.linkOwed;
-    this.pkts = mem.sas.pkts; this.bytes = mem.sas.bytes; this.last = mem.sas.last;
+    this.last = mem.sas.last;
+    this.activity = new ActivityCache(mem.sas.pkts, mem.sas.bytes, mem.sas.seq);
     this.publics = Uint32Array.from(cfg.public.map(ipv4ToNumber));
     this.anyServer = cfg.servers === 'any';
     const servers = cfg.servers === 'any' ? [] : cfg.servers.map(parsePrefix);
@@ -122,6 +125,10 @@ export class NatWorkerStage implements Stage {
     this.batchStandby = -1;
     this.view.batchEnd();
   }
+
+  readonly tickMs = FLUSH_MS;
+  tick(): void { this.activity.flush(); }
+  close(): void { this.activity.flush(); }
 
   private standby(): boolean {
     return (this.batchStandby < 0 ? Atomics.load(this.turns, 1) : this.batchStandby) !== 0;
@@ -190,7 +197,7 @@ export class NatWorkerStage implements Stage {
       return false;
     }
     const now = this.services.now();
-    this.pkts[id]++; this.bytes[id] += info.totalLength; touch(this.last, id, now);
+    this.activity.add(id, info.totalLength); touch(this.last, id, now);
     rewriteSrc4(info, pkt.bytes, this.publics[p]);
     this.c.out++;
     d.rewritten = true;
@@ -219,7 +226,7 @@ export class NatWorkerStage implements Stage {
       return false;
     }
     const now = this.services.now();
-    this.pkts[id]++; this.bytes[id] += info.totalLength; touch(this.last, id, now);
+    this.activity.add(id, info.totalLength); touch(this.last, id, now);
     rewriteDst4(info, pkt.bytes, v.host);
     this.c.in++;
     d.rewritten = true;
