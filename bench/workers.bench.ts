@@ -108,11 +108,11 @@ function driver(init: DriverInit, onFwd?: (m: FromWorker) => void): Driver {
  * n single-threaded sluices, each in its own thread with private tables (n = 1: the baseline). With
  * n = 2 (--control) each gets the flows hashing to it: two processes' worth of work with nothing
  * shared, the most two threads can give on this machine (cores, caches, clock under load).
+ * startSingles: their drivers, warmed up (each run() is one timed run); close() ends them.
  */
-/** n single-threaded sluices' drivers, warmed up; close() ends them. */
-async function startSingles(seed: number, n: number, ms = MS): Promise<{ ds: Driver[]; close: () => Promise<void> }> {
+async function startSingles(seed: number, n: number): Promise<{ ds: Driver[]; close: () => Promise<void> }> {
   const ds = Array.from({ length: n }, (_, index) =>
-    driver({ mode: 'single', index, cfg: config(1), nat: null, ms, batch: 64, seed, of: n, recording: RECORDING, mixPackets: MIX }));
+    driver({ mode: 'single', index, cfg: config(1), nat: null, ms: MS, batch: 64, seed, of: n, recording: RECORDING, mixPackets: MIX }));
   await Promise.all(ds.map((d) => d.warm));
   return { ds, close: async () => { for (const d of ds) await d.worker.terminate(); } };
 }
@@ -128,7 +128,7 @@ async function single(seed: number, n = 1): Promise<{ pps: number; rs: DriverRes
 }
 
 /** n worker threads' drivers over an owner NAT in this thread, warmed up; close() ends them and the owner. */
-async function startWorkers(seed: number, n: number, ms = MS): Promise<{ ds: Driver[]; answered: () => number; close: () => Promise<void> }> {
+async function startWorkers(seed: number, n: number): Promise<{ ds: Driver[]; answered: () => number; close: () => Promise<void> }> {
   const cfg = config(2); // queues 5 and 6 (with n = 1, only worker 0 runs, on queue 5)
   const owner = new Engine({ held: { max: 4096, timeoutMs: 5000, defaultVerdict: 'accept' }, interfaces: Interfaces.fromList([]) });
   const nat = new NatStage(cfg.nat!, { shared: true });
@@ -139,7 +139,7 @@ async function startWorkers(seed: number, n: number, ms = MS): Promise<{ ds: Dri
   const ds: Driver[] = [];
   for (let index = 0; index < n; index++) {
     let src!: ForwardedSource;
-    const d = driver({ mode: 'worker', index, cfg, nat: nat.state.sharedMemory(), ms, batch: 64, seed, of: n, recording: RECORDING, images, mixPackets: MIX },
+    const d = driver({ mode: 'worker', index, cfg, nat: nat.state.sharedMemory(), ms: MS, batch: 64, seed, of: n, recording: RECORDING, images, mixPackets: MIX },
       (m) => { if (m.t === 'fwd') for (const p of m.ps) src.receive(p); });
     src = new ForwardedSource(owner, (r: OwnerReply) => { answered++; d.worker.postMessage({ t: 'replies', rs: [r] }); });
     src.addQueue(5 + index, { defaultVerdict: 'accept', onInvalid: 'drop' });
