@@ -15,7 +15,7 @@
  * (packets per CPU-second of each thread, schedstat) does not. Each round also says how much CPU the
  * main thread, the rest of this process (GC, compiler) and other processes used meanwhile.
  * Then the shared table: a 1M-SA table's memory, and lookups per second of 1 and 2 reader threads.
- *   node dist/bench/workers.bench.js [--rounds 5] [--ms 2000] [--control] [--recording-fake] [--one-worker] [--table-only] [--no-table]
+ *   node dist/bench/workers.bench.js [--rounds 5] [--ms 2000] [--mix 6400] [--control] [--recording-fake] [--one-worker [--slices 1]] [--two-vs-control [--slices 4]] [--table-only] [--no-table]
  */
 import { Worker } from 'node:worker_threads';
 import { cpus, loadavg } from 'node:os';
@@ -45,6 +45,7 @@ const CONTROL = process.argv.includes('--control');
  * the last-level cache. A small mix (--mix 640) shows what the threads reach when they do not.
  */
 const MIX = numArg('--mix', 6400);
+const quantile = (xs: number[], q: number): number => { const a = [...xs].sort((x, y) => x - y); return a[Math.min(a.length - 1, Math.floor(q * a.length))]!; };
 const median = (xs: number[]): number => { const a = [...xs].sort((x, y) => x - y); return a.length % 2 ? a[a.length >> 1]! : (a[a.length / 2 - 1]! + a[a.length / 2]!) / 2; };
 
 function config(workers: number): Config {
@@ -56,7 +57,12 @@ function config(workers: number): Config {
   });
 }
 
-interface Driver { worker: Worker; result: Promise<DriverResult>; warm: Promise<void> }
+interface Driver {
+  worker: Worker;
+  /** Starts one timed run (init.ms) and resolves with its result. */
+  run(): Promise<DriverResult>;
+  warm: Promise<void>;
+}
 
 /**
  * CPU of the process's threads other than the deciding ones over a timed run, ms: the main thread
@@ -79,38 +85,50 @@ function otherCpu(before: CpuMark, after: CpuMark, deciding: number[]): OtherCpu
 
 function driver(init: DriverInit, onFwd?: (m: FromWorker) => void): Driver {
   const worker = new Worker(join(__dirname, 'workers-driver.js'), { workerData: { benchDriver: true, init } });
-  let warmed!: () => void;
-  const warm = new Promise<void>((r) => { warmed = r; });
-  const result = new Promise<DriverResult>((resolve, reject) => {
-    worker.on('message', (m: FromWorker | { t: 'warm' } | { t: 'result'; result: DriverResult }) => {
-      if (m.t === 'warm') warmed();
-      else if (m.t === 'result') resolve(m.result);
-      else onFwd?.(m);
-    });
-    worker.on('error', reject);
+  let warmed!: () => void, warmFailed!: (e: unknown) => void;
+  const warm = new Promise<void>((r, j) => { warmed = r; warmFailed = j; });
+  let waiting: { resolve: (r: DriverResult) => void; reject: (e: unknown) => void } | null = null;
+  let failed: unknown = null;
+  worker.on('message', (m: FromWorker | { t: 'warm' } | { t: 'result'; result: DriverResult }) => {
+    if (m.t === 'warm') warmed();
+    else if (m.t === 'result') { const w = waiting; waiting = null; w?.resolve(m.result); }
+    else onFwd?.(m);
   });
-  return { worker, result, warm };
+  worker.on('error', (e) => { failed = e; warmFailed(e); waiting?.reject(e); waiting = null; });
+  worker.on('exit', (code) => { if (!failed) { failed = new Error(`bench driver exited (${code})`); warmFailed(failed); waiting?.reject(failed); waiting = null; } });
+  const run = (): Promise<DriverResult> => new Promise<DriverResult>((resolve, reject) => {
+    if (failed) { reject(failed); return; }
+    waiting = { resolve, reject };
+    worker.postMessage('go');
+  });
+  return { worker, run, warm };
 }
 
 /**
  * n single-threaded sluices, each in its own thread with private tables (n = 1: the baseline). With
  * n = 2 (--control) each gets the flows hashing to it: two processes' worth of work with nothing
  * shared, the most two threads can give on this machine (cores, caches, clock under load).
+ * startSingles: their drivers, warmed up (each run() is one timed run); close() ends them.
  */
-async function single(seed: number, n = 1): Promise<{ pps: number; rs: DriverResult[]; r: DriverResult; other: OtherCpu }> {
+async function startSingles(seed: number, n: number): Promise<{ ds: Driver[]; close: () => Promise<void> }> {
   const ds = Array.from({ length: n }, (_, index) =>
     driver({ mode: 'single', index, cfg: config(1), nat: null, ms: MS, batch: 64, seed, of: n, recording: RECORDING, mixPackets: MIX }));
   await Promise.all(ds.map((d) => d.warm));
+  return { ds, close: async () => { for (const d of ds) await d.worker.terminate(); } };
+}
+
+async function single(seed: number, n = 1): Promise<{ pps: number; rs: DriverResult[]; r: DriverResult; other: OtherCpu }> {
+  const { ds, close } = await startSingles(seed, n);
   const t0 = cpuMark();
-  for (const d of ds) d.worker.postMessage('go');
-  const rs = await Promise.all(ds.map((d) => d.result));
+  const rs = await Promise.all(ds.map((d) => d.run()));
   const other = otherCpu(t0, cpuMark(), rs.map((r) => r.tid));
-  for (const d of ds) await d.worker.terminate();
+  await close();
   const ms = Math.max(...rs.map((r) => r.ms));
   return { pps: rs.reduce((k, r) => k + r.packets, 0) / (ms / 1000), rs, r: rs[0]!, other };
 }
 
-async function workers(seed: number, n = 2): Promise<{ pps: number; rs: DriverResult[]; ownerAnswered: number; ownerCpuMs: number; other: OtherCpu }> {
+/** n worker threads' drivers over an owner NAT in this thread, warmed up; close() ends them and the owner. */
+async function startWorkers(seed: number, n: number): Promise<{ ds: Driver[]; answered: () => number; close: () => Promise<void> }> {
   const cfg = config(2); // queues 5 and 6 (with n = 1, only worker 0 runs, on queue 5)
   const owner = new Engine({ held: { max: 4096, timeoutMs: 5000, defaultVerdict: 'accept' }, interfaces: Interfaces.fromList([]) });
   const nat = new NatStage(cfg.nat!, { shared: true });
@@ -128,16 +146,19 @@ async function workers(seed: number, n = 2): Promise<{ pps: number; rs: DriverRe
     ds.push(d);
   }
   await Promise.all(ds.map((d) => d.warm));
+  return { ds, answered: () => answered, close: async () => { for (const d of ds) await d.worker.terminate(); await owner.close(); } };
+}
+
+async function workers(seed: number, n = 2): Promise<{ pps: number; rs: DriverResult[]; ownerAnswered: number; ownerCpuMs: number; other: OtherCpu }> {
+  const { ds, answered, close } = await startWorkers(seed, n);
   const o0 = threadCpuMs();
   const t0 = cpuMark();
-  for (const d of ds) d.worker.postMessage('go');
-  const rs = await Promise.all(ds.map((d) => d.result));
+  const rs = await Promise.all(ds.map((d) => d.run()));
   const other = otherCpu(t0, cpuMark(), rs.map((r) => r.tid));
   const ownerCpuMs = threadCpuMs() - o0;
-  for (const d of ds) await d.worker.terminate();
-  await owner.close();
+  await close();
   const ms = Math.max(...rs.map((r) => r.ms));
-  return { pps: rs.reduce((n, r) => n + r.packets, 0) / (ms / 1000), rs, ownerAnswered: answered, ownerCpuMs, other };
+  return { pps: rs.reduce((k, r) => k + r.packets, 0) / (ms / 1000), rs, ownerAnswered: answered(), ownerCpuMs, other };
 }
 
 async function throughput(): Promise<void> {
@@ -240,22 +261,65 @@ async function table(): Promise<void> {
 /**
  * The worker's NAT path alone: one worker thread (NAT over the shared table, owner in this thread)
  * against one single-threaded sluice, same packets: what the shared-table path costs per packet
- * without a second thread (no cache lines shared between workers).
+ * without a second thread (no cache lines shared between workers). Each round starts both and runs
+ * them in turn, --slices times each (--ms per run): consecutive runs make a pair, so a change in
+ * machine load between rounds falls on both sides of a pair alike (median over all pairs).
  */
 async function oneWorker(): Promise<void> {
+  const SLICES = numArg('--slices', 1);
   const ratios: number[] = [];
+  const ns = (r: DriverResult): number => (r.threadCpuMs * 1e6) / r.packets;
   for (let round = 0; round < ROUNDS; round++) {
-    const s = await single(2000 + round);
-    const w = await workers(2000 + round, 1);
-    const ns = (r: DriverResult): number => (r.threadCpuMs * 1e6) / r.packets;
-    ratios.push(ns(w.rs[0]!) / ns(s.r));
-    console.log(`one worker: single ${ns(s.r).toFixed(0)} ns CPU/pkt | 1 worker ${ns(w.rs[0]!).toFixed(0)} ns CPU/pkt (forwarded ${w.rs[0]!.forwarded}) | ratio ${ratios.at(-1)!.toFixed(2)}`);
+    const s = await startSingles(2000 + round, 1);
+    const w = await startWorkers(2000 + round, 1);
+    const pairs: string[] = [];
+    for (let k = 0; k < SLICES; k++) {
+      // Alternate which side runs first within the round.
+      const [a, b] = k % 2 === 0 ? [s.ds[0]!, w.ds[0]!] : [w.ds[0]!, s.ds[0]!];
+      const ra = await a.run();
+      const rb = await b.run();
+      const [rs, rw] = k % 2 === 0 ? [ra, rb] : [rb, ra];
+      ratios.push(ns(rw) / ns(rs));
+      pairs.push(`${ns(rs).toFixed(0)}/${ns(rw).toFixed(0)}${rw.forwarded ? ` (forwarded ${rw.forwarded})` : ''}`);
+    }
+    await s.close();
+    await w.close();
+    const mine = ratios.slice(-SLICES);
+    console.log(`round ${round + 1}: single/1 worker ns CPU/pkt ${pairs.join(' ')} | ratio median ${median(mine).toFixed(3)} (load average ${loadavg()[0]!.toFixed(2)})`);
   }
-  console.log(`1 worker / single, CPU per packet, median of ${ROUNDS}: ${median(ratios).toFixed(2)}`);
+  console.log(`1 worker / single, CPU per packet, median of ${ratios.length} pairs: ${median(ratios).toFixed(3)} (quartiles ${quantile(ratios, 0.25).toFixed(3)}..${quantile(ratios, 0.75).toFixed(3)})`);
+}
+
+/**
+ * What sharing costs two threads at once: workers: 2 (shared NAT table) against the control (two
+ * single-threaded sluices, nothing shared), CPU per packet of each thread, --slices paired runs per
+ * round (the two sides in turn, each side's two threads at once).
+ */
+async function twoVsControl(): Promise<void> {
+  const SLICES = numArg('--slices', 4);
+  const ratios: number[] = [];
+  const ns = (rs: DriverResult[]): number => rs.reduce((n, r) => n + r.threadCpuMs, 0) * 1e6 / rs.reduce((n, r) => n + r.packets, 0);
+  for (let round = 0; round < ROUNDS; round++) {
+    const c = await startSingles(3000 + round, 2);
+    const w = await startWorkers(3000 + round, 2);
+    const pairs: string[] = [];
+    for (let k = 0; k < SLICES; k++) {
+      const both = (ds: Driver[]): Promise<DriverResult[]> => Promise.all(ds.map((d) => d.run()));
+      const [ra, rb] = k % 2 === 0 ? [await both(c.ds), await both(w.ds)] : [await both(w.ds), await both(c.ds)];
+      const [rc, rw] = k % 2 === 0 ? [ra, rb] : [rb, ra];
+      ratios.push(ns(rw) / ns(rc));
+      pairs.push(`${ns(rc).toFixed(0)}/${ns(rw).toFixed(0)}`);
+    }
+    await c.close();
+    await w.close();
+    console.log(`round ${round + 1}: control/workers:2 ns CPU/pkt ${pairs.join(' ')} | ratio median ${median(ratios.slice(-SLICES)).toFixed(3)} (load average ${loadavg()[0]!.toFixed(2)})`);
+  }
+  console.log(`workers:2 / control, CPU per packet, median of ${ratios.length} pairs: ${median(ratios).toFixed(3)} (quartiles ${quantile(ratios, 0.25).toFixed(3)}..${quantile(ratios, 0.75).toFixed(3)})`);
 }
 
 async function main(): Promise<void> {
   if (process.argv.includes('--one-worker')) { await oneWorker(); return; }
+  if (process.argv.includes('--two-vs-control')) { await twoVsControl(); return; }
   if (!process.argv.includes('--table-only')) await throughput();
   if (!process.argv.includes('--no-table')) await table();
 }

@@ -157,7 +157,10 @@ export class WorkerCore {
     this.cfg = { ...cfg, queues: previous.queues };
     // A NAT whose section did not change keeps the same shared memory: the running stage stays.
     // (Held forwards of a replaced NAT stage get its timeout verdict, drop, as a NAT swap does in one thread.)
-    if (nat?.id !== this.natMem?.id || JSON.stringify(cfg.nat) !== JSON.stringify(previous.nat)) this.natStage = null;
+    if (nat?.id !== this.natMem?.id || JSON.stringify(cfg.nat) !== JSON.stringify(previous.nat)) {
+      this.natStage?.close(); // its packet counts into the table it counted for
+      this.natStage = null;
+    }
     this.natMem = nat;
     this.install(built);
   }

@@ -104,10 +104,13 @@ test('workers: 2 on the fake binding: negotiation across both workers through th
   nat.passive = false;
   v = await send(w1, 6, esp(S, PUB, 0xc0000001, 41), HOOK_PREROUTING);
   assert.equal(v.verdict, V_ACCEPT); assert.ok(!v.forwarded); assert.equal(dstOf(v.payload!), H);
-  // The owner's table counts the fast path's packets too (shared activity fields).
+  // The owner's table counts the fast path's packets too: each worker adds its counts every 250 ms
+  // (ActivityCache, FLUSH_MS), from its engine's tick.
   const sas = nat.state.sas;
   const inId = sas.find(1 /* ESP_IN */, 0, S, 0xc0000001, 0);
-  assert.ok(inId >= 0 && sas.pkts[inId] >= 21, `inbound SA packets ${sas.pkts[inId]}`);
+  assert.ok(inId >= 0);
+  for (let i = 0; i < 100 && sas.pkts[inId]! < 21; i++) await hop();
+  assert.ok(sas.pkts[inId]! >= 21, `inbound SA packets ${sas.pkts[inId]}`);
   // Stats: workers' counters add up; the NAT's state is the owner's plus the workers' fast path.
   const m = mergeStats({ counters: owner.counters.snapshot(true), drops: owner.counters.dropSnapshot(), natState: nat.stats() as Record<string, unknown>, held: owner.held.size },
     cores.map((c) => c.stats()));
@@ -170,4 +173,44 @@ test('workers: queue ranges must not meet; queue_cpu_fanout needs workers; tun s
   assert.ok(!configSchema.safeParse({ workers: 2, queues: [{ num: 65535 }] }).success);
   assert.ok(configSchema.safeParse({ workers: 2, queues: [], tun: [{ name: 'tun0' }] }).success, 'each worker opens a queue of the TUN device');
   assert.ok(!configSchema.safeParse({ queue_cpu_fanout: true }).success);
+});
+
+test('workers: the learning-turn count and the HA standby flag are read once per batch (every packet of it arrived before)', async () => {
+  const { owner, nat, cores, fakes } = setup();
+  const [w0] = fakes as [FakeBinding];
+  const s = nat.state;
+  const now = Date.now();
+  const h = s.host(H, now);
+  const inId = s.addSa(1 /* ESP_IN */, s.hosts.pub[h]!, S, h, 0xc0000005, 0, 0, now, false);
+  assert.ok(inId >= 0);
+  const turns = s.sharedMemory().turns;
+  const q = w0.queue(5);
+  const batch = (): { bytes: Uint8Array; hook: number; id: number }[] =>
+    [0, 1].map((k) => ({ bytes: esp(S, PUB, 0xc0000005, 100 + nextId + k), hook: HOOK_PREROUTING, id: nextId++ }));
+  // No turn: both packets on the worker's fast path.
+  assert.deepEqual(q.feed(batch()).map((v) => v.verdict), [V_ACCEPT, V_ACCEPT]);
+  // A stage ahead of the NAT publishes a turn (as the owner would) while the batch's first packet is decided.
+  let flip = false;
+  cores[0]!.engine.setPipeline([{ name: 'flip', failure: 'open', process: () => { if (flip) { Atomics.store(turns, 0, 1); flip = false; } } },
+    ...cores[0]!.engine.pipeline]);
+  flip = true;
+  assert.deepEqual(q.feed(batch()).map((v) => v.verdict), [V_ACCEPT, V_ACCEPT], 'the batch decided on the turn count read at its start');
+  const fwd0 = (cores[0]!.stats().stages.nat!.state as { worker: { forwarded: number; in: number } }).worker;
+  assert.equal(fwd0.in, 4); assert.equal(fwd0.forwarded, 0);
+  // The next batch sees the turn: both to the owner (held here until it answers).
+  assert.deepEqual(q.feed(batch()), []);
+  for (let i = 0; i < 100 && q.sent.filter((v) => v.released).length < 2; i++) await hop();
+  assert.deepEqual(q.sent.filter((v) => v.released).map((v) => [v.verdict, dstOf(v.payload!)]), [[V_ACCEPT, H], [V_ACCEPT, H]]);
+  // The standby flag: read at the batch's start too.
+  Atomics.store(turns, 0, 0);
+  Atomics.store(turns, 1, 1);
+  assert.deepEqual(q.feed(batch()), [], 'a standby worker decides nothing');
+  Atomics.store(turns, 1, 0);
+  for (let i = 0; i < 100 && q.sent.filter((v) => v.released).length < 4; i++) await hop();
+  assert.equal(q.sent.filter((v) => v.released).length, 4);
+  assert.deepEqual(q.feed(batch()).map((v) => v.verdict), [V_ACCEPT, V_ACCEPT]);
+  const w = (cores[0]!.stats().stages.nat!.state as { worker: Record<string, number> }).worker;
+  assert.equal(w.in, 6); assert.equal(w.forwarded, 4); assert.equal(w.answered, 4); assert.equal(w.slow, 0, 'no lookup met the owner writing');
+  for (const c of cores) await c.close();
+  await owner.close();
 });

@@ -93,6 +93,27 @@ export class KeyIndex {
     return -1;
   }
 
+  /**
+   * get() for a thread that is not the writer and checks afterwards that nothing was written
+   * meanwhile (SaTable.epoch unchanged): no generation check, the mask read as it is, at most
+   * `capacity` probes. Under a concurrent write its answer is worthless (any value, or -1), never a
+   * loop or an index out of the arrays.
+   */
+  getQuiet(a: number, b: number, c: number, d: number): number {
+    const keys = this.keys;
+    const vals = this.vals;
+    const mask = this.ctl[1];
+    let i = KeyIndex.hash(a, b, c, d) & mask;
+    for (let n = 0; n <= mask; n++) {
+      const v = vals[i];
+      if (v < 0) return -1;
+      const k = i << 2;
+      if (keys[k] === a && keys[k + 1] === b && keys[k + 2] === c && keys[k + 3] === d) return v;
+      i = (i + 1) & mask;
+    }
+    return -1;
+  }
+
   /** The slot where getShared() last found its key. */
   lastSlot = -1;
   /** The generation getShared() last read. */

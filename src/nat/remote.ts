@@ -10,7 +10,8 @@
  * rewrote the record) is held here and handed to the owner through `forward`; the owner's answer
  * (verdict, rewritten bytes; the queue's default verdict when NAT did not decide) comes back through reply() and the engine re-runs the held packet here,
  * where it is applied. Fails closed like NatStage: a throw, an expired hold or a lost owner drops.
- * Activity (pkts, bytes, last) is written from here without a lock (docs/nat.md "Memory model").
+ * Activity is written from here without a lock: `last` at most every LAST_EVERY_MS per record, packet
+ * and byte counts through a private ActivityCache every FLUSH_MS (docs/nat.md "Memory model").
  */
 import { Kind } from '../packet/classify';
 import { ip4 as ipv4ToNumber } from '../packet/bytes';
@@ -20,6 +21,7 @@ import type { NatConfig } from './config';
 import { SharedSaView, type SharedNatMemory } from './shared';
 import { SaKind, F_CONFIRMED } from './table';
 import { parsePrefix } from './stage';
+import { ActivityCache, FLUSH_MS } from './activity';
 import type { ForwardedPacket, OwnerReply } from '../engine/forward';
 
 export type { ForwardedPacket, OwnerReply };
@@ -41,7 +43,21 @@ export class NatWorkerStage implements Stage {
   readonly name = 'nat';
   readonly failure = 'closed';
   private readonly view: SharedSaView;
-  private readonly mem: SharedNatMemory;
+  // The shared arrays as fields of this class (not read through the object postMessage delivered: see SharedSaView).
+  private readonly turns: Int32Array;
+  private readonly linkOwed: Int32Array;
+  private readonly last: Float64Array;
+  /** Packet and byte counts, spilled into the shared table every FLUSH_MS (tick) and at close. */
+  readonly activity: ActivityCache;
+  /**
+   * turns[0] and turns[1] as read at the start of the running batch (batchStart), or -1 outside a
+   * batch (then process() reads them itself). Every packet of a batch reached this thread before
+   * the batch began, so reading once per batch decides each packet on a value read after it
+   * arrived, as reading per packet did: a turn or a standby published before a packet arrived is
+   * seen by it either way (and one published later is not, either way).
+   */
+  private batchTurns = -1;
+  private batchStandby = -1;
   private readonly publics: Uint32Array;
   private readonly anyServer: boolean;
   private readonly serverNet: Uint32Array;
@@ -58,8 +74,11 @@ export class NatWorkerStage implements Stage {
   private readonly c = { in: 0, out: 0, forwarded: 0, answered: 0, lost: 0, late: 0 };
 
   constructor(readonly cfg: NatConfig, mem: SharedNatMemory, private readonly forward: (p: ForwardedPacket) => void) {
-    this.mem = mem;
     this.view = new SharedSaView(mem.sas);
+    this.turns = mem.turns;
+    this.linkOwed = mem.linkOwed;
+    this.last = mem.sas.last;
+    this.activity = new ActivityCache(mem.sas.pkts, mem.sas.bytes, mem.sas.seq);
     this.publics = Uint32Array.from(cfg.public.map(ipv4ToNumber));
     this.anyServer = cfg.servers === 'any';
     const servers = cfg.servers === 'any' ? [] : cfg.servers.map(parsePrefix);
@@ -95,10 +114,35 @@ export class NatWorkerStage implements Stage {
     return -1;
   }
 
+  batchStart(): void {
+    this.batchTurns = Atomics.load(this.turns, 0);
+    this.batchStandby = Atomics.load(this.turns, 1);
+    this.view.batchStart();
+  }
+
+  batchEnd(): void {
+    this.batchTurns = -1;
+    this.batchStandby = -1;
+    this.view.batchEnd();
+  }
+
+  readonly tickMs = FLUSH_MS;
+  tick(): void { this.activity.flush(); }
+  close(): void { this.activity.flush(); }
+
+  private standby(): boolean {
+    return (this.batchStandby < 0 ? Atomics.load(this.turns, 1) : this.batchStandby) !== 0;
+  }
+
+  private turnRuns(): boolean {
+    return (this.batchTurns < 0 ? Atomics.load(this.turns, 0) : this.batchTurns) !== 0;
+  }
+
   process(pkt: PacketContext, d: Decision): void {
-    const held = this.services.heldHandle?.() ?? -1;
-    if (held >= 0) {
-      const r = this.replies.get(held);
+    // An owner's answer is re-run with its held handle (no answer waiting: no held packet of ours).
+    if (this.replies.size !== 0) {
+      const held = this.services.heldHandle?.() ?? -1;
+      const r = held >= 0 ? this.replies.get(held) : undefined;
       if (r) { this.replies.delete(held); this.apply(pkt, d, r); return; }
     }
     const info = pkt.info;
@@ -106,7 +150,7 @@ export class NatWorkerStage implements Stage {
     const kind = info.kind;
     if (kind !== Kind.ESP && kind !== Kind.ESP_IN_UDP && kind !== Kind.IKE && kind !== Kind.NAT_KEEPALIVE) return;
     // HA standby (the owner's NatStage is passive): nothing is decided here; the owner drops and counts.
-    if (Atomics.load(this.mem.turns, 1) !== 0) { this.toOwner(pkt, d); return; }
+    if (this.standby()) { this.toOwner(pkt, d); return; }
     let done = false;
     if (pkt.hook === HOOK_PREROUTING) {
       const pub = this.pubIndexOf(info.dst);
@@ -129,34 +173,32 @@ export class NatWorkerStage implements Stage {
   private outbound(pkt: PacketContext, d: Decision): boolean {
     const info = pkt.info;
     const v = this.view;
-    const m = this.mem.sas;
     const server = info.dst;
     let id = -1;
+    // The public index of the record found: part of its key (read from the record, it could be a later one's).
+    let p = 0;
     if (info.kind === Kind.IKE) {
       if ((info.ikeIspiHi | info.ikeIspiLo) === 0 || NatWorkerStage.saCreating(info.ikeVersion, info.ikeExchange)) return false;
-      for (let p = 0; p < this.publics.length && id < 0; p++) id = v.lookup(SaKind.IKE, p, server, info.ikeIspiHi, info.ikeIspiLo);
+      for (; p < this.publics.length; p++) if ((id = v.lookup(SaKind.IKE, p, server, info.ikeIspiHi, info.ikeIspiLo)) >= 0) break;
       if (id < 0 || v.host !== info.src) return false;
       if ((v.rh | v.rl) === 0 && (info.ikeRspiHi | info.ikeRspiLo) !== 0) return false; // the owner records the responder SPI
     } else if (info.kind !== Kind.NAT_KEEPALIVE) {
       const spi = info.espSpi;
       if (spi === 0) return false;
-      for (let p = 0; p < this.publics.length && id < 0; p++) {
-        id = v.lookup(SaKind.ESP_OUT, p, server, spi, 0);
-        if (id >= 0 && v.host !== info.src) id = -1;
-      }
-      if (id < 0) return false;
+      for (; p < this.publics.length; p++) if ((id = v.lookup(SaKind.ESP_OUT, p, server, spi, 0)) >= 0 && v.host === info.src) break;
+      if (p === this.publics.length) return false; // none, or not this host's
       if ((v.flags & F_CONFIRMED) === 0) {
-        const owed = this.mem.linkOwed;
+        const owed = this.linkOwed;
         // A link the shared array cannot name reads as owed: the owner decides.
         if (v.link < 0 || v.link >= owed.length || Atomics.load(owed, v.link) > 0) return false;
       }
-      if (v.pair >= 0) touch(m.last, v.pair, this.services.now());
+      if (v.pair >= 0) touch(this.last, v.pair, this.services.now());
     } else {
       return false;
     }
     const now = this.services.now();
-    m.pkts[id]++; m.bytes[id] += info.totalLength; touch(m.last, id, now);
-    rewriteSrc4(info, pkt.bytes, this.publics[m.pub[id]]);
+    this.activity.add(id, info.totalLength); touch(this.last, id, now);
+    rewriteSrc4(info, pkt.bytes, this.publics[p]);
     this.c.out++;
     d.rewritten = true;
     d.accept();
@@ -166,7 +208,6 @@ export class NatWorkerStage implements Stage {
   private inbound(pkt: PacketContext, d: Decision, pub: number): boolean {
     const info = pkt.info;
     const v = this.view;
-    const m = this.mem.sas;
     const server = info.src;
     if (!this.serverAllowed(server)) return false;
     let id: number;
@@ -177,15 +218,15 @@ export class NatWorkerStage implements Stage {
       const rh = info.ikeRspiHi, rl = info.ikeRspiLo;
       if ((rh | rl) !== 0 && (v.rh !== rh || v.rl !== rl)) return false; // to be recorded, or a mismatch: the owner's call
     } else if (info.kind !== Kind.NAT_KEEPALIVE) {
-      if (info.espSpi === 0 || Atomics.load(this.mem.turns, 0) !== 0) return false;
+      if (info.espSpi === 0 || this.turnRuns()) return false;
       id = v.lookup(SaKind.ESP_IN, pub, server, info.espSpi, 0);
       if (id < 0) return false;
-      if (v.pair >= 0) touch(m.last, v.pair, this.services.now());
+      if (v.pair >= 0) touch(this.last, v.pair, this.services.now());
     } else {
       return false;
     }
     const now = this.services.now();
-    m.pkts[id]++; m.bytes[id] += info.totalLength; touch(m.last, id, now);
+    this.activity.add(id, info.totalLength); touch(this.last, id, now);
     rewriteDst4(info, pkt.bytes, v.host);
     this.c.in++;
     d.rewritten = true;
@@ -224,6 +265,6 @@ export class NatWorkerStage implements Stage {
   }
 
   stats(): Record<string, unknown> {
-    return { worker: { ...this.c, raced: this.view.raced, waiting: this.pending.size } };
+    return { worker: { ...this.c, raced: this.view.raced, slow: this.view.slow, waiting: this.pending.size } };
   }
 }

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
-import { SaKind, SaTable } from './table';
+import { EPOCH, SaKind, SaTable } from './table';
 import { SharedSaView } from './shared';
 
 const SERVER = 0xc6336400; // 198.51.100.0
@@ -51,6 +51,8 @@ test('a reader in another thread never sees a torn record of a 1M-SA shared tabl
       parentPort.postMessage('ready');
       while (Atomics.load(workerData.stop, 0) === 0) {
         for (let n = 0; n < 4096; n++) {
+          // As a worker runs: most lookups inside a batch's window (epoch read at its start), some outside.
+          if ((n & 63) === 0) { view.batchEnd(); if ((n & 192) !== 0) view.batchStart(); }
           x = (Math.imul(x, 1103515245) + 12345) >>> 0;
           // Mostly the few slots the writer rewrites over and over: lookups that race a rewrite.
           const k = (x & 7) !== 0 ? (x >>> 8) % ${HOT} : x % ${K}, g = (x >>> 20) % ${GENS};
@@ -70,10 +72,10 @@ test('a reader in another thread never sees a torn record of a 1M-SA shared tabl
           if (host !== h || flags !== (h >>> 24)) { torn++; example ??= { k, g, id, host, want: h }; }
         }
       }
-      parentPort.postMessage({ reads, hits, torn, raced: view.raced, example });
+      parentPort.postMessage({ reads, hits, torn, raced: view.raced, slow: view.slow, example });
     `, { eval: true, workerData: { shared: join(__dirname, 'shared.js'), keyindex: join(__dirname, 'keyindex.js'), sas: table.sharedArrays(), stop, naive } });
     assert.equal(await new Promise((r) => worker.once('message', r)), 'ready');
-    const result = new Promise<{ reads: number; hits: number; torn: number; raced: number; example: unknown }>((r) => worker.once('message', r));
+    const result = new Promise<{ reads: number; hits: number; torn: number; raced: number; slow: number; example: unknown }>((r) => worker.once('message', r));
     // Churn: remove a record and add its slot's next generation (usually into the id just freed).
     let x = 99, churn = 0;
     const until = Date.now() + ms;
@@ -102,7 +104,7 @@ test('a reader in another thread never sees a torn record of a 1M-SA shared tabl
   // This thread's own view agrees with the table after the churn.
   const own = new SharedSaView(table.sharedArrays());
   for (let k = 0; k < 1000; k++) assert.equal(own.lookup(SaKind.ESP_IN, 0, (SERVER + (k & 255)) >>> 0, k, gen[k]), ids[k]);
-  t.diagnostic(`writer: ${churn} remove+add; reader: ${r.reads} lookups, ${r.hits} hits, ${r.raced} misses on a record changing under it, ${r.torn} torn; table ${(table.byteLength / 1048576).toFixed(1)} MiB`);
+  t.diagnostic(`writer: ${churn} remove+add; reader: ${r.reads} lookups (${r.slow} met the epoch moving and took the per-record path), ${r.hits} hits, ${r.raced} misses on a record changing under it, ${r.torn} torn; table ${(table.byteLength / 1048576).toFixed(1)} MiB`);
   assert.equal(r.torn, 0, `torn reads: ${JSON.stringify(r.example)}`);
   assert.ok(r.reads > 100_000 && r.hits > r.reads / (GENS * 4), `reader made progress: ${JSON.stringify(r)}`);
   assert.ok(churn > 100_000, `writer churned ${churn} records`);
@@ -115,9 +117,17 @@ test('SharedSaView misses a record being rewritten; a reused id answers only for
   const id = table.add(SaKind.ESP_IN, 0, SERVER, 0xc0a80102, 0x1234, 0, 0, 0, 0);
   assert.equal(view.lookup(SaKind.ESP_IN, 0, SERVER, 0x1234, 0), id);
   assert.equal(view.host, 0xc0a80102);
-  Atomics.add(table.seq, id, 1); // as if add() were half-way through rewriting it
+  assert.equal(view.slow, 0, 'a table at rest: the fast path (epoch even, unchanged)');
+  // As if add() were half-way through rewriting it: the epoch odd, and the record's seq.
+  Atomics.add(table.epoch, EPOCH, 1);
+  Atomics.add(table.seq, id, 1);
   assert.equal(view.lookup(SaKind.ESP_IN, 0, SERVER, 0x1234, 0), -1);
   Atomics.add(table.seq, id, 1);
+  // The owner still inside an add or remove of another record: this one answers on the per-record path.
+  assert.equal(view.lookup(SaKind.ESP_IN, 0, SERVER, 0x1234, 0), id);
+  assert.equal(view.slow, 2);
+  Atomics.add(table.epoch, EPOCH, 1);
+  assert.equal(table.epoch[EPOCH], 4, 'add() moved the epoch by 2, and the two steps above');
   // Removed and its id reused for another key: the old key finds nothing, the new one its record.
   table.remove(id);
   const id2 = table.add(SaKind.ESP_IN, 0, SERVER, 0xc0a80109, 0x9999, 0, 0, 0, 0);
@@ -126,6 +136,8 @@ test('SharedSaView misses a record being rewritten; a reused id answers only for
   assert.equal(view.lookup(SaKind.ESP_IN, 0, SERVER, 0x9999, 0), id);
   assert.equal(view.host, 0xc0a80109);
   assert.equal(view.raced, 1);
+  assert.equal(table.epoch[EPOCH], 8, 'remove() and add() moved it by 2 each');
+  assert.equal(view.slow, 2, 'none of these met a write');
   assert.throws(() => new SaTable(64).sharedArrays(), /not created shared/);
 });
 

@@ -23,6 +23,8 @@ export interface SharedSaArrays {
   b: Uint32Array; rh: Uint32Array; rl: Uint32Array; pkts: Float64Array; bytes: Float64Array; created: Float64Array;
   last: Float64Array; pair: Int32Array; via: Uint8Array; link: Int32Array; m1: Uint32Array; m2: Uint32Array;
   seq: Int32Array;
+  /** The table's write epoch at [EPOCH] (SaTable.epoch). */
+  epoch: Int32Array;
 }
 
 /** A typed array of n elements, in a SharedArrayBuffer when shared. */
@@ -30,6 +32,9 @@ export function typed<T extends Uint8Array | Uint32Array | Int32Array | Float64A
   C: { new(b: ArrayBufferLike): T; new(n: number): T; BYTES_PER_ELEMENT: number }, n: number, shared: boolean): T {
   return shared ? new C(new SharedArrayBuffer(n * C.BYTES_PER_ELEMENT)) : new C(n);
 }
+
+/** Where SaTable.epoch keeps its word. */
+export const EPOCH = 16;
 
 export const enum SaKind { FREE = 0, ESP_IN = 1, ESP_OUT = 2, IKE = 3 }
 
@@ -95,6 +100,15 @@ export class SaTable {
    * value before and after reading a record's fields read one lifetime of it, never a mix.
    */
   seq: Int32Array;
+  /**
+   * [EPOCH]: a table-wide seqlock over identity (docs/nat.md "Memory model"): odd while add() or
+   * remove() runs (the record and the index, a doubling included), +2 per add or remove. A reader
+   * that sees the same even value before and after its whole lookup read a table nobody rewrote
+   * meanwhile; only when it changed does the reader fall back to the per-record checks (seq, index
+   * generation). The owner writes it, every worker reads it per lookup: the word sits 64 bytes
+   * into 128 (whatever the allocation's alignment, its cache line holds nothing else).
+   */
+  readonly epoch: Int32Array;
   private nextFree: Int32Array;
   private freeHead = -1;
   /** Records ever used (ids below this may be live). */
@@ -127,6 +141,7 @@ export class SaTable {
     this.m1 = typed(Uint32Array, n, sh);
     this.m2 = typed(Uint32Array, n, sh);
     this.seq = typed(Int32Array, n, sh);
+    this.epoch = typed(Int32Array, 32, sh);
     this.nextFree = new Int32Array(n);
   }
 
@@ -137,6 +152,7 @@ export class SaTable {
       index: this.index.memory(), kind: this.kind, pub: this.pub, flags: this.flags, server: this.server, host: this.host,
       a: this.a, b: this.b, rh: this.rh, rl: this.rl, pkts: this.pkts, bytes: this.bytes, created: this.created,
       last: this.last, pair: this.pair, via: this.via, link: this.link, m1: this.m1, m2: this.m2, seq: this.seq,
+      epoch: this.epoch,
     };
   }
 
@@ -163,6 +179,7 @@ export class SaTable {
       if (this.top >= this.capacity) this.grow(Math.min(this.maxRecords, this.capacity * 2));
       id = this.top++;
     }
+    if (this.shared) Atomics.add(this.epoch, EPOCH, 1); // odd: readers take the per-record path
     Atomics.add(this.seq, id, 1); // odd: the record is being rewritten
     this.kind[id] = kind;
     this.pub[id] = pub;
@@ -184,6 +201,7 @@ export class SaTable {
     this.m2[id] = 0;
     Atomics.add(this.seq, id, 1); // even again: a complete record, before the index names it
     this.index.set(server, a, b, (pub << 8) | kind, id);
+    if (this.shared) Atomics.add(this.epoch, EPOCH, 1);
     this.count++;
     return id;
   }
@@ -191,10 +209,12 @@ export class SaTable {
   remove(id: number): void {
     const kind = this.kind[id];
     if (kind === SaKind.FREE) return;
+    if (this.shared) Atomics.add(this.epoch, EPOCH, 1);
     this.index.delete(this.server[id], this.a[id], this.b[id], (this.pub[id] << 8) | kind);
     Atomics.add(this.seq, id, 1);
     this.kind[id] = SaKind.FREE;
     Atomics.add(this.seq, id, 1);
+    if (this.shared) Atomics.add(this.epoch, EPOCH, 1);
     this.nextFree[id] = this.freeHead;
     this.freeHead = id;
     this.count--;

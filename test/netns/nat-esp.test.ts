@@ -142,7 +142,10 @@ test('sluice NAT: ESP larger than the MTU travels as fragments and is reassemble
   const r = await runClients(tp, 10, () => ['--size', '3000', '--interval', '0.05']);
   const s = await serverResult(server);
   const lines = await frags.lines();
-  const list = await saList(sl);
+  const sum = (rows: { packets: number; bytes: number }[]) => rows.reduce((a, x) => [a[0] + x.packets, a[1] + x.bytes], [0, 0]);
+  // With workers: 2 a worker adds its packet counts to the shared table every 250 ms (src/nat/activity.ts).
+  let list = await saList(sl);
+  for (let i = 0; i < 20 && !list.every((g) => sum(g.esp_in)[0]! >= 10 && sum(g.esp_out)[0]! >= 10); i++) { await sleep(100); list = await saList(sl); }
   t.diagnostic(`fragments: ${summary(r)} server=${JSON.stringify(s)}; ${lines.length} fragments on wan0; nat.fragment=${await sl.counter('nat.fragment')}`);
   for (const [i, c] of r.entries()) {
     assert.equal(c.misrouted, 0);
@@ -153,7 +156,6 @@ test('sluice NAT: ESP larger than the MTU travels as fragments and is reassemble
   assert.ok(lines.some((l) => l.includes('203.0.113.10 > 203.0.113.1')), 'inbound ESP arrived fragmented');
   assert.equal(await sl.counter('nat.fragment'), 0, 'no fragment reached the NAT stage: the kernel reassembled first');
   for (const g of list) {
-    const sum = (rows: { packets: number; bytes: number }[]) => rows.reduce((a, x) => [a[0] + x.packets, a[1] + x.bytes], [0, 0]);
     const [pi, bi] = sum(g.esp_in);
     const [po, bo] = sum(g.esp_out);
     assert.ok(pi === 10 && bi / pi > 3000, `${g.host}: inbound ESP seen whole in the queue (${pi} packets, ${bi} bytes)`);
