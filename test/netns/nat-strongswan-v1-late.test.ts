@@ -122,6 +122,17 @@ test('strongSwan: 3 IKEv1 clients, Quick Mode rekeys of all 3 at once then a ser
   await sl.stop();
 });
 
+/** Two strongSwan IKEv2 clients (start_action=start) behind the gateway, both CHILD_SAs up. */
+async function twoIkev2ClientsUp(t: TestContext, prefix: string) {
+  const { tp, sl, sv, clients } = await setup(t, prefix, 2, '');
+  const diag = (s: string): void => t.diagnostic(s);
+  diag(`load before start ${load()}`);
+  await sv.load(ikev2PskServer({ local: SERVER, pool: '10.99.0.0/24', localTs: '10.2.0.0/24' }));
+  await Promise.all(clients.map((c, k) => c.load(ikev2PskClient({ id: `c${k + 1}@lab`, local: hostOf(k), remote: SERVER, remoteTs: '10.2.0.0/24', startAction: 'start' }))));
+  await until(() => clients.every((c) => charonLogStats(c.log()).childEstablished !== null), 30000, 'both clients up');
+  return { tp, sl: sl!, sv, clients, diag };
+}
+
 /**
  * A new IKE SA whose host stays silent on it: the server speaks first. Two clients rekey their IKE
  * SAs (client-initiated CREATE_CHILD_SA; the new IKE SPIs travel encrypted), 3 s apart, each alone
@@ -137,13 +148,7 @@ test('strongSwan: 2 clients rekey their IKE SAs 3 s apart and stay silent on the
   skip: skip(), timeout: 120000,
   todo: 'issue 10: the server\'s first message on a silent host\'s new IKE SA is ambiguous while another host is owed an IKE SA too; dropped until the server gives up',
 }, async (t) => {
-  const { tp, sl: slOrNull, sv, clients } = await setup(t, 'sslike', 2, '');
-  const sl = slOrNull!;
-  const diag = (s: string): void => t.diagnostic(s);
-  diag(`load before start ${load()}`);
-  await sv.load(ikev2PskServer({ local: SERVER, pool: '10.99.0.0/24', localTs: '10.2.0.0/24' }));
-  await Promise.all(clients.map((c, k) => c.load(ikev2PskClient({ id: `c${k + 1}@lab`, local: hostOf(k), remote: SERVER, remoteTs: '10.2.0.0/24', startAction: 'start' }))));
-  await until(() => clients.every((c) => charonLogStats(c.log()).childEstablished !== null), 30000, 'both clients up');
+  const { tp, sl, sv, clients, diag } = await twoIkev2ClientsUp(t, 'sslike');
   const ping = async (n: number): Promise<PingResult[]> => (await Promise.all(tp.clients.map(async (ns) => {
     const p = ns.spawn(['ping', '-n', '-c', String(n), '-i', '0.2', '-W', '2', '10.2.0.1']);
     await p.exited;
@@ -199,13 +204,7 @@ test('strongSwan: 2 clients rekey their IKE SAs 3 s apart and stay silent on the
  * luck": a single packet answered more than probe_ms later, while another host probes.
  */
 async function lateAnswer(t: TestContext, prefix: string, aCount: number, bAtMs: number, resumeAfterMs: number): Promise<void> {
-  const { tp, sl: slOrNull, sv, clients } = await setup(t, prefix, 2, '');
-  const sl = slOrNull!;
-  const diag = (s: string): void => t.diagnostic(s);
-  diag(`load before start ${load()}`);
-  await sv.load(ikev2PskServer({ local: SERVER, pool: '10.99.0.0/24', localTs: '10.2.0.0/24' }));
-  await Promise.all(clients.map((c, k) => c.load(ikev2PskClient({ id: `c${k + 1}@lab`, local: hostOf(k), remote: SERVER, remoteTs: '10.2.0.0/24', startAction: 'start' }))));
-  await until(() => clients.every((c) => charonLogStats(c.log()).childEstablished !== null), 30000, 'both clients up');
+  const { tp, sl, sv, clients, diag } = await twoIkev2ClientsUp(t, prefix);
   await sleep(1000);
   diag(`sa-learning before the pings ${JSON.stringify(await saLearning(sl))}`);
   const pid = sv.proc.pid;
