@@ -21,7 +21,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const rt = new Runtime(cfg, a.values.config);
   await rt.start();
   await new Promise<void>((resolve) => {
-    const stop = () => { rt.stop().then(resolve, resolve); };
+    const stop = (signal: NodeJS.Signals) => { rt.stop(signal).then(resolve, resolve); };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });

@@ -19,7 +19,7 @@ import { V_ACCEPT, V_DROP } from '../io/batch-layout';
 import { Tun } from '../io/tun';
 import { startControlServer, type ControlServer } from '../control/server';
 import { privateDir } from '../state/private';
-import type { ControlRequest } from '../control/protocol';
+import { StoppingError, type ControlRequest } from '../control/protocol';
 import { createLogger, type Logger } from '../obs/log';
 import { metricsRegistry, serveMetrics, type MetricsSnapshot } from '../obs/metrics';
 import { SystemdNotifier } from '../obs/sdnotify';
@@ -47,6 +47,8 @@ export class Runtime {
   private stagesByArea = new Map<string, Stage>();
   /** The stop under way: a second caller (a second dying worker, SIGTERM meanwhile) waits for it. */
   private stopping: Promise<void> | null = null;
+  /** Why it stops (the first caller's reason): told to control clients whose request it ends. */
+  private stopReason: string | null = null;
   private interfaces: Interfaces | null = null;
   /** NAT state replication and roles (ha: section; fixed at start, like the control socket). */
   private ha: Ha | null = null;
@@ -175,10 +177,15 @@ export class Runtime {
     return nat ? nat.state.sharedMemory() : null;
   }
 
-  /** A worker thread died: no half-working gateway. Everything stops (held packets decided) and the process exits. */
+  /** A worker thread died: no half-working gateway. Everything stops (held packets decided), the process exits; logged once here. */
   private workerDied(index: number, why: string): void {
     this.log.fatal({ worker: index, why }, 'worker thread died: stopping sluice (the kernel applies each queue\'s fail_open setting)');
-    void this.stop().finally(() => process.exit(70));
+    void this.stop(`worker ${index} died (${why.split('\n')[0]})`).finally(() => process.exit(70));
+  }
+
+  /** Throws StoppingError once a stop has begun: a reload must not install anything into a stopping engine. */
+  private notStopping(what: string): void {
+    if (this.stopping) throw new StoppingError(`sluice is stopping: ${this.stopReason}; ${what}`);
   }
 
   private installPipeline(cfg: Config, prebuilt?: { key: string; stage: Stage }[]): void {
@@ -195,17 +202,27 @@ export class Runtime {
   /** One reload at a time: each builds against the pipeline the previous one installed. */
   private reloading: Promise<unknown> = Promise.resolve();
 
-  /** Every reload is logged with what asked for it (SIGHUP, the control socket), refused ones too. */
+  /**
+   * Every reload is logged with what asked for it (SIGHUP, the control socket), refused ones too.
+   * One a stop overtakes (a worker died meanwhile) fails with StoppingError: the stop's reason.
+   */
   reload(trigger: 'SIGHUP' | 'control' = 'control'): Promise<{ config: string; stages: string[] }> {
-    const run = this.reloading.then(() => this.reloadNotified(), () => this.reloadNotified());
+    const run = this.reloading.then(() => this.reloadNotified(), () => this.reloadNotified()).catch((e: Error) => {
+      // A stop overtook it (a worker died meanwhile): that is the answer, whichever step failed.
+      if (this.stopping && !(e instanceof StoppingError)) this.notStopping('the reload did not complete');
+      throw e;
+    });
     this.reloading = run.catch(() => {});
-    run.then((r) => this.log.info({ ...r, trigger }, 'reloaded'),
-      (e: Error) => this.log.error({ err: e.message, trigger, config: this.file }, 'reload refused; running config kept'));
+    run.then((r) => this.log.info({ ...r, trigger }, 'reloaded'), (e: Error) => {
+      if (e instanceof StoppingError) this.log.warn({ trigger, config: this.file }, 'reload not completed: sluice is stopping');
+      else this.log.error({ err: e.message, trigger, config: this.file }, 'reload refused; running config kept');
+    });
     return run;
   }
 
   /** systemd sees RELOADING=1 … READY=1 around every reload, failed ones too (the running config stays). */
   private async reloadNotified(): Promise<{ config: string; stages: string[] }> {
+    this.notStopping('no reload now');
     this.notifier?.reloading();
     try {
       return await this.reloadNow();
@@ -217,12 +234,14 @@ export class Runtime {
   private async reloadNow(): Promise<{ config: string; stages: string[] }> {
     // Parsed and validated in a worker: the packet loop runs meanwhile. Throws ConfigError: nothing changed.
     const next = await loadConfigOffThread(this.file);
+    this.notStopping('the reload did not complete');
     const sourceText = (c: Config) => JSON.stringify([c.queues.map(({ capture: _c, ...q }) => q), c.tun, c.control, c.state_dir, c.workers, c.ha ?? null]);
     if (sourceText(next) !== sourceText(this.cfg)) this.log.warn({}, 'queue, tun, workers, control, state_dir or ha settings changed: they take effect at the next restart');
     const previous = this.cfg;
     // Unchanged sections keep their running stage (compared against this.cfg, so swap only after
     // building); changed ones compile in slices while batches keep flowing, then swap in one step.
     const built = await buildStagesSliced(this.threadConfig(next), this.stageOptions(), { cfg: this.threadConfig(this.cfg), stages: this.stagesByArea });
+    this.notStopping('the reload did not complete');
     this.installPipeline(next, built);
     if (this.pool) await this.pool.reload({ ...next, workers: previous.workers }, this.sharedNat());
     this.cfg = { ...next, queues: previous.queues, tun: previous.tun, control: previous.control, state_dir: previous.state_dir, workers: previous.workers, ha: previous.ha };
@@ -355,8 +374,9 @@ export class Runtime {
     };
   }
 
-  /** Decides every held packet, closes the queues (kernel falls back to bypass / drop), removes the socket. */
-  stop(): Promise<void> {
+  /** Decides every held packet, closes the queues (kernel falls back to bypass / drop), removes the socket. reason: see stopReason. */
+  stop(reason = 'asked to stop'): Promise<void> {
+    this.stopReason ??= reason;
     this.stopping ??= this.stopNow();
     return this.stopping;
   }
@@ -372,7 +392,8 @@ export class Runtime {
     for (const t of this.tuns) t.close();
     this.injector?.close();
     this.interfaces?.stopTracking();
-    await this.control?.close(); // ends open control connections too: none keeps a stopping sluice alive
+    // Ends open control connections too (none keeps a stopping sluice alive); a request under way gets the reason.
+    await this.control?.close(`sluice is stopping: ${this.stopReason}`);
     await new Promise<void>((r) => (this.metrics ? this.metrics.close(() => r()) : r()));
     this.log.info({ uptimeSeconds: (Date.now() - this.started) / 1000 }, 'sluice stopped');
     this.log.flush();

@@ -1,5 +1,5 @@
 /** `sluice stats` and `sluice reload`: ask a running sluice over its control socket. */
-import { controlRequest } from '../control/client';
+import { ControlError, controlRequest } from '../control/client';
 import { parse, socketOptions, socketPath, UsageError } from './args';
 
 const STATS_HELP = `Usage: sluice stats [-c FILE | -s SOCKET] [--json] [--all] [--watch [-n SECONDS]]
@@ -15,7 +15,8 @@ ENOBUFS), per stage (decisions), and every drop reason with its count.
 const RELOAD_HELP = `Usage: sluice reload [-c FILE | -s SOCKET]
 
 Asks a running sluice to re-read its config file (same as SIGHUP). The new config is validated
-first; if it is invalid the running config stays and the errors are printed (exit 2).
+first; if it is invalid the running config stays and the errors are printed (exit 2). If sluice
+stops before the reload completes (a worker thread died), it says so and why (exit 1).
 `;
 
 export interface StatsReply {
@@ -140,6 +141,11 @@ export async function reloadCommand(argv: string[]): Promise<number> {
     process.stdout.write(`reloaded ${r.config}: stages ${r.stages.join(' → ') || '(none)'}\n`);
     return 0;
   } catch (e) {
+    // sluice stopped under the reload (a worker thread died): nothing runs any config now.
+    if (e instanceof ControlError && e.stopping) {
+      process.stderr.write(`sluice reload: not completed:\n${e.message}\n`);
+      return 1;
+    }
     process.stderr.write(`sluice reload: refused, the running config stays:\n${(e as Error).message}\n`);
     return 2;
   }

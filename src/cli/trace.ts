@@ -21,7 +21,8 @@ const TRACE_HELP = `Usage: sluice trace [-c FILE | -s SOCKET] [--filter EXPR] [-
 Live, for each packet matching the filter: queue, hook, in>out interface, the packet's summary
 (the layers \`sluice decode\` prints), then each stage that looked at it with what its tables say
 (steer/policy rule, NAT mapping and learning state, DHCP scope) and its decision, then the verdict,
-mark and rewrite. Ends after --count packets, or on Ctrl-C.
+mark and rewrite. Ends after --count packets, or on Ctrl-C; if sluice stops meanwhile (SIGTERM, a
+worker thread that died) it ends with the reason and exit code 1.
 
   --filter EXPR  which packets (default: all)
   --count N      stop after N packets

@@ -214,7 +214,15 @@ async function main(port: MessagePort, init: WorkerInit): Promise<void> {
     injector?.close();
     return;
   }
-  port.on('message', (m: ToWorker) => {
+  port.on('message', workerMessages(core, post, () => { injector?.close(); interfaces.stopTracking(); }));
+}
+
+/**
+ * How a worker answers the main thread's messages (the thread entry above, and the unit tests' fake
+ * thread, test/kit/fake-workers.ts). closeRest: what the thread opened besides the core, closed on stop.
+ */
+export function workerMessages(core: WorkerCore, post: (m: FromWorker) => void, closeRest: () => void = () => {}): (m: ToWorker) => void {
+  return (m) => {
     switch (m.t) {
       case 'replies': core.replies(m.rs); break;
       case 'stats': post({ t: 'stats', id: m.id, data: core.stats() }); break;
@@ -227,13 +235,12 @@ async function main(port: MessagePort, init: WorkerInit): Promise<void> {
       case 'untrace': core.traces.stop(m.sub); break;
       case 'stop':
         core.close().finally(() => {
-          injector?.close();
-          interfaces.stopTracking();
+          closeRest();
           post({ t: 'done', id: m.id });
         });
         break;
     }
-  });
+  };
 }
 
 if (parentPort && (workerData as { sluiceWorker?: boolean } | null)?.sluiceWorker) {

@@ -2,8 +2,11 @@
  * The main thread's side of `workers: N` (N > 1): starts the worker threads (worker-thread.ts),
  * answers their forwarded NAT packets through the owner's engine (engine/forward.ts), gathers their
  * stats, passes reloads on, and stops them. A worker that dies takes the process with it (onFatal):
- * a gateway deciding only part of its queues is worse than one that restarts.
+ * a gateway deciding only part of its queues is worse than one that restarts. Whatever waited on
+ * the dead thread (a reload, a trace start, stats) fails at once with the cause, never on a timer:
+ * a reload the dead worker will not answer must not keep its control client waiting.
  */
+import type { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import type { Config } from '../config/schema';
@@ -20,19 +23,38 @@ const STOP_TIMEOUT_MS = 3000;
 /** Worker stats kept for metrics scrapes (which must answer synchronously) are refreshed this often. */
 const STATS_REFRESH_MS = 1000;
 
+/**
+ * What the pool needs of a thread: node's Worker, or a fake one in the unit tests
+ * (test/kit/fake-workers.ts). Events: 'message' (FromWorker), 'error' (Error), 'exit' (code).
+ */
+export interface WorkerThread extends EventEmitter {
+  postMessage(m: ToWorker): void;
+  terminate(): Promise<number>;
+}
+
+/** A thread running worker-thread.ts over the real addon. */
+export function spawnWorkerThread(init: WorkerInit): WorkerThread {
+  return new Worker(join(__dirname, 'worker-thread.js'), { workerData: { sluiceWorker: true, init } });
+}
+
+/** A request to a worker that died before answering (or was dead when asked). */
+export class WorkerDiedError extends Error {}
+
 interface Slot {
   index: number;
-  worker: Worker;
+  worker: WorkerThread;
   source: ForwardedSource;
   outbox: OwnerReply[];
   queues: number[];
   exited: boolean;
+  /** Why it ended (the first cause), once it has. */
+  death: string | null;
 }
 
 export class WorkerPool implements TraceFanout {
   private readonly slots: Slot[] = [];
   private nextId = 1;
-  private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly waiting = new Map<number, { slot: Slot; resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private stopping = false;
   private started = false;
   private refresh: NodeJS.Timeout | null = null;
@@ -47,7 +69,8 @@ export class WorkerPool implements TraceFanout {
   private reloadedCfg: Config;
 
   constructor(private readonly cfg: Config, private readonly owner: Engine, private nat: SharedNatMemory | null,
-    private readonly stateDir: string, private readonly onFatal: (index: number, why: string) => void) {
+    private readonly stateDir: string, private readonly onFatal: (index: number, why: string) => void,
+    private readonly spawn: (init: WorkerInit) => WorkerThread = spawnWorkerThread) {
     this.reloadedCfg = cfg;
   }
 
@@ -58,8 +81,8 @@ export class WorkerPool implements TraceFanout {
     this.images = await compileImages(this.cfg);
     for (let index = 0; index < n; index++) {
       const init: WorkerInit = { index, cfg: this.cfg, nat: this.nat, stateDir: this.stateDir, images: this.images };
-      const worker = new Worker(join(__dirname, 'worker-thread.js'), { workerData: { sluiceWorker: true, init } });
-      const slot: Slot = { index, worker, outbox: [], queues: [], exited: false,
+      const worker = this.spawn(init);
+      const slot: Slot = { index, worker, outbox: [], queues: [], exited: false, death: null,
         source: new ForwardedSource(this.owner, (r) => this.reply(slot, r)) };
       for (const q of this.cfg.queues) {
         slot.source.addQueue(q.num + index, { defaultVerdict: q.default_verdict, onInvalid: q.on_invalid });
@@ -75,11 +98,14 @@ export class WorkerPool implements TraceFanout {
       }));
       worker.on('message', (m: FromWorker) => this.onMessage(slot, m));
       // A thread that threw or ran out of memory emits 'error', then 'exit': it answers nothing from
-      // the first, so stop() must not wait for it, and onFatal hears the first cause only.
+      // the first, so stop() must not wait for it, and onFatal hears the first cause only. onFatal
+      // first (the runtime knows it is stopping, and why), then what waited on the thread fails.
       const died = (why: string): void => {
-        const first = !slot.exited;
+        if (slot.exited) return;
         slot.exited = true;
-        if (first && this.started && !this.stopping) this.onFatal(index, why);
+        slot.death = why.split('\n')[0]!;
+        if (this.started && !this.stopping) this.onFatal(index, why);
+        for (const [id, w] of this.waiting) if (w.slot === slot) this.fail(id, this.deadError(slot));
       };
       worker.on('error', (e) => died(e.stack ?? e.message));
       worker.on('exit', (code) => died(`exited with code ${code}`));
@@ -127,12 +153,19 @@ export class WorkerPool implements TraceFanout {
     slot.worker.postMessage(m);
   }
 
+  private deadError(slot: Slot): WorkerDiedError {
+    return new WorkerDiedError(`worker ${slot.index} died (${slot.death ?? 'ended'})`);
+  }
+
+  /** Settles when the worker answers, fails at once if it dies first (or is dead), or after timeoutMs. */
   private request<T>(slot: Slot, make: (id: number) => ToWorker, timeoutMs = 10000): Promise<T> {
+    if (slot.exited) return Promise.reject(this.deadError(slot));
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => this.fail(id, new Error(`worker ${slot.index} did not answer within ${timeoutMs} ms`)), timeoutMs);
       timer.unref();
       this.waiting.set(id, {
+        slot,
         resolve: (v) => { clearTimeout(timer); resolve(v as T); },
         reject: (e) => { clearTimeout(timer); reject(e); },
       });
@@ -176,6 +209,7 @@ export class WorkerPool implements TraceFanout {
 
   /** Every worker rebuilds its stages from cfg (unchanged sections keep theirs); nat: the owner's shared NAT now. */
   async reload(cfg: Config, nat: SharedNatMemory | null): Promise<void> {
+    if (this.stopping) throw new Error('the worker threads are stopping');
     this.nat = nat;
     // Compiled once here; a section that did not change keeps its image (and the workers their stage).
     const images = await compileImages(cfg, { cfg: this.reloadedCfg, images: this.images });

@@ -12,6 +12,21 @@ import { dirname } from 'node:path';
 import { createConnection } from 'node:net';
 import type { ControlRequest } from './protocol';
 
+/**
+ * An error sluice answered, or the connection it closed before answering. stopping: sluice is
+ * stopping (it said so, or it closed the connection mid-request), so what was asked did not happen
+ * and is not a refusal either (`sluice reload` tells the two apart).
+ */
+export class ControlError extends Error {
+  constructor(message: string, readonly stopping: boolean) {
+    super(message);
+  }
+}
+
+function closedEarly(path: string): ControlError {
+  return new ControlError(`${path} closed the connection before answering: sluice stopped or crashed (its log says why)`, true);
+}
+
 /** Throws when `path` exists but is not a socket owned by our effective uid or root. */
 export function checkSocketOwner(path: string): void {
   let st;
@@ -49,24 +64,29 @@ export function controlRequest(path: string, req: ControlRequest, timeoutMs = 10
     try { checkSocketOwner(path); } catch (e) { reject(e as Error); return; }
     const sock = createConnection(path);
     let buf = '';
+    let answered = false;
     const timer = setTimeout(() => { sock.destroy(); reject(new Error(`no answer from ${path} within ${timeoutMs} ms`)); }, timeoutMs);
     sock.setEncoding('utf8');
     sock.once('connect', () => sock.write(`${JSON.stringify(req)}\n`));
     sock.on('data', (d: string) => {
       buf += d;
       const nl = buf.indexOf('\n');
-      if (nl < 0) return;
+      if (nl < 0 || answered) return;
+      answered = true;
       clearTimeout(timer);
       sock.end();
       try {
-        const resp = JSON.parse(buf.slice(0, nl)) as { ok: boolean; result?: unknown; error?: string };
+        const resp = JSON.parse(buf.slice(0, nl)) as { ok: boolean; result?: unknown; error?: string; stopping?: boolean };
         if (resp.ok) resolve(resp.result);
-        else reject(new Error(resp.error ?? 'failed'));
+        else reject(new ControlError(resp.error ?? 'failed', resp.stopping === true));
       } catch (e) {
         reject(new Error(`bad answer from ${path}: ${(e as Error).message}`));
       }
     });
+    // Closed with no answer (sluice stopped or died): said at once, not after the timeout.
+    sock.once('close', () => { clearTimeout(timer); if (!answered) reject(closedEarly(path)); });
     sock.once('error', (e: NodeJS.ErrnoException) => {
+      answered = true;
       clearTimeout(timer);
       const hint = e.code === 'ENOENT' || e.code === 'ECONNREFUSED'
         ? `is sluice running? (no control socket at ${path}; pass --socket or -c CONFIG)`
@@ -100,9 +120,9 @@ export function controlStream(path: string, req: ControlRequest, onChunk: (chunk
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
-        let m: { ok?: boolean; stream?: boolean; chunk?: unknown; end?: boolean; error?: string; result?: unknown };
+        let m: { ok?: boolean; stream?: boolean; chunk?: unknown; end?: boolean; error?: string; result?: unknown; stopping?: boolean };
         try { m = JSON.parse(line) as typeof m; } catch (e) { fail(new Error(`bad answer from ${path}: ${(e as Error).message}`)); return; }
-        if (m.ok === false) { fail(new Error(m.error ?? 'failed')); return; }
+        if (m.ok === false) { fail(new ControlError(m.error ?? 'failed', m.stopping === true)); return; }
         if (!started) {
           started = true;
           if (m.stream !== true) { onChunk(m.result); finish(); return; } // a plain answer
@@ -112,7 +132,7 @@ export function controlStream(path: string, req: ControlRequest, onChunk: (chunk
         onChunk(m.chunk);
       }
     });
-    sock.once('close', () => fail(new Error(`${path} closed the connection mid-answer`)));
+    sock.once('close', () => fail(started ? new ControlError(`${path} closed the connection mid-answer: sluice stopped or crashed (its log says why)`, true) : closedEarly(path)));
     sock.once('error', (e: NodeJS.ErrnoException) => {
       const hint = e.code === 'ENOENT' || e.code === 'ECONNREFUSED'
         ? `is sluice running? (no control socket at ${path}; pass --socket or -c CONFIG)`

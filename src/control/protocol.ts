@@ -11,7 +11,15 @@ export interface ControlRequest {
   args?: Record<string, unknown>;
 }
 
-export type ControlResponse = { ok: true; result: unknown } | { ok: false; error: string };
+/**
+ * stopping: the request could not complete because sluice is stopping (a worker thread died, a
+ * signal): not a refusal, and whatever it asked for did not happen. A stop that ends a request
+ * under way (a reload, a trace stream) sends this line before closing the connection.
+ */
+export type ControlResponse = { ok: true; result: unknown } | { ok: false; error: string; stopping?: true };
+
+/** A handler's error meaning "sluice is stopping" (answered with `stopping: true`). */
+export class StoppingError extends Error {}
 
 /** Requests larger than this are refused: the socket is local but still must not grow memory unbounded. */
 export const MAX_REQUEST_BYTES = 1 << 20;

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { controlRequest, controlStream } from './client';
+import { ControlError, controlRequest, controlStream } from './client';
 import { startControlServer } from './server';
 
 const isRoot = process.geteuid?.() === 0;
@@ -210,4 +210,39 @@ test('the CLI trusts a service user\'s socket only in a directory root gave that
     await server.close();
     await looseServer.close();
   }
+});
+
+test('close(reason) tells a request under way why (a plain answer and a stream), marked stopping; an idle connection is just closed', async () => {
+  const path = join(dir(), 's.sock');
+  let started!: () => void;
+  const streaming = new Promise<void>((r) => { started = r; });
+  const server = await startControlServer(path, (req) => {
+    if (req.cmd === 'reload') return new Promise(() => {}); // answers only when sluice stops
+    return (async function* () { yield 'first'; started(); await new Promise(() => {}); })();
+  });
+  const idle = createConnection(path);
+  const idleClosed = new Promise<void>((r) => idle.once('close', () => r()));
+  const chunks: unknown[] = [];
+  const reload = controlRequest(path, { cmd: 'reload' }, 30000);
+  const trace = controlStream(path, { cmd: 'trace' }, (c) => chunks.push(c), 30000);
+  await streaming;
+  await new Promise((r) => setTimeout(r, 50)); // the reload request is read and under way
+  const stopped = (e: unknown) => e instanceof ControlError && e.stopping && /^sluice is stopping: worker 1 died \(Error: boom\)$/.test(e.message);
+  const told = Promise.all([assert.rejects(reload, stopped), assert.rejects(trace, stopped)]);
+  const t0 = Date.now();
+  await server.close('sluice is stopping: worker 1 died (Error: boom)');
+  await told;
+  assert.deepEqual(chunks, ['first'], 'the stream\'s chunks before the stop arrived');
+  await idleClosed;
+  assert.ok(Date.now() - t0 < 500, `the clients were told at once (${Date.now() - t0} ms)`);
+});
+
+test('a connection closed before its answer fails the request at once, as stopping (not after the timeout)', async () => {
+  const path = join(dir(), 's.sock');
+  let server!: Awaited<ReturnType<typeof startControlServer>>;
+  server = await startControlServer(path, () => { void server.close(); return new Promise(() => {}); });
+  const t0 = Date.now();
+  await assert.rejects(controlRequest(path, { cmd: 'reload' }, 30000),
+    (e: unknown) => e instanceof ControlError && e.stopping && /closed the connection before answering/.test(e.message));
+  assert.ok(Date.now() - t0 < 1000, `failed after ${Date.now() - t0} ms`);
 });

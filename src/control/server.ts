@@ -9,13 +9,14 @@
  * client has `maxPending` requests waiting or does not read its answers, its socket is not read
  * (backpressure instead of memory); idle connections are closed after `idleMs`; at most
  * `maxConnections` at once (more are told so and closed); close() ends every open connection, so
- * an idle client cannot keep a stopping sluice alive.
+ * an idle client cannot keep a stopping sluice alive, and tells a client whose request is under way
+ * (a reload, a trace stream) why, instead of leaving it to wonder at a closed socket.
  */
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { privateDir } from '../state/private';
-import { MAX_REQUEST_BYTES, type ControlRequest, type ControlResponse } from './protocol';
+import { MAX_REQUEST_BYTES, StoppingError, type ControlRequest, type ControlResponse } from './protocol';
 
 export type ControlHandler = (req: ControlRequest) => unknown | Promise<unknown>;
 
@@ -27,6 +28,9 @@ export interface ControlServerOptions {
   /** Requests read ahead of their answers per connection before reading pauses (default 16). */
   maxPending?: number;
 }
+
+/** How long close() lets a client with a request under way take its last line before the connection is destroyed. */
+const CLOSE_GRACE_MS = 1000;
 
 /** Longest path a sockaddr_un holds (108 bytes with the terminating NUL). */
 export const MAX_SOCKET_PATH_BYTES = 107;
@@ -41,6 +45,8 @@ function isLive(path: string): Promise<boolean> {
 
 export class ControlServer {
   private readonly sockets = new Set<Socket>();
+  /** Connections with a request read and its answer (or stream) not finished. */
+  private readonly answering = new Set<Socket>();
 
   private constructor(readonly server: Server, private readonly opts: Required<ControlServerOptions>, private readonly handler: ControlHandler) {
     server.on('connection', (sock) => this.accept(sock));
@@ -73,9 +79,18 @@ export class ControlServer {
     return this.sockets.size;
   }
 
-  /** Stops listening and ends every open connection. */
-  close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
+  /**
+   * Stops listening and ends every open connection. reason: a connection with a request under way
+   * first gets `{"ok":false,"error":reason,"stopping":true}` as its answer (or as the end of its
+   * stream) and is then ended, destroyed if its client has not closed within CLOSE_GRACE_MS.
+   */
+  close(reason?: string): Promise<void> {
+    for (const s of this.sockets) {
+      if (reason === undefined || !this.answering.has(s) || ended(s)) { s.destroy(); continue; }
+      s.end(`${JSON.stringify({ ok: false, error: reason, stopping: true })}\n`);
+      const timer = setTimeout(() => s.destroy(), CLOSE_GRACE_MS);
+      s.once('close', () => clearTimeout(timer));
+    }
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
@@ -86,7 +101,7 @@ export class ControlServer {
       return;
     }
     this.sockets.add(sock);
-    sock.once('close', () => this.sockets.delete(sock));
+    sock.once('close', () => { this.sockets.delete(sock); this.answering.delete(sock); });
     sock.on('error', () => sock.destroy());
     sock.setEncoding('utf8');
     const lines: string[] = [];
@@ -101,9 +116,10 @@ export class ControlServer {
     const next = async (): Promise<void> => {
       if (busy) return;
       busy = true;
-      while (lines.length > 0 && !sock.destroyed) {
+      this.answering.add(sock);
+      while (lines.length > 0 && !ended(sock)) {
         const resp = await answer(lines.shift()!, this.handler);
-        if (sock.destroyed) break;
+        if (ended(sock)) break; // close() answered it already
         // A streamed answer (a large listing made in slices) goes out chunk by chunk, paced by the reader.
         if (resp.ok && isAsyncIterable(resp.result)) { await streamTo(sock, resp.result); continue; }
         // Waits for the client to take the answer before handling its next request.
@@ -113,7 +129,8 @@ export class ControlServer {
         }
       }
       busy = false;
-      if (!sock.destroyed) flowControl();
+      this.answering.delete(sock);
+      if (!ended(sock)) flowControl();
     };
     sock.on('data', (chunk: string) => {
       buf += chunk;
@@ -139,6 +156,11 @@ export function startControlServer(path: string, handler: ControlHandler, opts?:
   return ControlServer.start(path, handler, opts);
 }
 
+/** Nothing more may be written: destroyed, or ended by close(). */
+function ended(sock: Socket): boolean {
+  return sock.destroyed || sock.writableEnded;
+}
+
 function isAsyncIterable(v: unknown): v is AsyncIterable<unknown> {
   return typeof v === 'object' && v !== null && typeof (v as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function';
 }
@@ -155,7 +177,7 @@ async function streamTo(sock: Socket, it: AsyncIterable<unknown>): Promise<void>
   sock.write(`${JSON.stringify({ ok: true, stream: true })}\n`);
   try {
     for await (const chunk of it) {
-      if (sock.destroyed) return; // leaving the loop ends the producer (its return() runs)
+      if (ended(sock)) return; // leaving the loop ends the producer (its return() runs)
       if (chunk instanceof Uint8Array) {
         sock.write('{"chunk":');
         sock.write(chunk);
@@ -164,9 +186,9 @@ async function streamTo(sock: Socket, it: AsyncIterable<unknown>): Promise<void>
         await new Promise<void>((r) => { sock.once('drain', r); sock.once('close', r); });
       }
     }
-    if (!sock.destroyed) sock.write(`${JSON.stringify({ end: true })}\n`);
+    if (!ended(sock)) sock.write(`${JSON.stringify({ end: true })}\n`);
   } catch (e) {
-    if (!sock.destroyed) sock.write(`${JSON.stringify({ ok: false, error: (e as Error).message })}\n`);
+    if (!ended(sock)) sock.write(`${JSON.stringify(failure(e))}\n`);
   }
 }
 
@@ -190,6 +212,10 @@ async function answer(line: string, handler: ControlHandler): Promise<ControlRes
   try {
     return { ok: true, result: await handler(req) };
   } catch (e) {
-    return { ok: false, error: (e as Error).message };
+    return failure(e);
   }
+}
+
+function failure(e: unknown): ControlResponse {
+  return { ok: false, error: (e as Error).message, ...(e instanceof StoppingError ? { stopping: true as const } : {}) };
 }
