@@ -30,6 +30,7 @@ import type { StatsReply } from './stats';
 import { Ha } from '../ha';
 import { WorkerPool } from './workers';
 import { mergeStats } from './merge-stats';
+import { numericFields, stageMetrics } from './stage-metrics';
 import { NatStage } from '../nat/stage';
 
 const VERSION = (require('../../../package.json') as { version: string }).version;
@@ -320,28 +321,14 @@ export class Runtime {
   /** Plain numbers for one Prometheus scrape (src/obs/metrics.ts names and labels them). */
   metricsSnapshot(): MetricsSnapshot {
     if (this.pool) return this.workersMetricsSnapshot();
-    const ruleHits: MetricsSnapshot['ruleHits'] = [];
-    const levels: MetricsSnapshot['levels'] = [];
-    for (const s of this.engine.pipeline) {
-      const st = (s.stats?.() ?? {}) as Record<string, unknown>;
-      // steer: { rules: { name: hits } }; policy: { policies: { name: { hits } } }.
-      if (isRecord(st.rules)) for (const [rule, v] of Object.entries(st.rules)) if (typeof v === 'number') ruleHits.push({ stage: s.name, rule, value: v });
-      if (isRecord(st.policies)) {
-        for (const [rule, v] of Object.entries(st.policies)) if (isRecord(v) && typeof v.hits === 'number') ruleHits.push({ stage: s.name, rule, value: v.hits });
-      }
-      for (const name of STAGE_LEVELS) if (typeof st[name] === 'number') levels.push({ stage: s.name, name, value: st[name] as number });
-    }
-    const numbers = (o: object): Record<string, number> =>
-      Object.fromEntries(Object.entries(o).filter((e): e is [string, number] => typeof e[1] === 'number'));
     return {
       counters: this.engine.counters.snapshot(true),
       drops: this.engine.counters.dropSnapshot(),
       decisions: this.engine.stageCounts(),
-      ruleHits,
-      queues: this.queues.map((q, i) => ({ queue: this.cfg.queues[i]!.num, stats: numbers(q.stats()) })),
-      tuns: this.tuns.map((t) => ({ tun: t.name, stats: numbers(t.stats()) })),
+      ...stageMetrics(this.engine.pipeline.map((s) => [s.name, s.stats?.()])),
+      queues: this.queues.map((q, i) => ({ queue: this.cfg.queues[i]!.num, stats: numericFields(q.stats()) })),
+      tuns: this.tuns.map((t) => ({ tun: t.name, stats: numericFields(t.stats()) })),
       held: this.engine.held.size,
-      levels,
       stageGauges: [...this.engine.pipeline.flatMap((s) => s.gauges?.() ?? []), ...(this.ha?.gauges() ?? [])],
     };
   }
@@ -349,27 +336,14 @@ export class Runtime {
   /** metricsSnapshot() from the workers' last reported stats (refreshed every second) and this thread's NAT. */
   private workersMetricsSnapshot(): MetricsSnapshot {
     const m = this.merged(this.pool!.latest);
-    const ruleHits: MetricsSnapshot['ruleHits'] = [];
-    const levels: MetricsSnapshot['levels'] = [];
-    for (const [stage, s] of Object.entries(m.stages)) {
-      const st = (s.state ?? {}) as Record<string, unknown>;
-      if (isRecord(st.rules)) for (const [rule, v] of Object.entries(st.rules)) if (typeof v === 'number') ruleHits.push({ stage, rule, value: v });
-      if (isRecord(st.policies)) {
-        for (const [rule, v] of Object.entries(st.policies)) if (isRecord(v) && typeof v.hits === 'number') ruleHits.push({ stage, rule, value: v.hits });
-      }
-      for (const name of STAGE_LEVELS) if (typeof st[name] === 'number') levels.push({ stage, name, value: st[name] as number });
-    }
-    const numbers = (o: object): Record<string, number> =>
-      Object.fromEntries(Object.entries(o).filter((e): e is [string, number] => typeof e[1] === 'number'));
     return {
       counters: m.counters,
       drops: m.drops,
       decisions: m.decisions,
-      ruleHits,
-      queues: m.queues.map(({ queue, worker: _w, ...q }) => ({ queue: queue as number, stats: numbers(q) })),
-      tuns: this.pool!.latest.flatMap((w) => w.tuns.map((t) => ({ tun: `${t.tun}#${w.index}`, stats: numbers(t) }))),
+      ...stageMetrics(Object.entries(m.stages).map(([stage, s]) => [stage, s.state])),
+      queues: m.queues.map(({ queue, worker: _w, ...q }) => ({ queue: queue as number, stats: numericFields(q) })),
+      tuns: this.pool!.latest.flatMap((w) => w.tuns.map((t) => ({ tun: `${t.tun}#${w.index}`, stats: numericFields(t) }))),
       held: m.held,
-      levels,
       stageGauges: this.engine.pipeline.flatMap((s) => s.gauges?.() ?? []),
     };
   }
@@ -398,13 +372,6 @@ export class Runtime {
     this.log.info({ uptimeSeconds: (Date.now() - this.started) / 1000 }, 'sluice stopped');
     this.log.flush();
   }
-}
-
-/** Stage stats() fields that are levels, exported as sluice_stage_state{stage, name}. */
-const STAGE_LEVELS = ['sas', 'hosts', 'held', 'turns', 'table_bytes', 'rate_limited_clients'] as const;
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 export function ensureDir(path: string): void {
