@@ -125,7 +125,14 @@ test('sluice NAT: server-initiated CHILD_SA rekeys of 4 hosts at the same instan
     assert.equal(c.missing.length, 0, `client ${i + 1}: ${c.missing.length} replies missing`);
   }
   assert.ok(held > 0, 'simultaneous rekey requests of different hosts were held behind each other');
-  assert.equal(await sl.counter('nat.window_learned'), 2 * N, 'every AUTH and every rekey learned in its own window');
+  // Every AUTH and every rekey learned by a rule, none guessed or dropped as ambiguous. Most come in
+  // their own window; one whose server is slower than the window's 150 ms after the response (a
+  // loaded machine, the server retransmitting behind the serialized windows) is learned by
+  // elimination instead: as correct, and checked the same way by the SPIs below.
+  const learned = (await Promise.all(['nat.window_learned', 'nat.learned_elimination', 'nat.learned_reply', 'nat.learned_outbound'].map((c) => sl.counter(c)))).reduce((a, b) => a + b, 0);
+  assert.equal(learned, 2 * N, 'every AUTH and every rekey learned (in its window, by reply, by elimination or from the host)');
+  assert.equal(await sl.counter('nat.window_opened'), 2 * N, 'every AUTH and every rekey got a window of its own, one at a time');
+  assert.equal(await sl.counter('nat.ambiguous'), 0, 'no packet dropped as ambiguous');
   for (const g of await saList(sl)) {
     const i = Number(g.host.split('.')[3]) - 10;
     assert.deepEqual(g.esp_in.map((e) => e.spi).sort(), [0x2000 + i, 0x3000 + i].map((v) => v.toString(16).padStart(8, '0')), `${g.host}: old and new inbound SPI side by side`);
