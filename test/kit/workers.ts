@@ -2,7 +2,8 @@
  * The worker-threads mode of the namespace tests. SLUICE_TEST_WORKERS=N (N > 1) runs every gateway
  * a test starts with `workers: N`: each configured queue q becomes queues q..q+N-1 and the kernel
  * rules send to them with --queue-balance q:q+N-1 (src/cli/pipeline.ts spreadQueues). scripts/test.sh
- * runs the namespace files that use this a second time with N = 2.
+ * runs the namespace files that use this a second time with N = 2 (not ha.test: its workers run is
+ * manual, docs/ha.md).
  *
  * A test that writes its config uses withTestWorkers(yaml) for both `sluice rules` and `sluice run`;
  * one that installs NFQUEUE rules itself spreads them with spreadTestQueues(); and after start,

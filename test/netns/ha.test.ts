@@ -7,6 +7,13 @@
  * replicated mappings without any IKE message; the killed gateway comes back as a standby, gets a
  * full resync, and is the next one killed (so failback is exercised the same way).
  *
+ * SLUICE_TEST_WORKERS=N runs both gateways with `workers: N` (test/kit/workers.ts; a manual run,
+ * not part of scripts/test.sh's workers pass). Then, before each kill, ESP with a replicated SPI is
+ * framed straight to the standby (as traffic reaching it before keepalived's notify ran would be):
+ * its worker threads must hand every packet to the NAT owner thread, which drops it
+ * (nat.ha_standby), and translate none; and after each promotion the workers' fast path must carry
+ * the resumed traffic in both directions.
+ *
  * The outage per failover (last reply before, first reply after, worst client) is printed as a
  * diagnostic line `HA-OUTAGE ...` for bench/RESULTS.md.
  */
@@ -18,7 +25,8 @@ import { resolve } from 'node:path';
 import { labSkipReason, until, type Namespace, type Proc } from '../../src/lab/lab';
 import { Charon, charonLogStats, ikev2PskClient, ikev2PskServer, ipsecSkipReason } from '../../src/lab/ipsec';
 import { ESP_PEER, PY, runClients, startServer, serverResult, summary, type NatTopo } from './fixtures/nat-lab';
-import { espIn, haStatus, haTopo, ns4, startKeepalived, startSluice, type Gateway, type HaTopo } from './fixtures/ha-lab';
+import { espIn, espToGateway, haStatus, haTopo, natWorkers, ns4, queueCounts, startKeepalived, startSluice, type Gateway, type HaTopo } from './fixtures/ha-lab';
+import { TEST_WORKERS } from '../kit/workers';
 
 const N_RAW = Number(process.env.SLUICE_HA_RAW ?? 4);
 const N_SWAN = Number(process.env.SLUICE_HA_SWAN ?? 3);
@@ -26,6 +34,8 @@ const FAILOVERS = Number(process.env.SLUICE_HA_FAILOVERS ?? 5);
 const INTERVAL = 0.05;
 const PING_INTERVAL = 0.05;
 const SWAN_SERVER = '203.0.113.11';
+/** ESP packets framed to the standby before each kill. */
+const PROBES = 20;
 
 function skip(): string | false {
   const r = labSkipReason() || (N_SWAN > 0 && ipsecSkipReason());
@@ -69,7 +79,7 @@ function outage(times: number[], kill: number, next = Infinity): number | null {
 
 const median = (v: number[]): number => { const s = [...v].sort((a, b) => a - b); return s.length ? s[Math.floor((s.length - 1) / 2)]! : NaN; };
 
-test(`HA: ${FAILOVERS} failovers between two sluice gateways under keepalived; ${N_RAW} raw-ESP + ${N_SWAN} strongSwan clients resume without IKE`, { skip: skip(), timeout: 600_000 }, async (t) => {
+test(`HA: ${FAILOVERS} failovers between two sluice gateways under keepalived${TEST_WORKERS > 1 ? ` (workers: ${TEST_WORKERS})` : ''}; ${N_RAW} raw-ESP + ${N_SWAN} strongSwan clients resume without IKE`, { skip: skip(), timeout: 600_000 }, async (t) => {
   const MID = N_SWAN > 0 && process.env.SLUICE_HA_MIDNEG !== '0';
   const tp: HaTopo = await haTopo('ha', N_RAW + N_SWAN + (MID ? 1 : 0));
   t.after(() => tp.lab.cleanup());
@@ -90,7 +100,7 @@ test(`HA: ${FAILOVERS} failovers between two sluice gateways under keepalived; $
   await until(async () => (await haStatus(A)).role === 'active', 20000, 'A promoted by keepalived').catch(fail);
   await startKeepalived(tp, B, 100);
   await until(async () => (await haStatus(B)).stream?.last_resync, 20000, 'B resynced from A').catch(fail);
-  t.diagnostic('A active, B standby with a resync');
+  t.diagnostic(`A active, B standby with a resync (workers: ${TEST_WORKERS}; kernel rules from ${A.rulesFrom})`);
 
   // strongSwan clients (server in its own namespace on the WAN switch: esp_peer binds UDP 500 too).
   const swanClients = tp.clients.slice(N_RAW, N_RAW + N_SWAN);
@@ -139,11 +149,34 @@ test(`HA: ${FAILOVERS} failovers between two sluice gateways under keepalived; $
   await until(() => flowing(A), 60000, 'every client flowing through A').catch(fail);
   await until(async () => (await haStatus(B)).nat.records === (await haStatus(A)).nat.records, 10000, 'B holds what A holds').catch(fail);
 
+  /**
+   * Workers mode: ESP with a replicated SPI (a raw client's, or any when there is none) framed
+   * straight to the standby: every packet handed to the owner by the workers, translated by none,
+   * dropped as nat.ha_standby. Returns the standby's nat.ha_standby count afterwards.
+   */
+  const standbyDrops = async (g: Gateway): Promise<number> => {
+    const spiText = N_RAW > 0 ? (await espIn(g)).get(hosts[0]!)?.[0]?.spi : undefined;
+    assert.ok(N_RAW === 0 || spiText, `standby ${g.name} holds raw client 1's inbound ESP SA`);
+    const spi = spiText ? Number.parseInt(spiText.replace(/^0x/, ''), 16) : 0x5a5a0001;
+    const before = await g.sluice!.counter('nat.ha_standby');
+    const w0 = await natWorkers(g);
+    await espToGateway(tp, g, spi, PROBES);
+    const after = await until(async () => { const v = await g.sluice!.counter('nat.ha_standby'); return v >= before + PROBES ? v : 0; },
+      5000, `standby ${g.name} dropped the ${PROBES} ESP packets framed to it (nat.ha_standby)`);
+    const w1 = await natWorkers(g);
+    assert.ok(w0 && w1, 'workers mode: the NAT reports its workers\' counts');
+    assert.equal(w1.in + w1.out, w0.in + w0.out, `standby ${g.name}: no worker translated anything`);
+    assert.ok(w1.forwarded - w0.forwarded >= PROBES, `standby ${g.name}: the workers handed every NAT packet to the owner (${w1.forwarded - w0.forwarded} of ${PROBES})`);
+    return after;
+  };
+
   const kills: number[] = [];
   let active = A, standby = B;
   for (let i = 0; i < FAILOVERS; i++) {
     const want = (await haStatus(active)).nat.records;
     await until(async () => (await haStatus(standby)).nat.records === want, 10000, `standby ${standby.name} in sync`).catch(fail);
+    // Only in workers mode: the default run stays what scripts/test.sh has always timed.
+    const standbyDropped = TEST_WORKERS > 1 ? await standbyDrops(standby).catch(fail) : await standby.sluice!.counter('nat.ha_standby');
     const t0 = Date.now();
     kills.push(t0);
     await active.sluice!.kill9();
@@ -153,7 +186,16 @@ test(`HA: ${FAILOVERS} failovers between two sluice gateways under keepalived; $
     await until(() => flowing(standby), 30000, `every client resumed through ${standby.name}`).catch(fail);
     const resumedMs = Date.now() - t0;
     const st = await haStatus(standby);
-    t.diagnostic(`failover ${i + 1}: ${active.name} -> ${standby.name}: promoted after ${promotedMs} ms (rebuild ${st.last_promote_ms.toFixed(1)} ms, ${st.last_promote_records} records), every client seen again within ${resumedMs} ms`);
+    // Dropped by the new active while it still was a standby (traffic that arrived before the notify ran).
+    const windowDrops = (await standby.sluice!.counter('nat.ha_standby')) - standbyDropped;
+    let fast = '';
+    if (TEST_WORKERS > 1) {
+      // It was a standby since it started, so its workers' fast-path counts are all from after the promotion.
+      const w = (await until(async () => { const c = await natWorkers(standby); return c && c.in > 0 && c.out > 0 ? c : null; }, 10000,
+        `${standby.name}'s workers translating on their fast path again (inbound and outbound)`).catch(fail))!;
+      fast = `; workers: fast path in ${w.in} out ${w.out}, forwarded ${w.forwarded}, queues ${await queueCounts(standby)}`;
+    }
+    t.diagnostic(`failover ${i + 1}: ${active.name} -> ${standby.name}: promoted after ${promotedMs} ms (rebuild ${st.last_promote_ms.toFixed(1)} ms, ${st.last_promote_records} records), every client seen again within ${resumedMs} ms; ${windowDrops} NAT packets dropped before its promotion${fast}`);
     // The killed gateway comes back: links up, sluice restarted (auto: standby), full resync.
     await active.ns.sh('ip link set lan0 up && ip link set wan0 up');
     await startSluice(tp, active);
@@ -239,5 +281,6 @@ test(`HA: ${FAILOVERS} failovers between two sluice gateways under keepalived; $
   for (const g of tp.gws) { try { t.diagnostic(`notify ${g.name}:\n${tp.lab.read(`notify-${g.name}.log`)}`); } catch { /* none */ } }
   const fin = await haStatus(active);
   t.diagnostic(`final active ${active.name}: ${JSON.stringify({ counters: fin.counters, rejected: fin.rejected })}`);
+  if (TEST_WORKERS > 1) t.diagnostic(`final active ${active.name}'s workers: ${JSON.stringify(await natWorkers(active))}; queues ${await queueCounts(active)}`);
   assert.deepEqual(Object.values(fin.rejected).filter((v) => v !== 0), [], 'no replication message rejected');
 });
